@@ -1,0 +1,55 @@
+//! Bakes `pylib/pivot/**.py` into the binary and adds the libpython rpath. Nothing else.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::{env, fs};
+
+fn collect(dir: &Path, module: &str, out: &mut Vec<(String, bool, PathBuf)>) {
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .map(|e| e.expect("readable pylib entry").path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        let name = path.file_name().and_then(|n| n.to_str()).expect("utf-8 pylib names").to_owned();
+        if path.is_dir() {
+            if path.join("__init__.py").is_file() {
+                collect(&path, &format!("{module}.{name}"), out);
+            }
+        } else if let Some(stem) = name.strip_suffix(".py") {
+            if stem == "__init__" {
+                out.push((module.to_owned(), true, path.clone()));
+            } else {
+                out.push((format!("{module}.{stem}"), false, path.clone()));
+            }
+        }
+    }
+}
+
+fn main() {
+    let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let pylib = root.join("pylib").join("pivot");
+    println!("cargo:rerun-if-changed=pylib");
+    let mut modules = Vec::new();
+    collect(&pylib, "pivot", &mut modules);
+    let mut src = String::from("/// (module name, is package, source) of every embedded `pivot` module.\n");
+    src.push_str("pub static PYLIB: &[(&str, bool, &str)] = &[\n");
+    for (name, is_pkg, path) in &modules {
+        println!("cargo:rerun-if-changed={}", path.display());
+        writeln!(src, "    ({name:?}, {is_pkg}, include_str!({:?})),", path.display().to_string())
+            .expect("write to string");
+    }
+    src.push_str("];\n");
+    let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("pylib.rs");
+    fs::write(&out, src).expect("write pylib.rs");
+
+    // pyo3 emits -L only; without an rpath the loader may pick another libpython of the same
+    // soname (Debian's), with the wrong stdlib (BUILD-NOTES.md 2, pitfall 1).
+    pyo3_build_config::add_libpython_rpath_link_args();
+    let config = pyo3_build_config::get();
+    let exe = config.executable().unwrap_or_default();
+    println!("cargo:rustc-env=PIVOT_BUILD_PYTHON={exe}");
+    let version = config.version();
+    println!("cargo:rustc-env=PIVOT_BUILD_PY_MINOR={}.{}", version.major, version.minor);
+    println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
+}

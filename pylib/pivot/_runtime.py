@@ -1,0 +1,148 @@
+"""The only module the Rust side calls. Requests and answers are JSON strings.
+
+- `load_pipeline(pipeline_file, project_root)`: execute the pipeline file, describe its stages.
+- `stage_params(names)`: effective params per stage (memoised; the forked child reuses them).
+- `fingerprint(names)`: code manifest per stage.
+- `child_run(name, result_fd)`: inside a forked child, run one stage and write its result.
+
+All paths are absolute, normalised and `/`-separated; directory outputs keep a trailing `/`.
+Per-stage problems come back as `{"error": ...}` entries; exceptions only escape
+`load_pipeline`, where they are the user's to read (with their traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import traceback
+from typing import Any
+
+from pivot import _paths
+from pivot._stage import Stage, each_path, source_location
+from pivot.exceptions import PivotError
+from pivot.outputs import DirectoryOut, IncrementalOut, Metric, Out, Plot
+from pivot.pipeline import Pipeline
+
+_pipeline: Pipeline | None = None
+
+
+def load_pipeline(pipeline_file: str, project_root: str) -> str:
+    """Execute `pipeline_file` and return its stages (see the module docstring of Rust's side).
+
+    `{"name", "root", "stages": [{"name", "deps", "outs", "incremental_inputs", "mutex",
+    "has_params", "source"}]}`, stages in registration order.
+    """
+    global _pipeline
+    from pivot import _discovery, _params
+
+    _paths.set_project_root(project_root)
+    _params.forget()
+    _pipeline = None
+    pipeline = _discovery.load(pipeline_file)
+    _pipeline = pipeline
+    stages = [_describe(pipeline.get(name)) for name in pipeline.list_stages()]
+    return json.dumps({"name": pipeline.name, "root": str(pipeline.root), "stages": stages})
+
+
+def stage_params(names: list[str]) -> str:
+    """`{name: {"params": {...}} | {"error": message}}`, params in model field order."""
+    from pivot import _params
+
+    answer: dict[str, Any] = {}
+    for name in names:
+        try:
+            _, params = _params.effective(_lookup(name), _paths.project_root())
+            json.dumps(params, allow_nan=False)  # serde_json rejects NaN and Infinity
+            answer[name] = {"params": params}
+        except PivotError as e:
+            answer[name] = {"error": e.message}
+        except Exception as e:
+            answer[name] = {"error": f"cannot compute the params: {type(e).__name__}: {e}"}
+    return json.dumps(answer)
+
+
+def fingerprint(names: list[str]) -> str:
+    """`{name: {"manifest": {key: digest}} | {"error": message}}`."""
+    answer: dict[str, Any] = {}
+    for name in names:
+        try:
+            stage = _lookup(name)
+            answer[name] = {"manifest": _loaded().ensure_fingerprint(stage.name)}
+        except PivotError as e:
+            answer[name] = {"error": e.message}
+        except Exception as e:
+            answer[name] = {"error": f"fingerprinting failed: {type(e).__name__}: {e}"}
+    return json.dumps(answer)
+
+
+def child_run(name: str, result_fd: int) -> int:
+    """Run stage `name` in this forked child; write its JSON result to `result_fd`.
+
+    Returns the exit code for the child: 0 when the stage succeeded, 1 otherwise. Never raises.
+    """
+    try:
+        from pivot import _runner
+
+        result = _runner.run(_lookup(name))
+    except BaseException as e:
+        result = {
+            "status": "failed",
+            "reason": e.message if isinstance(e, PivotError) else f"{type(e).__name__}: {e}",
+            "traceback": "" if isinstance(e, PivotError) else traceback.format_exc(),
+        }
+    try:
+        data = json.dumps(result).encode()
+        while data:
+            data = data[os.write(result_fd, data) :]
+        os.close(result_fd)
+    except BaseException:
+        pass  # the parent sees a missing result and reports the child as crashed
+    return 0 if result.get("status") == "ok" else 1
+
+
+def _loaded() -> Pipeline:
+    if _pipeline is None:
+        raise PivotError("no pipeline is loaded")
+    return _pipeline
+
+
+def _lookup(name: str) -> Stage:
+    try:
+        return _loaded().get(name)
+    except KeyError:
+        raise PivotError(f"unknown stage `{name}`") from None
+
+
+def _describe(stage: Stage) -> dict[str, Any]:
+    deps = [
+        {"param": param, "path": path}
+        for param, spec in stage.dep_specs.items()
+        if spec.creates_dep_edge
+        for path in each_path(spec.path)
+    ]
+    outs = [
+        {"field": field, "path": path, "kind": _kind(spec), "cache": spec.cache}
+        for field, spec in stage.out_specs.items()
+        for path in each_path(spec.path)
+    ]
+    return {
+        "name": stage.name,
+        "deps": deps,
+        "outs": outs,
+        "incremental_inputs": stage.incremental_inputs,
+        "mutex": stage.mutex,
+        "has_params": stage.params is not None,
+        "source": source_location(stage.func),
+    }
+
+
+def _kind(spec: Out[Any]) -> str:
+    if isinstance(spec, DirectoryOut):
+        return "directory"
+    if isinstance(spec, IncrementalOut):
+        return "incremental"
+    if isinstance(spec, Metric):
+        return "metric"
+    if isinstance(spec, Plot):
+        return "plot"
+    return "out"

@@ -1,0 +1,189 @@
+//! Command-line types (clap derive). Their doc comments are the `--help` text.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Pivot runs Python pipelines and re-runs only what changed: data, params or code.
+///
+/// Stages are plain Python functions registered on a `Pipeline` in `pipeline.py`. Pivot works out
+/// which stages are stale and runs those, in parallel, caching every output by content.
+///
+/// `pivot FILE.py [COMMAND ...]` is `pivot -p FILE.py COMMAND ...` (default command: `repro`),
+/// which is what a `#!/usr/bin/env pivot` pipeline script receives.
+#[derive(Debug, Parser)]
+#[command(name = "pivot", version, max_term_width = 100)]
+pub struct Cli {
+    /// The pipeline file to use (default: `pipeline.py` in the current directory or the project
+    /// root). Without a `.pivot/` above it, its directory becomes a project on first use.
+    #[arg(short = 'p', long = "pipeline", global = true, value_name = "FILE")]
+    pub pipeline: Option<PathBuf>,
+
+    /// Say more: which interpreter runs, where things are.
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    pub verbose: bool,
+
+    /// Say less: no per-stage progress and no stage output on the console.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Make the current directory a pivot project (creates `.pivot/`).
+    Init {
+        /// Rewrite `.pivot/.gitignore` in an existing project.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Run the stale stages among STAGES and everything upstream of them (all stages if none).
+    Repro(ReproArgs),
+    /// Run exactly STAGES (no upstream), or `run FILE.py [STAGES]` for a pipeline file.
+    Run(RunArgs),
+    /// Show which stages are stale and why.
+    Status(StatusArgs),
+    /// List the registered stages.
+    List {
+        /// Machine-readable output on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Show each stage's deps (with their producers) and outputs.
+        #[arg(long)]
+        deps: bool,
+    },
+    /// Show the stage graph (default: an indented text tree of stages and their upstream).
+    Dag(DagArgs),
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct ExecArgs {
+    /// Run at most N stages at once (default: usable cores, or `core.max_workers`).
+    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Run stages even if they are up to date.
+    #[arg(short, long)]
+    pub force: bool,
+    /// After a stage fails, keep running stages that do not depend on it.
+    #[arg(short = 'k', long, conflicts_with = "fail_fast")]
+    pub keep_going: bool,
+    /// Stop starting stages after the first failure (the default).
+    #[arg(long)]
+    pub fail_fast: bool,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct ReproArgs {
+    /// Stages to bring up to date, with everything upstream of them.
+    pub stages: Vec<String>,
+    #[command(flatten)]
+    pub exec: ExecArgs,
+    /// Print what would run and why, run nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// With --dry-run: machine-readable output on stdout.
+    #[arg(long, requires = "dry_run")]
+    pub json: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// Stage names, or a pipeline file followed by stage names.
+    #[arg(value_name = "STAGES", required = true)]
+    pub targets: Vec<String>,
+    #[command(flatten)]
+    pub exec: ExecArgs,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct StatusArgs {
+    /// Stages to report on, with everything upstream of them (all if none).
+    pub stages: Vec<String>,
+    /// Machine-readable output on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct DagArgs {
+    /// Show only these stages and their upstream.
+    pub targets: Vec<String>,
+    /// Graphviz DOT on stdout.
+    #[arg(long, conflicts_with_all = ["mermaid"])]
+    pub dot: bool,
+    /// Mermaid flowchart on stdout.
+    #[arg(long)]
+    pub mermaid: bool,
+    /// Nodes are stages (default for --dot/--mermaid: artifacts, edges input -> output).
+    #[arg(long)]
+    pub stages: bool,
+}
+
+/// Rewrites `pivot [GLOBAL] FILE.py [COMMAND ...]` into `pivot [GLOBAL] -p FILE.py COMMAND ...`
+/// (default `repro`), and `run FILE.py [STAGES]` into `-p FILE.py repro|run [STAGES]`.
+pub fn rewrite_script_invocation(args: Vec<OsString>) -> Vec<OsString> {
+    let is_script = |a: &OsString| {
+        let s = a.to_string_lossy();
+        s.ends_with(".py") && !s.starts_with('-')
+    };
+    // Find the first positional argument, skipping global options and the value of -p.
+    let mut i = 1;
+    while i < args.len() {
+        let a = args[i].to_string_lossy();
+        if a == "-p" || a == "--pipeline" {
+            i += 2;
+        } else if a.starts_with('-') {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    if i >= args.len() {
+        return args;
+    }
+    let mut out: Vec<OsString> = args[..i].to_vec();
+    if is_script(&args[i]) {
+        out.push("-p".into());
+        out.push(args[i].clone());
+        let rest = &args[i + 1..];
+        if rest.first().is_none_or(|a| a.to_string_lossy().starts_with('-')) {
+            out.push("repro".into());
+        }
+        out.extend_from_slice(rest);
+        return out;
+    }
+    if args[i] == "run" && args.get(i + 1).is_some_and(is_script) {
+        out.push("-p".into());
+        out.push(args[i + 1].clone());
+        let rest = &args[i + 2..];
+        let has_stages = rest.iter().any(|a| !a.to_string_lossy().starts_with('-'));
+        out.push(if has_stages { "run" } else { "repro" }.into());
+        out.extend_from_slice(rest);
+        return out;
+    }
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rw(args: &[&str]) -> Vec<String> {
+        let v = args.iter().map(OsString::from).collect();
+        rewrite_script_invocation(v).into_iter().map(|s| s.to_string_lossy().into_owned()).collect()
+    }
+
+    #[test]
+    fn script_invocations_become_pipeline_options() {
+        assert_eq!(rw(&["pivot", "./p.py"]), ["pivot", "-p", "./p.py", "repro"]);
+        assert_eq!(rw(&["pivot", "./p.py", "status"]), ["pivot", "-p", "./p.py", "status"]);
+        assert_eq!(rw(&["pivot", "-v", "p.py", "-f"]), ["pivot", "-v", "-p", "p.py", "repro", "-f"]);
+        assert_eq!(rw(&["pivot", "run", "p.py"]), ["pivot", "-p", "p.py", "repro"]);
+        assert_eq!(rw(&["pivot", "run", "p.py", "a", "-f"]), ["pivot", "-p", "p.py", "run", "a", "-f"]);
+        assert_eq!(rw(&["pivot", "run", "a"]), ["pivot", "run", "a"]);
+        assert_eq!(rw(&["pivot", "-p", "x.py", "status"]), ["pivot", "-p", "x.py", "status"]);
+    }
+}

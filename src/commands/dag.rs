@@ -1,0 +1,113 @@
+//! `pivot dag`: the stage graph as a text tree (default), Graphviz DOT or Mermaid (stdout).
+
+use std::collections::BTreeSet;
+
+use super::{Globals, Session};
+use crate::cli::DagArgs;
+use crate::error::ExitStatus;
+
+pub fn run(globals: &Globals, args: DagArgs) -> anyhow::Result<ExitStatus> {
+    let s = Session::load(globals)?;
+    let targets = s.lookup(&args.targets)?;
+    let shown: Vec<usize> = if targets.is_empty() { s.dag.order() } else { s.dag.with_upstream(&targets) };
+    let mut include = vec![false; s.dag.len()];
+    shown.iter().for_each(|&i| include[i] = true);
+
+    let out = if args.dot || args.mermaid {
+        let edges = edges(&s, &shown, &include, args.stages);
+        let nodes: BTreeSet<String> = if args.stages {
+            shown.iter().map(|&i| s.dag.name(i).to_owned()).collect()
+        } else {
+            shown
+                .iter()
+                .flat_map(|&i| {
+                    let st = &s.dag.stages[i];
+                    st.deps.iter().map(|d| d.path.clone()).chain(st.outs.iter().map(|o| o.path.clone()))
+                })
+                .collect()
+        };
+        if args.dot { dot(&nodes, &edges) } else { mermaid(&nodes, &edges) }
+    } else {
+        tree(&s, &shown, &include)
+    };
+    s.printer.data(out);
+    Ok(ExitStatus::Success)
+}
+
+fn edges(s: &Session, shown: &[usize], include: &[bool], stages: bool) -> BTreeSet<(String, String)> {
+    let mut e = BTreeSet::new();
+    for &i in shown {
+        let st = &s.dag.stages[i];
+        if stages {
+            for &u in s.dag.upstream(i) {
+                if include[u] {
+                    e.insert((s.dag.name(u).to_owned(), st.name.clone()));
+                }
+            }
+        } else {
+            for d in &st.deps {
+                for o in &st.outs {
+                    e.insert((d.path.clone(), o.path.clone()));
+                }
+            }
+        }
+    }
+    e
+}
+
+fn dot(nodes: &BTreeSet<String>, edges: &BTreeSet<(String, String)>) -> String {
+    let mut out = String::from("digraph {\n");
+    let linked: BTreeSet<&String> = edges.iter().flat_map(|(a, b)| [a, b]).collect();
+    for n in nodes.iter().filter(|n| !linked.contains(n)) {
+        out.push_str(&format!("  {n:?};\n"));
+    }
+    for (a, b) in edges {
+        out.push_str(&format!("  {a:?} -> {b:?};\n"));
+    }
+    out.push_str("}\n");
+    out
+}
+
+fn mermaid(nodes: &BTreeSet<String>, edges: &BTreeSet<(String, String)>) -> String {
+    let ids: std::collections::HashMap<&String, usize> = nodes.iter().enumerate().map(|(k, n)| (n, k)).collect();
+    let mut out = String::from("flowchart TD\n");
+    for (n, k) in nodes.iter().map(|n| (n, ids[n])) {
+        out.push_str(&format!("    node{k}[\"{}\"]\n", n.replace('"', "#quot;")));
+    }
+    for (a, b) in edges {
+        if let (Some(x), Some(y)) = (ids.get(a), ids.get(b)) {
+            out.push_str(&format!("    node{x}-->node{y}\n"));
+        }
+    }
+    out
+}
+
+/// Stages as a tree from the sources down; a stage reached a second time is marked `(*)`.
+fn tree(s: &Session, shown: &[usize], include: &[bool]) -> String {
+    if shown.is_empty() {
+        return "(no stages)\n".into();
+    }
+    let mut out = String::new();
+    let mut printed = vec![false; s.dag.len()];
+    fn walk(s: &Session, i: usize, prefix: &str, last: bool, top: bool, include: &[bool], printed: &mut [bool], out: &mut String) {
+        let branch = if top { "" } else if last { "└── " } else { "├── " };
+        let seen = printed[i];
+        out.push_str(&format!("{prefix}{branch}{}{}\n", s.dag.name(i), if seen { " (*)" } else { "" }));
+        if seen {
+            return;
+        }
+        printed[i] = true;
+        let kids: Vec<usize> = s.dag.downstream(i).iter().copied().filter(|&d| include[d]).collect();
+        let child_prefix = if top { String::new() } else { format!("{prefix}{}", if last { "    " } else { "│   " }) };
+        for (k, &d) in kids.iter().enumerate() {
+            walk(s, d, &child_prefix, k + 1 == kids.len(), false, include, printed, out);
+        }
+    }
+    for &i in shown {
+        let is_source = s.dag.upstream(i).iter().all(|&u| !include[u]);
+        if is_source {
+            walk(s, i, "", true, true, include, &mut printed, &mut out);
+        }
+    }
+    out
+}

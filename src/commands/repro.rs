@@ -1,0 +1,80 @@
+//! `pivot repro` (targets and their upstream) and `pivot run` (exactly the named stages).
+
+use anyhow::Context;
+
+use super::{status, Globals, Session};
+use crate::cache::Cache;
+use crate::cli::{ExecArgs, ReproArgs, RunArgs};
+use crate::error::ExitStatus;
+use crate::executor::keys::Inputs;
+use crate::executor::{Executor, RunOptions};
+use crate::settings::Settings;
+use crate::state::State;
+
+pub fn repro(globals: &Globals, args: ReproArgs) -> anyhow::Result<ExitStatus> {
+    let s = Session::load(globals)?;
+    let targets = s.lookup(&args.stages)?;
+    let order = if targets.is_empty() { s.dag.order() } else { s.dag.with_upstream(&targets) };
+    if args.dry_run {
+        return dry_run(&s, &order, args.exec.force, args.json);
+    }
+    execute(&s, &order, &args.exec)
+}
+
+pub fn run(globals: &Globals, args: RunArgs) -> anyhow::Result<ExitStatus> {
+    let s = Session::load(globals)?;
+    let targets = s.lookup(&args.targets)?;
+    let order = s.dag.only(&targets);
+    execute(&s, &order, &args.exec)
+}
+
+fn dry_run(s: &Session, order: &[usize], force: bool, json: bool) -> anyhow::Result<ExitStatus> {
+    let plans = status::compute(s, order, force)?;
+    if json {
+        let stages: serde_json::Map<String, serde_json::Value> = plans
+            .iter()
+            .map(|p| (p.name.clone(), serde_json::json!({ "would_run": p.is_stale(), "reason": p.reason })))
+            .collect();
+        let doc = serde_json::json!({ "schema_version": 1, "stages": stages });
+        s.printer.data(format!("{}\n", serde_json::to_string_pretty(&doc)?));
+        return Ok(ExitStatus::Success);
+    }
+    let mut out = String::from("Would run:\n");
+    for p in &plans {
+        let verb = if p.is_stale() { "would run" } else { "would skip" };
+        out.push_str(&format!("  {}: {verb} ({})\n", p.name, p.reason));
+    }
+    s.printer.data(out);
+    Ok(ExitStatus::Success)
+}
+
+fn execute(s: &Session, order: &[usize], exec: &ExecArgs) -> anyhow::Result<ExitStatus> {
+    if order.is_empty() {
+        s.printer.info("No stages to run");
+        return Ok(ExitStatus::Success);
+    }
+    let _lock = s.lock_project()?;
+    let settings = Settings::load(&s.project.pivot_dir())?;
+    let state = State::open(&s.project.state_db()).context("cannot open the state")?;
+    let cache = Cache::new(s.project.cache_dir());
+    let names: Vec<&str> = order.iter().map(|&i| s.dag.name(i)).collect();
+    let inputs = Inputs::load(&s.runtime, &names)?;
+    let executor = Executor {
+        project: &s.project,
+        runtime: &s.runtime,
+        dag: &s.dag,
+        state: &state,
+        cache: &cache,
+        modes: &settings.checkout_modes,
+        printer: s.printer,
+        inputs: &inputs,
+    };
+    let opts = RunOptions { jobs: settings.jobs(exec.jobs), force: exec.force, keep_going: exec.keep_going };
+    let summary = executor.run(order, opts);
+    eprintln!("{}", summary.line());
+    if summary.interrupted {
+        eprintln!("error: interrupted; stages that were running were stopped and nothing of theirs was recorded");
+        return Ok(ExitStatus::Interrupted);
+    }
+    Ok(if summary.any_failed() { ExitStatus::Failure } else { ExitStatus::Success })
+}

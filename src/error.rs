@@ -1,0 +1,76 @@
+//! Exit statuses and how an error reaches the user: `error: ...`, the Python traceback when user
+//! code raised, then `hint: ...` when there is an obvious next step.
+
+use crate::pipeline::DagError;
+use crate::project::ProjectError;
+use crate::python::PythonError;
+
+/// 0 success; 1 a stage failed or a check failed; 2 pivot could not do its job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Success,
+    Failure,
+    Error,
+    /// Ctrl-C / SIGTERM stopped the run.
+    Interrupted,
+}
+
+impl ExitStatus {
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Success => 0,
+            ExitStatus::Failure => 1,
+            ExitStatus::Error => 2,
+            ExitStatus::Interrupted => 130,
+        }
+    }
+}
+
+/// An error a command raises with its own hint.
+#[derive(thiserror::Error, Debug)]
+#[error("{message}")]
+pub struct Hinted {
+    pub message: String,
+    pub hint: String,
+}
+
+pub fn hinted(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
+    Hinted { message: message.into(), hint: hint.into() }.into()
+}
+
+fn hint(err: &anyhow::Error) -> Option<String> {
+    err.chain().find_map(|e| {
+        if let Some(e) = e.downcast_ref::<PythonError>() {
+            e.hint()
+        } else if let Some(e) = e.downcast_ref::<DagError>() {
+            e.hint()
+        } else if let Some(e) = e.downcast_ref::<ProjectError>() {
+            e.hint()
+        } else {
+            e.downcast_ref::<Hinted>().map(|h| h.hint.clone())
+        }
+    })
+}
+
+/// Prints an error the way every command does.
+pub fn report(err: &anyhow::Error) {
+    eprintln!("error: {err:#}");
+    for e in err.chain() {
+        match e.downcast_ref::<PythonError>() {
+            Some(PythonError::User { traceback, .. }) if !traceback.is_empty() => {
+                eprint!("{traceback}");
+                if !traceback.ends_with('\n') {
+                    eprintln!();
+                }
+            }
+            Some(PythonError::Syntax { text: Some(text), .. }) => {
+                eprintln!("    {}", text.trim_end());
+            }
+            _ => continue,
+        }
+        break;
+    }
+    if let Some(h) = hint(err) {
+        eprintln!("hint: {h}");
+    }
+}

@@ -1,0 +1,139 @@
+//! Computing a stage's key: fingerprints and params from Python (one batch call each), dep
+//! digests through the stat memo.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::digest::{self, Digest, DigestMemo, ManifestEntry};
+use crate::lockfile::LockEntry;
+use crate::pipeline::StageSpec;
+use crate::project::Project;
+use crate::python::{PythonError, Runtime};
+use crate::stage_key::StageKey;
+
+#[derive(Deserialize)]
+struct ManifestResult {
+    manifest: Option<BTreeMap<String, String>>,
+    error: Option<String>,
+}
+
+fn unpack<T>(value: Option<T>, error: Option<String>) -> Result<T, String> {
+    match (value, error) {
+        (_, Some(e)) => Err(e),
+        (Some(v), None) => Ok(v),
+        (None, None) => Err("no result".to_owned()),
+    }
+}
+
+#[derive(Deserialize)]
+struct ParamsResult {
+    params: Option<serde_json::Map<String, serde_json::Value>>,
+    error: Option<String>,
+}
+
+/// Fingerprints and effective params of the stages of one command.
+#[derive(Default)]
+pub struct Inputs {
+    manifests: HashMap<String, Result<BTreeMap<String, String>, String>>,
+    params: HashMap<String, Result<serde_json::Map<String, serde_json::Value>, String>>,
+}
+
+fn bad_json(what: &str, e: serde_json::Error) -> PythonError {
+    PythonError::Internal(format!("{what} returned malformed data: {e}"))
+}
+
+impl Inputs {
+    pub fn load(runtime: &Runtime, names: &[&str]) -> Result<Inputs, PythonError> {
+        if names.is_empty() {
+            return Ok(Inputs::default());
+        }
+        let params: HashMap<String, ParamsResult> =
+            serde_json::from_str(&runtime.stage_params(names)?).map_err(|e| bad_json("stage_params", e))?;
+        let manifests: HashMap<String, ManifestResult> =
+            serde_json::from_str(&runtime.fingerprint(names)?).map_err(|e| bad_json("fingerprint", e))?;
+        Ok(Inputs {
+            manifests: manifests.into_iter().map(|(k, v)| (k, unpack(v.manifest, v.error))).collect(),
+            params: params.into_iter().map(|(k, v)| (k, unpack(v.params, v.error))).collect(),
+        })
+    }
+}
+
+/// Why a key could not be computed (the stage is reported stale / failed with this reason).
+#[derive(Debug, Clone)]
+pub enum KeyError {
+    Params(String),
+    Fingerprint(String),
+    MissingDeps(Vec<String>),
+    UnreadableDeps(Vec<String>),
+}
+
+impl std::fmt::Display for KeyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyError::Params(m) => write!(f, "{m}"),
+            KeyError::Fingerprint(m) => write!(f, "fingerprinting failed: {m}"),
+            KeyError::MissingDeps(p) => write!(f, "missing deps: {}", p.join(", ")),
+            KeyError::UnreadableDeps(p) => write!(f, "unreadable deps: {}", p.join(", ")),
+        }
+    }
+}
+
+/// Digest of a file, or tree digest and manifest of a directory.
+pub fn hash_path(path: &Path, memo: &dyn DigestMemo) -> io::Result<(Digest, Option<Vec<ManifestEntry>>)> {
+    let meta = std::fs::metadata(path)?;
+    if meta.is_dir() {
+        let t = digest::hash_dir(path, memo)?;
+        Ok((t.digest, Some(t.manifest)))
+    } else {
+        Ok((digest::hash_file_memo(path, &meta, memo)?, None))
+    }
+}
+
+/// The current key of `stage`: code manifest, params, dep digests and output paths.
+pub fn stage_key(
+    project: &Project,
+    stage: &StageSpec,
+    inputs: &Inputs,
+    memo: &dyn DigestMemo,
+) -> Result<StageKey, KeyError> {
+    let params = match inputs.params.get(&stage.name) {
+        Some(Ok(p)) => p.clone(),
+        Some(Err(e)) => return Err(KeyError::Params(e.clone())),
+        None => return Err(KeyError::Params("params were not computed".into())),
+    };
+    let manifest = match inputs.manifests.get(&stage.name) {
+        Some(Ok(m)) => m.clone(),
+        Some(Err(e)) => return Err(KeyError::Fingerprint(e.clone())),
+        None => return Err(KeyError::Fingerprint("not computed".into())),
+    };
+    let (mut missing, mut unreadable, mut deps) = (Vec::new(), Vec::new(), Vec::new());
+    for d in &stage.deps {
+        let rel = project.rel(d.abs());
+        match hash_path(d.abs(), memo) {
+            Ok((hash, manifest)) => deps.push(LockEntry { path: rel, hash, manifest }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => missing.push(rel),
+            Err(_) => unreadable.push(rel),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(KeyError::MissingDeps(missing));
+    }
+    if !unreadable.is_empty() {
+        return Err(KeyError::UnreadableDeps(unreadable));
+    }
+    let outs = stage.outs.iter().map(|o| out_lock_path(project, o)).collect();
+    Ok(StageKey::new(manifest, params, deps, outs))
+}
+
+/// An output's path as the lock file records it (directories keep their trailing `/`).
+pub fn out_lock_path(project: &Project, out: &crate::pipeline::OutSpec) -> String {
+    let rel = project.rel(out.abs());
+    if out.is_dir() {
+        format!("{rel}/")
+    } else {
+        rel
+    }
+}

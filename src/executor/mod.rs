@@ -1,0 +1,283 @@
+//! Running a plan: a single-threaded coordinator loop that decides each stage when its upstream
+//! is done (skip, restore, or run), forks runnable stages up to `-j N` (mutex groups honoured),
+//! streams their output, and commits each finished stage (blobs -> lock file -> state batch).
+
+mod child;
+pub mod keys;
+pub mod outputs;
+mod signals;
+pub mod summary;
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use crate::cache::{Cache, CheckoutMode};
+use crate::lockfile;
+use crate::pipeline::Dag;
+use crate::printer::Printer;
+use crate::project::Project;
+use crate::python::Runtime;
+use crate::stage_key::{StageKey, FORCED, UNCHANGED};
+use crate::state::State;
+
+use child::{Child, Finished};
+use keys::Inputs;
+use outputs::Store;
+pub use summary::{StageResult, Status, Summary};
+
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    pub jobs: usize,
+    pub force: bool,
+    pub keep_going: bool,
+}
+
+/// Everything a run needs, borrowed from the command.
+pub struct Executor<'a> {
+    pub project: &'a Project,
+    pub runtime: &'a Runtime,
+    pub dag: &'a Dag,
+    pub state: &'a State,
+    pub cache: &'a Cache,
+    pub modes: &'a [CheckoutMode],
+    pub printer: Printer,
+    pub inputs: &'a Inputs,
+}
+
+/// A stage's place in the run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Waiting,
+    Running,
+    Done,
+}
+
+/// What deciding a stage led to.
+enum Decision {
+    Skipped(String),
+    Run { key: StageKey, reason: String },
+    Failed(String),
+}
+
+impl Executor<'_> {
+    fn store(&self) -> Store<'_> {
+        Store { project: self.project, cache: self.cache, modes: self.modes, memo: self.state }
+    }
+
+    fn read_lock(&self, name: &str) -> Option<lockfile::LockFile> {
+        let path = self.project.lock_file(name);
+        match lockfile::read(&path) {
+            Ok(lock) => lock,
+            Err(e) => {
+                self.printer.warn(format!("{e}; stage `{name}` will re-run and its lock file will be rewritten"));
+                None
+            }
+        }
+    }
+
+    fn decide(&self, i: usize, force: bool) -> Decision {
+        let stage = &self.dag.stages[i];
+        let key = match keys::stage_key(self.project, stage, self.inputs, self.state) {
+            Ok(k) => k,
+            Err(e) => return Decision::Failed(e.to_string()),
+        };
+        let lock = self.read_lock(&stage.name);
+        let reason = if force { Some(FORCED) } else { key.stale_reason(lock.as_ref()) };
+        match (reason, lock) {
+            (None, Some(lock)) => match self.store().verify(stage, &lock) {
+                Ok(restored) => {
+                    for r in restored {
+                        self.printer.info(format!("{}: restored `{r}` from the cache", stage.name));
+                    }
+                    Decision::Skipped(UNCHANGED.to_owned())
+                }
+                Err(reason) => Decision::Run { key, reason },
+            },
+            (reason, _) => Decision::Run { key, reason: reason.unwrap_or(FORCED).to_owned() },
+        }
+    }
+
+    /// Runs `order` (dependencies first). Stages whose upstream failed are reported blocked.
+    pub fn run(&self, order: &[usize], opts: RunOptions) -> Summary {
+        let started = Instant::now();
+        signals::install();
+        let in_run: Vec<bool> = {
+            let mut v = vec![false; self.dag.len()];
+            order.iter().for_each(|&i| v[i] = true);
+            v
+        };
+        let mut slot: HashMap<usize, Slot> = order.iter().map(|&i| (i, Slot::Waiting)).collect();
+        let mut results: HashMap<usize, StageResult> = HashMap::new();
+        let mut running: Vec<Child> = Vec::new();
+        let mut mutex_busy: HashMap<String, usize> = HashMap::new();
+        let mut stop_starting: Option<String> = None;
+        let mut failed_upstream: HashMap<usize, String> = HashMap::new();
+
+        loop {
+            if signals::interrupted() {
+                for c in &mut running {
+                    c.kill();
+                }
+                for c in running.drain(..) {
+                    let (stage, name) = (c.stage, self.dag.name(c.stage).to_owned());
+                    c.reap();
+                    results.insert(stage, StageResult::new(&name, Status::Failed, "interrupted", 0.0));
+                }
+                break;
+            }
+            // Start what can start, in execution order.
+            let mut started_any = true;
+            while started_any && running.len() < opts.jobs && stop_starting.is_none() {
+                started_any = false;
+                let exclusive_running = running.iter().any(|c| self.dag.stages[c.stage].mutex.iter().any(|m| m == "*"));
+                for &i in order {
+                    if slot[&i] != Slot::Waiting || exclusive_running {
+                        continue;
+                    }
+                    if let Some(up) = failed_upstream.get(&i) {
+                        let name = self.dag.name(i).to_owned();
+                        let reason = format!("upstream '{up}' failed");
+                        results.insert(i, StageResult::new(&name, Status::Blocked, &reason, 0.0));
+                        slot.insert(i, Slot::Done);
+                        continue;
+                    }
+                    let upstream_done = self.dag.upstream(i).iter().all(|u| !in_run[*u] || slot[u] == Slot::Done);
+                    if !upstream_done {
+                        continue;
+                    }
+                    let mutex = &self.dag.stages[i].mutex;
+                    let star = mutex.iter().any(|m| m == "*");
+                    if (star && !running.is_empty()) || mutex.iter().any(|m| mutex_busy.get(m).copied().unwrap_or(0) > 0) {
+                        continue;
+                    }
+                    let name = self.dag.name(i).to_owned();
+                    let t0 = Instant::now();
+                    match self.decide(i, opts.force) {
+                        Decision::Skipped(reason) => {
+                            self.printer.info(format!("{name}: up to date"));
+                            let ms = t0.elapsed().as_secs_f64() * 1000.0;
+                            results.insert(i, StageResult::new(&name, Status::Skipped, &reason, ms));
+                            slot.insert(i, Slot::Done);
+                        }
+                        Decision::Failed(reason) => {
+                            self.fail(i, &reason, "", &mut results, &mut failed_upstream, &mut stop_starting, opts);
+                            slot.insert(i, Slot::Done);
+                        }
+                        Decision::Run { key, reason } => {
+                            self.printer.info(format!("{name}: running ({reason})"));
+                            let spawned = outputs::clear(&self.dag.stages[i])
+                                .map_err(|e| format!("cannot remove old outputs: {e}"))
+                                .and_then(|_| self.runtime.spawn_stage(&name).map_err(|e| e.to_string()));
+                            match spawned {
+                                Ok(proc) => {
+                                    for m in mutex {
+                                        *mutex_busy.entry(m.clone()).or_default() += 1;
+                                    }
+                                    running.push(Child::new(i, name, proc, key, reason));
+                                    slot.insert(i, Slot::Running);
+                                }
+                                Err(e) => {
+                                    self.fail(i, &e, "", &mut results, &mut failed_upstream, &mut stop_starting, opts);
+                                    slot.insert(i, Slot::Done);
+                                }
+                            }
+                        }
+                    }
+                    started_any = true;
+                    break;
+                }
+            }
+            if running.is_empty() {
+                // Nothing running and nothing could start: done (or stopped after a failure).
+                break;
+            }
+            for finished in child::wait_any(&mut running, &self.printer) {
+                let Finished { child, outcome } = finished;
+                let i = child.stage;
+                for m in &self.dag.stages[i].mutex {
+                    if let Some(n) = mutex_busy.get_mut(m) {
+                        *n -= 1;
+                    }
+                }
+                slot.insert(i, Slot::Done);
+                let ms = child.started.elapsed().as_secs_f64() * 1000.0;
+                match outcome {
+                    Ok(()) => match self.commit(i, &child.key) {
+                        Ok(()) => {
+                            self.printer.info(format!("{}: done in {:.2}s", child.name, ms / 1000.0));
+                            results.insert(i, StageResult::new(&child.name, Status::Ran, &child.reason, ms));
+                        }
+                        Err(reason) => {
+                            self.fail(i, &reason, "", &mut results, &mut failed_upstream, &mut stop_starting, opts)
+                        }
+                    },
+                    Err((reason, traceback)) => {
+                        self.fail(i, &reason, &traceback, &mut results, &mut failed_upstream, &mut stop_starting, opts)
+                    }
+                }
+                if let Some(r) = results.get_mut(&i) {
+                    r.duration_ms = ms;
+                }
+            }
+        }
+
+        // Whatever never started: blocked by a failure, or not started after fail-fast.
+        let mut ordered = Vec::with_capacity(order.len());
+        for &i in order {
+            let r = results.remove(&i).unwrap_or_else(|| {
+                let name = self.dag.name(i);
+                let reason = match (failed_upstream.get(&i), &stop_starting) {
+                    (Some(up), _) => format!("upstream '{up}' failed"),
+                    (None, Some(first)) => format!("not started: stopped after '{first}' failed"),
+                    (None, None) => "interrupted".to_owned(),
+                };
+                StageResult::new(name, Status::Blocked, &reason, 0.0)
+            });
+            if r.status == Status::Blocked {
+                self.printer.info(format!("{}: blocked ({})", r.name, r.reason));
+            }
+            ordered.push(r);
+        }
+        if let Err(e) = self.state.flush() {
+            self.printer.warn(format!("could not save the state: {e}"));
+        }
+        Summary { stages: ordered, elapsed: started.elapsed(), interrupted: signals::interrupted() }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fail(
+        &self,
+        i: usize,
+        reason: &str,
+        traceback: &str,
+        results: &mut HashMap<usize, StageResult>,
+        failed_upstream: &mut HashMap<usize, String>,
+        stop_starting: &mut Option<String>,
+        opts: RunOptions,
+    ) {
+        let name = self.dag.name(i).to_owned();
+        eprintln!("{name}: FAILED: {reason}");
+        if !traceback.is_empty() {
+            for line in traceback.lines() {
+                eprintln!("  {line}");
+            }
+        }
+        results.insert(i, StageResult::new(&name, Status::Failed, reason, 0.0));
+        for d in self.dag.all_downstream(i) {
+            failed_upstream.entry(d).or_insert_with(|| name.clone());
+        }
+        if !opts.keep_going && stop_starting.is_none() {
+            *stop_starting = Some(name);
+        }
+    }
+
+    /// Commit order: blobs into the cache -> lock file -> state batch.
+    fn commit(&self, i: usize, key: &StageKey) -> Result<(), String> {
+        let stage = &self.dag.stages[i];
+        let outs = self.store().commit(stage)?;
+        let lock = key.to_lock(outs);
+        let path = self.project.lock_file(&stage.name);
+        lockfile::write_atomic(&path, &lock).map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+        self.state.flush().map_err(|e| format!("cannot save the state: {e}"))
+    }
+}

@@ -1,0 +1,122 @@
+//! A stage's outputs around a run: cleared before it (a hardlinked output must never be written
+//! through), hashed and cached after it, verified and restored from the cache when it is skipped.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use crate::cache::{Cache, CheckoutMode};
+use crate::digest::{self, DigestMemo};
+use crate::lockfile::{LockEntry, LockFile};
+use crate::pipeline::StageSpec;
+use crate::project::Project;
+use crate::stage_key::OUTPUTS_MISSING;
+
+use super::keys::{hash_path, out_lock_path};
+
+/// Where outputs go: the cache and how blobs are materialised.
+pub struct Store<'a> {
+    pub project: &'a Project,
+    pub cache: &'a Cache,
+    pub modes: &'a [CheckoutMode],
+    pub memo: &'a dyn DigestMemo,
+}
+
+fn remove_path(path: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
+        // Unlinking never writes into the file, so a hardlinked blob stays intact.
+        Ok(_) => fs::remove_file(path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Deletes every output before the stage runs (SPEC.md 7.5 step 1).
+pub fn clear(stage: &StageSpec) -> io::Result<()> {
+    for o in &stage.outs {
+        remove_path(o.abs())?;
+    }
+    Ok(())
+}
+
+impl Store<'_> {
+    /// Hashes every output after a successful run and caches the cached ones. Err: the reason
+    /// the stage failed (an output it did not produce, or an I/O error).
+    pub fn commit(&self, stage: &StageSpec) -> Result<Vec<LockEntry>, String> {
+        let mut entries = Vec::with_capacity(stage.outs.len());
+        for o in &stage.outs {
+            let rel = out_lock_path(self.project, o);
+            let abs = o.abs();
+            let (hash, manifest) = match hash_path(abs, self.memo) {
+                Ok(h) => h,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    return Err(format!("stage did not produce output `{rel}`"));
+                }
+                Err(e) => return Err(format!("cannot hash output `{rel}`: {e}")),
+            };
+            if o.cache {
+                let store = |file: &Path, d: &digest::Digest| {
+                    self.cache
+                        .store_and_link(file, d, self.modes, self.memo)
+                        .map(|_| ())
+                        .map_err(|e| format!("cannot cache output `{rel}`: {e}"))
+                };
+                match &manifest {
+                    None => store(abs, &hash)?,
+                    Some(files) => {
+                        for f in files {
+                            store(&abs.join(&f.relpath), &f.hash)?;
+                        }
+                    }
+                }
+            }
+            entries.push(LockEntry { path: rel, hash, manifest });
+        }
+        Ok(entries)
+    }
+
+    /// Makes the workspace outputs match `lock` on the skip path: cached outputs missing or
+    /// modified are restored from the cache. Returns the restored paths, or Err(reason) when
+    /// the stage has to run instead.
+    pub fn verify(&self, stage: &StageSpec, lock: &LockFile) -> Result<Vec<String>, String> {
+        let mut restored = Vec::new();
+        for o in &stage.outs {
+            let rel = out_lock_path(self.project, o);
+            let Some(locked) = lock.outs.iter().find(|e| e.path == rel) else {
+                return Err(OUTPUTS_MISSING.to_owned());
+            };
+            let current = hash_path(o.abs(), self.memo).ok();
+            if current.as_ref().is_some_and(|(h, _)| *h == locked.hash) {
+                continue;
+            }
+            if !o.cache {
+                // A non-cached output cannot be restored: a changed or missing one means re-run.
+                return Err(match current {
+                    None => OUTPUTS_MISSING.to_owned(),
+                    Some(_) => format!("Output modified: {rel}"),
+                });
+            }
+            self.restore(o.abs(), locked).map_err(|_| OUTPUTS_MISSING.to_owned())?;
+            restored.push(rel);
+        }
+        Ok(restored)
+    }
+
+    fn restore(&self, abs: &Path, locked: &LockEntry) -> Result<(), crate::cache::CacheError> {
+        match &locked.manifest {
+            None => self.cache.checkout(&locked.hash, abs, self.modes, self.memo).map(|_| ()),
+            Some(files) => {
+                // Check every blob first so a failed restore leaves the old tree in place.
+                for f in files {
+                    self.cache.verify_blob(&f.hash, self.memo)?;
+                }
+                let _ = remove_path(abs);
+                for f in files {
+                    self.cache.checkout(&f.hash, &abs.join(&f.relpath), self.modes, self.memo)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}

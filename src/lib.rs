@@ -1,0 +1,66 @@
+//! Pivot: pipelines of plain Python functions that re-run only what changed.
+//!
+//! # Architecture
+//! One binary embeds CPython. [`python`] starts the interpreter, serves the baked-in `pivot`
+//! package and imports `pipeline.py`; stage specs come back as plain data ([`pipeline::spec`]);
+//! [`pipeline::Dag`] validates and orders them; for each stage the [`executor`] computes its
+//! [`stage_key::StageKey`] and compares it with the stage's [`lockfile`]; stale stages run in
+//! forked children of the warm interpreter ([`python::fork`]); the coordinator hashes their
+//! outputs ([`digest`]), stores them in the [`cache`], writes the lock file and applies the
+//! [`state`] writes. [`commands`] holds one module per subcommand; [`cli`] the argument types.
+//!
+//! # Glossary
+//! - **stage**: a registered Python function; **dep**: a file it reads; **out**: a file it writes;
+//!   **param**: a `StageParams` field, overridable in `params.yaml`.
+//! - **digest**: XXH64 of content (16 hex); **fingerprint**: the code manifest of a stage.
+//! - **stage key**: fingerprint + params + dep digests + output paths.
+//! - **lock file**: `.pivot/stages/<stage>.lock`, the record of the last committed run.
+//! - **state**: RocksDB memo in `.pivot/state.rocksdb` (disposable); **cache**: content-addressed
+//!   blobs in `.pivot/cache/files`.
+//! - **plan**: which stages are stale and why; **run**: one execution of a plan.
+
+pub mod cache;
+pub mod cli;
+pub mod commands;
+pub mod digest;
+pub mod error;
+pub mod executor;
+pub mod lockfile;
+pub mod pipeline;
+pub mod printer;
+pub mod project;
+pub mod python;
+pub mod settings;
+pub mod stage_key;
+pub mod state;
+
+use std::ffi::OsString;
+
+use clap::Parser;
+
+pub use error::ExitStatus;
+
+/// Parses `args` (including the program name) and runs the command; returns the exit code.
+pub fn main_with_args(args: Vec<OsString>) -> i32 {
+    // A closed stdout (`pivot list | head`) must end quietly, not panic.
+    // SAFETY: restoring the default SIGPIPE disposition before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let args = cli::rewrite_script_invocation(args);
+    let cli = match cli::Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { ExitStatus::Error.code() } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    match commands::run(cli) {
+        Ok(status) => status.code(),
+        Err(err) => {
+            error::report(&err);
+            ExitStatus::Error.code()
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! The pipeline as plain data: stage specs from Python, the DAG over them, and the plan (which
+//! stages are stale and why). No pyo3, no clap, no RocksDB here.
+
+pub mod dag;
+pub mod plan;
+pub mod spec;
+
+pub use dag::{Dag, DagError};
+pub use spec::{OutKind, OutSpec, PipelineSpec, StageSpec};
+
+/// Levenshtein distance, for "did you mean" suggestions.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The closest candidate to `word`, if it is close enough to be a plausible typo.
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let limit = (word.chars().count() / 3).max(2);
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(word, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_the_nearest_close_name_only() {
+        assert_eq!(did_you_mean("trian", ["train", "prep"]).as_deref(), Some("train"));
+        assert_eq!(did_you_mean("zzzzzz", ["train", "prep"]), None);
+    }
+}

@@ -1,0 +1,209 @@
+//! The project: its root (top-most `.pivot/`), the pipeline file a command uses, and the paths of
+//! the cache, state and lock files (DESIGN.md "Invocation and roots", SPEC.md 2 and 3.9).
+
+use std::fs;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+pub const PIVOT_DIR: &str = ".pivot";
+
+/// What `pivot init` writes to `.pivot/.gitignore`: everything local-only.
+pub const GITIGNORE: &str = "\
+# Local-only pivot files: the cache, the state and transient locks.
+/cache/
+/state.rocksdb/
+/lock
+/config.lock
+/config.yaml.lock
+*.running
+";
+
+#[derive(thiserror::Error, Debug)]
+pub enum ProjectError {
+    #[error("no pivot project found in `{0}` or any parent directory")]
+    NoProject(PathBuf),
+    #[error("no `pipeline.py` found in `{0}`")]
+    NoPipeline(PathBuf),
+    #[error("pipeline file `{0}` does not exist")]
+    MissingPipelineFile(PathBuf),
+    #[error("`{0}` holds a `pivot.yaml` pipeline; YAML pipelines are not supported yet")]
+    YamlPipeline(PathBuf),
+    #[error("`.pivot` in `{0}` exists but is not a directory")]
+    NotADirectory(PathBuf),
+    #[error("`{0}` is already a pivot project")]
+    AlreadyInitialized(PathBuf),
+    #[error("cannot write `{path}`")]
+    Io { path: PathBuf, #[source] source: io::Error },
+}
+
+impl ProjectError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ProjectError::NoProject(_) => Some(
+                "run `pivot init` in the project directory, or name a pipeline file: `pivot run pipeline.py`"
+                    .into(),
+            ),
+            ProjectError::NoPipeline(_) => Some(
+                "create a `pipeline.py` defining `pipeline = Pipeline(...)`, or pass one with `-p FILE`".into(),
+            ),
+            ProjectError::AlreadyInitialized(_) => Some("use `pivot init --force` to rewrite `.pivot/.gitignore`".into()),
+            _ => None,
+        }
+    }
+}
+
+/// A located project and the pipeline file a command works on.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// Top-most directory holding `.pivot/` (the implicit project's root is the pipeline's dir).
+    pub root: PathBuf,
+    pub pipeline_file: PathBuf,
+    /// True when `.pivot/` does not exist yet and is created on first use (`-p FILE`).
+    pub implicit: bool,
+}
+
+impl Project {
+    pub fn pivot_dir(&self) -> PathBuf {
+        self.root.join(PIVOT_DIR)
+    }
+
+    /// The pipeline's own state dir: `<pipeline root>/.pivot` (lock files live there).
+    pub fn state_dir(&self) -> PathBuf {
+        self.pipeline_root().join(PIVOT_DIR)
+    }
+
+    pub fn pipeline_root(&self) -> &Path {
+        self.pipeline_file.parent().expect("invariant: a pipeline file has a parent directory")
+    }
+
+    pub fn cache_dir(&self) -> PathBuf {
+        match std::env::var_os("PIVOT_CACHE_DIR").filter(|v| !v.to_string_lossy().trim().is_empty()) {
+            Some(d) => self.root.join(d),
+            None => self.pivot_dir().join("cache"),
+        }
+    }
+
+    pub fn state_db(&self) -> PathBuf {
+        self.pivot_dir().join("state.rocksdb")
+    }
+
+    pub fn lock_file(&self, stage: &str) -> PathBuf {
+        self.state_dir().join("stages").join(format!("{stage}.lock"))
+    }
+
+    /// Creates `.pivot/` for an implicit project. Returns true if it was created now.
+    pub fn ensure_initialized(&self) -> Result<bool, ProjectError> {
+        if self.pivot_dir().is_dir() {
+            return Ok(false);
+        }
+        init_dir(&self.root, false)?;
+        Ok(true)
+    }
+
+    /// `path` relative to the project root (`/`-separated), or absolute if outside it.
+    pub fn rel(&self, path: &Path) -> String {
+        match path.strip_prefix(&self.root) {
+            Ok(r) => r.to_string_lossy().into_owned(),
+            Err(_) => path.to_string_lossy().into_owned(),
+        }
+    }
+}
+
+/// `path` made absolute (against `cwd`) and normalised lexically (`.` and `..` folded).
+pub fn normalize(cwd: &Path, path: &Path) -> PathBuf {
+    let joined = if path.is_absolute() { path.to_path_buf() } else { cwd.join(path) };
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+/// The top-most ancestor of `start` (inclusive) that holds a `.pivot` directory.
+pub fn find_root(start: &Path) -> Option<PathBuf> {
+    start.ancestors().filter(|d| d.join(PIVOT_DIR).is_dir()).last().map(Path::to_path_buf)
+}
+
+fn pipeline_in(dir: &Path) -> Result<Option<PathBuf>, ProjectError> {
+    let py = dir.join("pipeline.py");
+    if py.is_file() {
+        return Ok(Some(py));
+    }
+    if dir.join("pivot.yaml").is_file() || dir.join("pivot.yml").is_file() {
+        return Err(ProjectError::YamlPipeline(dir.to_path_buf()));
+    }
+    Ok(None)
+}
+
+/// Locates the project and pipeline: with `-p FILE` from the file, otherwise from `cwd`.
+pub fn locate(cwd: &Path, pipeline: Option<&Path>) -> Result<Project, ProjectError> {
+    if let Some(file) = pipeline {
+        let file = normalize(cwd, file);
+        if !file.is_file() {
+            return Err(ProjectError::MissingPipelineFile(file));
+        }
+        let dir = file.parent().expect("invariant: a file has a parent").to_path_buf();
+        return Ok(match find_root(&dir) {
+            Some(root) => Project { root, pipeline_file: file, implicit: false },
+            None => Project { root: dir, pipeline_file: file, implicit: true },
+        });
+    }
+    let root = find_root(cwd).ok_or_else(|| ProjectError::NoProject(cwd.to_path_buf()))?;
+    let mut candidates = Vec::new();
+    if cwd != root && cwd.starts_with(&root) {
+        candidates.push(cwd.to_path_buf());
+    }
+    candidates.push(root.clone());
+    for dir in &candidates {
+        if let Some(file) = pipeline_in(dir)? {
+            return Ok(Project { root, pipeline_file: file, implicit: false });
+        }
+    }
+    Err(ProjectError::NoPipeline(candidates.remove(0)))
+}
+
+/// Creates `.pivot/`, `.pivot/stages/` and `.pivot/.gitignore` in `dir`.
+pub fn init_dir(dir: &Path, force: bool) -> Result<PathBuf, ProjectError> {
+    let pivot = dir.join(PIVOT_DIR);
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ProjectError::Io { path, source }
+    };
+    if let Ok(meta) = fs::symlink_metadata(&pivot) {
+        if !meta.is_dir() {
+            return Err(ProjectError::NotADirectory(dir.to_path_buf()));
+        }
+        if !force {
+            return Err(ProjectError::AlreadyInitialized(dir.to_path_buf()));
+        }
+    }
+    fs::create_dir_all(pivot.join("stages")).map_err(io(&pivot))?;
+    let gi = pivot.join(".gitignore");
+    fs::write(&gi, GITIGNORE).map_err(io(&gi))?;
+    Ok(pivot)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_is_the_top_most_pivot_dir() {
+        let t = tempfile::tempdir().unwrap();
+        let sub = t.path().join("a/b");
+        fs::create_dir_all(sub.join(".pivot")).unwrap();
+        fs::create_dir_all(t.path().join(".pivot")).unwrap();
+        assert_eq!(find_root(&sub).unwrap(), t.path());
+    }
+
+    #[test]
+    fn normalize_folds_dots() {
+        assert_eq!(normalize(Path::new("/a/b"), Path::new("../c/./d")), PathBuf::from("/a/c/d"));
+    }
+}

@@ -1,0 +1,161 @@
+//! The only pyo3 user: starts the embedded interpreter, serves the baked-in `pivot` package and
+//! calls `pivot._runtime`, exchanging JSON text. `PyErr` never leaves this module: Python
+//! exceptions become [`PythonError`] values carrying what the user needs (file:line, traceback).
+
+mod embed;
+pub mod fork;
+mod interp;
+mod native;
+
+use std::path::{Path, PathBuf};
+
+use pyo3::prelude::*;
+use pyo3::types::PyModule;
+
+pub use fork::StageProcess;
+pub use interp::{Selection, BUILD_MINOR};
+
+#[derive(thiserror::Error, Debug)]
+pub enum PythonError {
+    #[error("{0}")]
+    Init(String),
+    #[error(
+        "python `{exe}` (from {origin}) is Python {env}, but this pivot was built for Python {}",
+        BUILD_MINOR
+    )]
+    VersionMismatch { env: String, exe: PathBuf, origin: &'static str },
+    /// A `pivot.exceptions.PivotError` raised by the embedded package (validation and the like).
+    #[error("{message}")]
+    Pivot { message: String, hint: Option<String> },
+    #[error("syntax error in `{file}` line {line}: {message}")]
+    Syntax { file: String, line: u32, message: String, text: Option<String> },
+    /// Any other exception from user code; `traceback` is Python's formatted traceback.
+    #[error("{summary}")]
+    User { summary: String, traceback: String },
+    #[error("internal error in pivot's python runtime: {0}")]
+    Internal(String),
+}
+
+impl PythonError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            PythonError::Pivot { hint, .. } => hint.clone(),
+            PythonError::VersionMismatch { .. } => Some(format!(
+                "use a virtualenv made with Python {BUILD_MINOR}, or point $PIVOT_PYTHON at one"
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// The started interpreter with `pivot._runtime` imported.
+pub struct Runtime {
+    module: Py<PyModule>,
+    pub selection: Selection,
+}
+
+fn classify(py: Python<'_>, err: PyErr) -> PythonError {
+    let value = err.value(py);
+    let is = |module: &str, name: &str| -> bool {
+        py.import(module)
+            .and_then(|m| m.getattr(name))
+            .and_then(|cls| value.is_instance(&cls))
+            .unwrap_or(false)
+    };
+    if is("pivot.exceptions", "PivotError") {
+        let message = value.str().map(|s| s.to_string()).unwrap_or_default();
+        let hint = value
+            .getattr("hint")
+            .ok()
+            .filter(|h| !h.is_none())
+            .and_then(|h| h.str().ok().map(|s| s.to_string()));
+        return PythonError::Pivot { message, hint };
+    }
+    if err.is_instance_of::<pyo3::exceptions::PySyntaxError>(py) {
+        let attr = |n: &str| value.getattr(n).ok().filter(|v| !v.is_none());
+        let file = attr("filename").and_then(|v| v.extract::<String>().ok()).unwrap_or_default();
+        let line = attr("lineno").and_then(|v| v.extract::<u32>().ok()).unwrap_or(0);
+        let message = attr("msg").and_then(|v| v.extract::<String>().ok()).unwrap_or_default();
+        let text = attr("text").and_then(|v| v.extract::<String>().ok());
+        return PythonError::Syntax { file, line, message, text };
+    }
+    let summary = py
+        .import("traceback")
+        .and_then(|tb| tb.call_method1("format_exception_only", (value,)))
+        .and_then(|lines| lines.extract::<Vec<String>>())
+        .map(|l| l.concat().trim_end().to_owned())
+        .unwrap_or_else(|_| err.to_string());
+    let traceback = py
+        .import("traceback")
+        .and_then(|tb| tb.call_method1("format_exception", (value,)))
+        .and_then(|lines| lines.extract::<Vec<String>>())
+        .map(|l| l.concat())
+        .unwrap_or_default();
+    PythonError::User { summary, traceback }
+}
+
+impl Runtime {
+    /// Selects and starts the interpreter, installs the embedded package, imports the runtime.
+    pub fn start(verbose: bool) -> Result<Runtime, PythonError> {
+        let selection = interp::select();
+        interp::check_version(&selection)?;
+        native::register();
+        interp::start(&selection)?;
+        Python::attach(|py| {
+            embed::install(py).map_err(|e| PythonError::Internal(e.to_string()))?;
+            if verbose {
+                eprintln!("python: {} (from {})", selection.executable.display(), selection.source);
+                if let Some(origin) = embed::shadowed_install(py) {
+                    eprintln!("note: the embedded `pivot` package shadows the one installed at `{origin}`");
+                }
+            }
+            let version: (u32, u32) = py
+                .import("sys")
+                .and_then(|s| s.getattr("version_info"))
+                .and_then(|v| Ok((v.get_item(0)?.extract()?, v.get_item(1)?.extract()?)))
+                .map_err(|e| PythonError::Internal(e.to_string()))?;
+            let running = format!("{}.{}", version.0, version.1);
+            if running != BUILD_MINOR {
+                return Err(PythonError::VersionMismatch {
+                    env: running,
+                    exe: selection.executable.clone(),
+                    origin: selection.source,
+                });
+            }
+            let module = py.import("pivot._runtime").map_err(|e| classify(py, e))?;
+            Ok(Runtime { module: module.unbind(), selection })
+        })
+    }
+
+    fn call_json(&self, func: &str, args: impl for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyTuple>>) -> Result<String, PythonError> {
+        Python::attach(|py| {
+            let m = self.module.bind(py);
+            let args = args(py).map_err(|e| PythonError::Internal(e.to_string()))?;
+            let out = m.getattr(func).and_then(|f| f.call1(args)).map_err(|e| classify(py, e))?;
+            out.extract::<String>().map_err(|e| PythonError::Internal(format!("{func}: {e}")))
+        })
+    }
+
+    /// Imports the pipeline file; returns the pipeline description as JSON.
+    pub fn load_pipeline(&self, file: &Path, project_root: &Path) -> Result<String, PythonError> {
+        let (f, r) = (file.to_string_lossy().into_owned(), project_root.to_string_lossy().into_owned());
+        self.call_json("load_pipeline", |py| pyo3::types::PyTuple::new(py, [f, r]))
+    }
+
+    /// Effective params of the named stages, as JSON `{name: {"params": ...} | {"error": ...}}`.
+    pub fn stage_params(&self, names: &[&str]) -> Result<String, PythonError> {
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        self.call_json("stage_params", |py| pyo3::types::PyTuple::new(py, [names]))
+    }
+
+    /// Code manifests of the named stages, as JSON `{name: {"manifest": ...} | {"error": ...}}`.
+    pub fn fingerprint(&self, names: &[&str]) -> Result<String, PythonError> {
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        self.call_json("fingerprint", |py| pyo3::types::PyTuple::new(py, [names]))
+    }
+
+    /// Forks a child running the stage (see [`fork`]).
+    pub fn spawn_stage(&self, stage: &str) -> Result<StageProcess, PythonError> {
+        Python::attach(|py| fork::spawn_stage(py, self.module.bind(py), stage))
+    }
+}

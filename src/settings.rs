@@ -1,0 +1,92 @@
+//! Project settings from `.pivot/config.yaml` (SPEC.md 4.6): the keys this version honours.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::cache::{parse_checkout_modes, CheckoutMode};
+
+#[derive(Debug, Default, Deserialize)]
+struct Raw {
+    #[serde(default)]
+    core: RawCore,
+    #[serde(default)]
+    cache: RawCache,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawCore {
+    max_workers: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawCache {
+    checkout_mode: Option<serde_yaml::Value>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `core.max_workers`: positive = that many; negative = usable cores + value.
+    pub max_workers: Option<i64>,
+    pub checkout_modes: Vec<CheckoutMode>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            max_workers: None,
+            checkout_modes: vec![CheckoutMode::Hardlink, CheckoutMode::Symlink, CheckoutMode::Copy],
+        }
+    }
+}
+
+#[derive(thiserror::Error, Debug)]
+pub enum SettingsError {
+    #[error("cannot read `{path}`: {message}")]
+    Invalid { path: String, message: String },
+}
+
+impl Settings {
+    pub fn load(pivot_dir: &Path) -> Result<Settings, SettingsError> {
+        let path = pivot_dir.join("config.yaml");
+        let Ok(text) = std::fs::read_to_string(&path) else { return Ok(Settings::default()) };
+        let invalid = |message: String| SettingsError::Invalid { path: path.display().to_string(), message };
+        let raw: Raw = if text.trim().is_empty() {
+            Raw::default()
+        } else {
+            serde_yaml::from_str(&text).map_err(|e| invalid(e.to_string()))?
+        };
+        let mut s = Settings::default();
+        if let Some(w) = raw.core.max_workers {
+            if w == 0 {
+                return Err(invalid("`core.max_workers` must not be 0".into()));
+            }
+            s.max_workers = Some(w);
+        }
+        if let Some(v) = raw.cache.checkout_mode {
+            let text = match v {
+                serde_yaml::Value::String(s) => s,
+                serde_yaml::Value::Sequence(items) => items
+                    .iter()
+                    .map(|i| i.as_str().unwrap_or("?").to_owned())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                _ => return Err(invalid("`cache.checkout_mode` must be a list or a string".into())),
+            };
+            s.checkout_modes = parse_checkout_modes(&text).map_err(invalid)?;
+        }
+        Ok(s)
+    }
+
+    /// Usable parallelism: `-j`, else `core.max_workers`, else the cgroup-aware core count.
+    pub fn jobs(&self, cli: Option<usize>) -> usize {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as i64;
+        let n = match (cli, self.max_workers) {
+            (Some(j), _) => j as i64,
+            (None, Some(w)) if w < 0 => cores + w,
+            (None, Some(w)) => w,
+            (None, None) => cores,
+        };
+        n.max(1) as usize
+    }
+}

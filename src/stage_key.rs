@@ -1,0 +1,78 @@
+//! The stage key: code fingerprint + params + dep digests + output paths, and its comparison with
+//! a lock file (SPEC.md 5.1 tier 2). Reason strings are the reference's (SPEC.md 5.5).
+
+use std::collections::BTreeMap;
+
+use crate::lockfile::{LockEntry, LockFile};
+
+pub const NO_PREVIOUS_RUN: &str = "No previous run";
+pub const CODE_CHANGED: &str = "Code changed";
+pub const PARAMS_CHANGED: &str = "Params changed";
+pub const DEPS_CHANGED: &str = "Input dependencies changed";
+pub const OUT_PATHS_CHANGED: &str = "Output paths changed";
+pub const UNCHANGED: &str = "unchanged";
+pub const FORCED: &str = "forced";
+pub const OUTPUTS_MISSING: &str = "outputs missing from cache";
+
+/// What a stage's last committed run must match for the stage to be skipped.
+#[derive(Debug, Clone)]
+pub struct StageKey {
+    pub code_manifest: BTreeMap<String, String>,
+    pub params: serde_json::Map<String, serde_json::Value>,
+    /// Project-relative (or absolute outside the project), sorted by path.
+    pub deps: Vec<LockEntry>,
+    /// Project-relative output paths (directories keep their `/`), sorted.
+    pub out_paths: Vec<String>,
+}
+
+impl StageKey {
+    pub fn new(
+        code_manifest: BTreeMap<String, String>,
+        params: serde_json::Map<String, serde_json::Value>,
+        mut deps: Vec<LockEntry>,
+        mut out_paths: Vec<String>,
+    ) -> StageKey {
+        deps.sort_by(|a, b| a.path.cmp(&b.path));
+        deps.dedup_by(|a, b| a.path == b.path);
+        out_paths.sort();
+        StageKey { code_manifest, params, deps, out_paths }
+    }
+
+    /// Why the stage must run given its lock, or None when the lock matches (first category
+    /// wins: code, params, deps, output paths).
+    pub fn stale_reason(&self, lock: Option<&LockFile>) -> Option<&'static str> {
+        let Some(lock) = lock else { return Some(NO_PREVIOUS_RUN) };
+        if lock.code_manifest != self.code_manifest {
+            return Some(CODE_CHANGED);
+        }
+        if lock.params != self.params {
+            return Some(PARAMS_CHANGED);
+        }
+        let mut lock_deps: Vec<&LockEntry> = lock.deps.iter().collect();
+        lock_deps.sort_by(|a, b| a.path.cmp(&b.path));
+        let same_deps = lock_deps.len() == self.deps.len()
+            && lock_deps.iter().zip(&self.deps).all(|(a, b)| {
+                a.path == b.path && a.hash == b.hash && a.manifest == b.manifest
+            });
+        if !same_deps {
+            return Some(DEPS_CHANGED);
+        }
+        let mut lock_outs: Vec<&str> = lock.outs.iter().map(|o| o.path.as_str()).collect();
+        lock_outs.sort_unstable();
+        if lock_outs != self.out_paths {
+            return Some(OUT_PATHS_CHANGED);
+        }
+        None
+    }
+
+    /// The lock file recording a run with this key and these output digests.
+    pub fn to_lock(&self, mut outs: Vec<LockEntry>) -> LockFile {
+        outs.sort_by(|a, b| a.path.cmp(&b.path));
+        LockFile {
+            code_manifest: self.code_manifest.clone(),
+            params: self.params.clone(),
+            deps: self.deps.clone(),
+            outs,
+        }
+    }
+}

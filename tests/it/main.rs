@@ -1,0 +1,1 @@
+//! Integration tests: the real `pivot` binary on temp projects.
