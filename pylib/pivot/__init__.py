@@ -20,11 +20,12 @@ if TYPE_CHECKING:
 __all__ = ["Dep", "IncrementalOut", "Metric", "Out", "PlaceholderDep", "Plot", "stage_def"]
 
 _FROM_OUTPUTS = frozenset({"Dep", "IncrementalOut", "Metric", "Out", "PlaceholderDep", "Plot"})
+_SUBMODULES = frozenset({"exceptions", "loaders", "outputs", "pipeline", "stage_def"})
 
 
 def __getattr__(name: str) -> Any:
     if name in _FROM_OUTPUTS:
         return getattr(importlib.import_module("pivot.outputs"), name)
-    if name == "stage_def":
-        return importlib.import_module("pivot.stage_def")
+    if name in _SUBMODULES:
+        return importlib.import_module(f"pivot.{name}")
     raise AttributeError(f"module 'pivot' has no attribute {name!r}")

@@ -26,7 +26,8 @@ def load(pipeline_file: str) -> Pipeline:
     they are shown with their traceback; a `sys.exit()` or a missing or mistyped `pipeline`
     becomes a `DiscoveryError`.
     """
-    path = os.path.abspath(pipeline_file)
+    # Real path, like the project and pipeline roots, so every path pivot reports agrees.
+    path = os.path.realpath(pipeline_file)
     directory = os.path.dirname(path)
     # As with `python pipeline.py`: modules beside the pipeline file are importable.
     if directory not in sys.path:
@@ -62,7 +63,11 @@ def _find_pipeline(module: types.ModuleType, path: str) -> Pipeline:
         candidate = namespace["pipeline"]
         if isinstance(candidate, Pipeline):
             return candidate
-        kind = "a module" if isinstance(candidate, types.ModuleType) else type(candidate).__name__
+        kind = (
+            "a module"
+            if isinstance(candidate, types.ModuleType)
+            else f"of type `{type(candidate).__name__}`"
+        )
         raise DiscoveryError(
             f"`pipeline` in `{shown}` is {kind}, not a `Pipeline`",
             hint='assign the pipeline object itself: `pipeline = Pipeline("name")`',

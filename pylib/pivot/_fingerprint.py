@@ -8,6 +8,7 @@ differ between Python minor versions, so digests are only comparable within one.
 from __future__ import annotations
 
 import ast
+import contextlib
 import inspect
 import marshal
 import textwrap
@@ -33,10 +34,8 @@ def hash_function_ast(obj: Any) -> str:
         return _compute(obj)
     if cached is None:
         cached = _compute(obj)
-        try:
+        with contextlib.suppress(TypeError):
             _ast_digests[obj] = cached
-        except TypeError:
-            pass
     return cached
 
 

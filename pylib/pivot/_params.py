@@ -15,7 +15,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from pivot import _annotations
-from pivot.exceptions import MissingPackageError, ParamsError
+from pivot.exceptions import ParamsError
 
 if TYPE_CHECKING:
     from pivot._stage import Stage
@@ -100,9 +100,7 @@ def _compute(stage: Stage, project_root: str) -> tuple[Any, dict[str, Any]]:
     if merged:
         pydantic = sys.modules["pydantic"]
         try:
-            instance = type(registered).model_validate(
-                _deep_merge(registered.model_dump(), merged)
-            )
+            instance = type(registered).model_validate(_deep_merge(registered.model_dump(), merged))
         except pydantic.ValidationError as e:
             details = str(e).splitlines()[1:]
             raise ParamsError(

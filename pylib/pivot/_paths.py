@@ -91,8 +91,6 @@ def canonicalize(raw: object, base: str) -> str:
     normalized = posixpath.normpath(joined)
     # POSIX lets normpath keep a leading `//`; pivot never means anything special by it.
     normalized = "/" + normalized.lstrip("/")
-    if ".." in normalized.split("/"):
-        raise PathRejected("contains a `..` component")
     if path.endswith("/") and normalized != "/":
         normalized += "/"
     return normalized
@@ -107,9 +105,11 @@ def resolve_dep(raw: object, base: str) -> tuple[str, str | None]:
     path = canonicalize(raw, base).rstrip("/") or "/"
     root = project_root()
     if not is_within(path, root):
-        if not raw.replace("\\", "/").startswith("/"):  # type: ignore[union-attr]
+        if not _is_absolute(raw):
             raise PathRejected("resolves outside the project root")
         return path, "is outside the project root, which may break reproducibility"
+    if path == root:
+        return path, None
     escape = _symlink_escape(path, root)
     if escape is not None:
         return path, f"leads outside the project root through a symlink (to `{escape}`)"
@@ -126,9 +126,10 @@ def resolve_out(raw: object, base: str) -> tuple[str, str | None]:
     bare = path.rstrip("/") or "/"
     root = project_root()
     if not is_within(bare, root):
-        relative = not raw.replace("\\", "/").startswith("/")  # type: ignore[union-attr]
         raise PathRejected(
-            "resolves outside the project root" if relative else "is outside the project root"
+            "is outside the project root"
+            if _is_absolute(raw)
+            else "resolves outside the project root"
         )
     if bare == root:
         raise PathRejected("is the project root itself")
@@ -138,6 +139,10 @@ def resolve_out(raw: object, base: str) -> tuple[str, str | None]:
     if escape is not None:
         raise PathRejected(f"leads outside the project root through a symlink (to `{escape}`)")
     return path, _symlink_note(bare)
+
+
+def _is_absolute(raw: object) -> bool:
+    return isinstance(raw, str) and raw.replace("\\", "/").startswith("/")
 
 
 def _real_parent(path: str) -> str:

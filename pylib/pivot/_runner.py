@@ -15,6 +15,7 @@ import random
 import sys
 import time
 import traceback
+import types
 import unicodedata
 from typing import Any
 
@@ -46,20 +47,19 @@ def run(stage: Stage) -> dict[str, str]:
     except StageFailure as e:
         return _failed(e.reason, e.details)
     except MissingPackageError as e:
-        return _failed(f"stage `{stage.name}`: {e.message}", traceback.format_exc())
+        return _failed(f"stage `{stage.name}`: {e.message}", _traceback(e))
     except ModuleNotFoundError as e:
         if e.name is None:
-            return _failed(_exception_line(e), traceback.format_exc())
+            return _failed(_exception_line(e), _traceback(e))
         return _failed(
-            f"stage `{stage.name}` needs `{e.name}`, which is not installed",
-            traceback.format_exc(),
+            f"stage `{stage.name}` needs `{e.name}`, which is not installed", _traceback(e)
         )
     except SystemExit as e:
         return _failed(f"stage called sys.exit({e.code})", "")
     except KeyboardInterrupt:
         return _failed("KeyboardInterrupt", "")
     except BaseException as e:
-        return _failed(_exception_line(e), traceback.format_exc())
+        return _failed(_exception_line(e), _traceback(e))
     finally:
         _flush_stdio()
     return {"status": "ok"}
@@ -69,8 +69,8 @@ def _run(stage: Stage) -> None:
     root = _paths.project_root()
     os.chdir(root)
     for stream in (sys.stdout, sys.stderr):
-        # Line buffering lets the coordinator show output as it is printed, and keeps stdout
-        # and stderr lines in order.
+        # Stage output goes to pipes, which Python block-buffers; line buffering lets the
+        # coordinator show each line as soon as it is printed.
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
             reconfigure(line_buffering=True)
@@ -125,7 +125,7 @@ def _load_file(param: str, path: str, loader: Any) -> Any:
         raise StageFailure(
             f"failed to load dependency `{param}` from `{_paths.display(path)}`: "
             f"{_exception_line(e)}",
-            traceback.format_exc(),
+            _traceback(e),
         ) from None
 
 
@@ -177,9 +177,8 @@ def _save_outputs(stage: Stage, value: Any) -> None:
             raise
         except Exception as e:
             raise StageFailure(
-                f"failed to save {_label(field)} to `{_paths.display(path)}`: "
-                f"{_exception_line(e)}",
-                traceback.format_exc(),
+                f"failed to save {_label(field)} to `{_paths.display(path)}`: {_exception_line(e)}",
+                _traceback(e),
             ) from None
 
 
@@ -204,7 +203,7 @@ def _planned_writes(
             f"stage `{stage_name}`: {label} has {len(spec.path)} paths but the stage returned "
             f"{len(value)} values"
         )
-    return [(field, path, item, spec.loader) for path, item in zip(spec.path, value)]
+    return [(field, path, item, spec.loader) for path, item in zip(spec.path, value, strict=True)]
 
 
 def _directory_files(
@@ -269,6 +268,19 @@ def _exception_line(e: BaseException) -> str:
         name = f"{kind.__module__}.{name}"
     message = str(e)
     return f"{name}: {message.splitlines()[0]}" if message.strip() else name
+
+
+def _traceback(e: BaseException) -> str:
+    """The formatted traceback of `e`, starting after pivot's own frames (the user's code)."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None and _is_pivot_frame(tb):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(e), e, tb))
+
+
+def _is_pivot_frame(tb: types.TracebackType) -> bool:
+    name = tb.tb_frame.f_globals.get("__name__", "")
+    return isinstance(name, str) and name.startswith("pivot.")
 
 
 def _failed(reason: str, details: str) -> dict[str, str]:

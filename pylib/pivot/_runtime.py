@@ -27,10 +27,11 @@ _pipeline: Pipeline | None = None
 
 
 def load_pipeline(pipeline_file: str, project_root: str) -> str:
-    """Execute `pipeline_file` and return its stages (see the module docstring of Rust's side).
+    """Execute `pipeline_file` with `project_root` as the path boundary; describe its stages.
 
-    `{"name", "root", "stages": [{"name", "deps", "outs", "incremental_inputs", "mutex",
-    "has_params", "source"}]}`, stages in registration order.
+    `{"name", "root", "stages": [{"name", "deps": [{"param", "path"}], "outs": [{"field", "path",
+    "kind", "cache"}], "incremental_inputs", "mutex", "has_params", "source": {"file", "line"}}]}`,
+    stages in registration order, one entry per dependency or output file.
     """
     global _pipeline
     from pivot import _discovery, _params
@@ -66,8 +67,7 @@ def fingerprint(names: list[str]) -> str:
     answer: dict[str, Any] = {}
     for name in names:
         try:
-            stage = _lookup(name)
-            answer[name] = {"manifest": _loaded().ensure_fingerprint(stage.name)}
+            answer[name] = {"manifest": _lookup(name).fingerprint}
         except PivotError as e:
             answer[name] = {"error": e.message}
         except Exception as e:

@@ -63,11 +63,19 @@ class Stage:
     mutex: list[str]
     variant: str | None
     state_dir: pathlib.Path
-    # Code manifest, computed on first use (registration must stay cheap).
-    fingerprint: dict[str, str] | None = None
+    _manifest: dict[str, str] | None = dataclasses.field(default=None, repr=False)
 
     def __getitem__(self, key: str) -> Any:
         return getattr(self, key)
+
+    @property
+    def fingerprint(self) -> dict[str, str]:
+        """The code manifest, computed on first use: registration must stay cheap."""
+        if self._manifest is None:
+            from pivot import _fingerprint
+
+            self._manifest = _fingerprint.stage_manifest(self.func)
+        return self._manifest
 
     @property
     def deps(self) -> dict[str, PathType]:
@@ -93,7 +101,9 @@ class Stage:
 
     @property
     def incremental_inputs(self) -> list[str]:
-        return [p for s in self.dep_specs.values() if not s.creates_dep_edge for p in each_path(s.path)]
+        return [
+            p for s in self.dep_specs.values() if not s.creates_dep_edge for p in each_path(s.path)
+        ]
 
 
 def build(
@@ -135,10 +145,12 @@ def build(
     dep_specs: dict[str, DepSpec] = {}
     for param, marker in annotations.inputs.items():
         if isinstance(marker, IncrementalOut):
-            path = resolver.single_out(param, marker.path, "incremental input")
-            dep_specs[param] = DepSpec(path, marker.loader, creates_dep_edge=False)
+            own = resolver.single_out(f"input `{param}`", marker.path)
+            dep_specs[param] = DepSpec(own, marker.loader, creates_dep_edge=False)
         else:
-            raw = dep_overrides[param] if param in dep_overrides else marker.path
+            # A PlaceholderDep has no path of its own; its override was checked to exist.
+            overridden = isinstance(marker, PlaceholderDep) or param in dep_overrides
+            raw = dep_overrides[param] if overridden else marker.path
             dep_specs[param] = DepSpec(resolver.dep(param, raw), marker.loader)
 
     out_specs: dict[str, Out[Any]] = {}
@@ -147,7 +159,7 @@ def build(
         raw = override.get("path", spec.path)
         cache = override.get("cache", spec.cache)
         if isinstance(spec, IncrementalOut):
-            path: PathType = resolver.single_out(field, raw, "output")
+            path: PathType = resolver.single_out(_out_label(field), raw)
         else:
             path = resolver.out(field, raw)
         out_specs[field] = dataclasses.replace(spec, path=path, cache=cache)
@@ -223,9 +235,7 @@ def _check_dep_overrides(
         )
     for param in placeholders:
         value = overrides[param]
-        if value in ("", [], ()) or (
-            isinstance(value, (list, tuple)) and any(not isinstance(p, str) or not p for p in value)
-        ):
+        if value == "" or (isinstance(value, (list, tuple)) and (not value or "" in value)):
             raise ValidationError(
                 f"stage `{stage_name}`: the `dep_path_overrides` path of `PlaceholderDep` "
                 f"`{param}` is empty"
@@ -239,8 +249,7 @@ def _check_out_overrides(
         return
     if not annotations.outs:
         raise ValidationError(
-            f"stage `{stage_name}`: `out_path_overrides` is given but the stage declares "
-            "no outputs"
+            f"stage `{stage_name}`: `out_path_overrides` is given but the stage declares no outputs"
         )
     if not annotations.returns_typeddict:
         if len(overrides) > 1:
@@ -373,13 +382,14 @@ class _Resolver:
     def out(self, field: str, raw: object) -> PathType:
         return self._each(raw, _out_label(field), _paths.resolve_out)
 
-    def single_out(self, name: str, raw: object, role: str) -> str:
+    def single_out(self, label: str, raw: object) -> str:
+        """The one path of an `IncrementalOut` (`label`: "input `x`", "output `y`", ...)."""
         if not isinstance(raw, str):
             raise ValidationError(
-                f"stage `{self.stage_name}`: `IncrementalOut` {role} `{name}` must have a "
-                f"single path, got {type(raw).__name__}"
+                f"stage `{self.stage_name}`: `IncrementalOut` {label} must have a single path, "
+                f"got {type(raw).__name__}"
             )
-        return self._one(raw, f"`IncrementalOut` {role} `{name}`", _paths.resolve_out)
+        return self._one(raw, f"`IncrementalOut` {label}", _paths.resolve_out)
 
     def _each(self, raw: object, label: str, resolve: Any) -> PathType:
         if isinstance(raw, list):

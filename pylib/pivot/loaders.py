@@ -12,6 +12,7 @@ so a pipeline that never uses those loaders runs without them installed.
 from __future__ import annotations
 
 import abc
+import contextlib
 import dataclasses
 import importlib
 import json
@@ -59,10 +60,8 @@ def _write_atomically(path: pathlib.Path, mode: str, write: Callable[[IO[Any]], 
             write(f)
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
 
 

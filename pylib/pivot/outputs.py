@@ -47,7 +47,7 @@ class Dep(Generic[R]):
 
 @dataclasses.dataclass(frozen=True)
 class PlaceholderDep(Generic[R]):
-    """An input without a default path: `register(..., dep_path_overrides={param: path})` gives it."""
+    """An input without a default path; `register(dep_path_overrides={param: path})` sets it."""
 
     loader: Reader[R]
 
@@ -101,9 +101,7 @@ class DirectoryOut(Out[dict[str, T]]):
 
     def __post_init__(self) -> None:
         if not isinstance(self.path, str):
-            raise TypeError(
-                f"`DirectoryOut` path must be a string, got {type(self.path).__name__}"
-            )
+            raise TypeError(f"`DirectoryOut` path must be a string, got {type(self.path).__name__}")
         if not self.path.endswith("/"):
             raise ValueError(f"`DirectoryOut` path must end with `/`: `{self.path}`")
 

@@ -107,12 +107,7 @@ class Pipeline:
 
     def ensure_fingerprint(self, name: str) -> dict[str, str]:
         """The stage's code manifest, computed on first request."""
-        stage = self._stages[name]
-        if stage.fingerprint is None:
-            from pivot import _fingerprint
-
-            stage.fingerprint = _fingerprint.stage_manifest(stage.func)
-        return stage.fingerprint
+        return self._stages[name].fingerprint
 
     def __repr__(self) -> str:
         return f"Pipeline({self._name!r}, root={str(self._root)!r}, stages={len(self._stages)})"
