@@ -91,6 +91,21 @@ impl FileStat {
 pub trait DigestMemo: Sync {
     fn get(&self, path: &Path, stat: &FileStat) -> Option<Digest>;
     fn put(&self, path: &Path, stat: &FileStat, digest: &Digest);
+    /// `put` for a digest whose hashing started at `observed_at_ns` (wall clock): a file
+    /// modified while it was being hashed, within its mtime's clock tick, must not be trusted,
+    /// so a memo judging "too recent" should measure from when hashing began.
+    fn put_observed(&self, path: &Path, stat: &FileStat, digest: &Digest, observed_at_ns: i64) {
+        let _ = observed_at_ns;
+        self.put(path, stat, digest);
+    }
+}
+
+/// Wall-clock time in ns since the epoch (0 if the clock is before it).
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
 }
 
 /// A memo that remembers nothing (used where no state is open).
@@ -137,8 +152,9 @@ pub fn hash_file_memo(path: &Path, meta: &Metadata, memo: &dyn DigestMemo) -> io
     if let Some(d) = memo.get(path, &stat) {
         return Ok(d);
     }
+    let observed = now_ns();
     let d = hash_file(path)?;
-    memo.put(path, &stat, &d);
+    memo.put_observed(path, &stat, &d, observed);
     Ok(d)
 }
 

@@ -1,13 +1,312 @@
-//! STUB (replaced by the lockfile module).
+//! Per-stage lock files (`.pivot/stages/<stage>.lock`, SPEC.md 4.4): their schema, their exact
+//! text, and reading and atomically writing them. The only module that knows serde_yaml.
+//!
+//! Lock files are committed to git and shared with the reference implementation, which writes them
+//! with PyYAML's `safe_dump(sort_keys=False)`. [`render`] reproduces those bytes (see `emit.rs`),
+//! so either tool can rewrite the other's lock without a diff. The same YAML writer and reader
+//! ([`to_yaml`], [`from_yaml`] over [`YamlValue`]) serve `.pvt` files.
+
+mod emit;
+mod parse;
+mod resolve;
+mod value;
+
 use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use emit::{float_repr, to_yaml};
+pub use parse::{from_yaml, YamlError};
+pub use value::YamlValue;
+
 use crate::digest::{Digest, ManifestEntry};
-#[derive(Debug, Clone, PartialEq)]
-pub struct LockFile { pub code_manifest: BTreeMap<String, String>, pub params: serde_json::Map<String, serde_json::Value>, pub deps: Vec<LockEntry>, pub outs: Vec<LockEntry> }
-#[derive(Debug, Clone, PartialEq)]
-pub struct LockEntry { pub path: String, pub hash: Digest, pub manifest: Option<Vec<ManifestEntry>> }
+
+/// The lock format version this module writes. Files without the key are version 0, read the same.
+pub const SCHEMA_VERSION: i128 = 1;
+
+/// What a stage's last successful run recorded.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LockFile {
+    /// Code fingerprint; written sorted by key (code-point order, which `BTreeMap` gives).
+    pub code_manifest: BTreeMap<String, String>,
+    /// Effective params in the model's field order.
+    pub params: serde_json::Map<String, serde_json::Value>,
+    /// Written sorted by path.
+    pub deps: Vec<LockEntry>,
+    /// Written sorted by path.
+    pub outs: Vec<LockEntry>,
+}
+
+/// One dep or out: project-relative path (absolute outside the project; directory outs keep their
+/// trailing `/`), its digest, and for directories the manifest the digest was computed from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockEntry {
+    pub path: String,
+    pub hash: Digest,
+    pub manifest: Option<Vec<ManifestEntry>>,
+}
+
 #[derive(thiserror::Error, Debug)]
-pub enum LockError { #[error("io {path:?}")] Io { path: PathBuf, source: std::io::Error }, #[error("corrupt {path:?}")] Corrupt { path: PathBuf, line: Option<usize>, message: String } }
-pub fn render(_lock: &LockFile) -> String { todo!() }
-pub fn read(_path: &Path) -> Result<Option<LockFile>, LockError> { todo!() }
-pub fn write_atomic(_path: &Path, _lock: &LockFile) -> std::io::Result<()> { todo!() }
+pub enum LockError {
+    #[error("cannot read lock file `{}`", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("corrupt lock file `{}`{}: {message}", path.display(), line_suffix(*line))]
+    Corrupt {
+        path: PathBuf,
+        line: Option<usize>,
+        message: String,
+    },
+}
+
+fn line_suffix(line: Option<usize>) -> String {
+    line.map(|l| format!(" at line {l}")).unwrap_or_default()
+}
+
+/// `<state_dir>/stages/<stage>.lock`; a stage name with `/` lands in a subdirectory.
+pub fn lock_path(state_dir: &Path, stage: &str) -> PathBuf {
+    state_dir.join("stages").join(format!("{stage}.lock"))
+}
+
+/// The lock file's text, byte for byte what the reference writes for the same data.
+pub fn render(lock: &LockFile) -> String {
+    to_yaml(&to_value(lock))
+}
+
+fn to_value(lock: &LockFile) -> YamlValue {
+    let code_manifest = lock
+        .code_manifest
+        .iter()
+        .map(|(k, v)| (k.clone(), YamlValue::str(v.as_str())))
+        .collect();
+    let params = lock
+        .params
+        .iter()
+        .map(|(k, v)| (k.clone(), YamlValue::from(v)))
+        .collect();
+    YamlValue::Map(vec![
+        ("schema_version".into(), YamlValue::Int(SCHEMA_VERSION)),
+        ("code_manifest".into(), YamlValue::Map(code_manifest)),
+        ("params".into(), YamlValue::Map(params)),
+        ("deps".into(), entries_value(&lock.deps)),
+        ("outs".into(), entries_value(&lock.outs)),
+        // Generations live in the state; the key stays for the reference's readers.
+        ("dep_generations".into(), YamlValue::Map(Vec::new())),
+    ])
+}
+
+fn entries_value(entries: &[LockEntry]) -> YamlValue {
+    let mut sorted: Vec<&LockEntry> = entries.iter().collect();
+    // Python sorts str by code point, which is UTF-8 byte order.
+    sorted.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+    YamlValue::Seq(
+        sorted
+            .into_iter()
+            .map(|e| {
+                let mut fields = vec![
+                    ("path".to_owned(), YamlValue::str(e.path.as_str())),
+                    ("hash".to_owned(), YamlValue::str(e.hash.as_str())),
+                ];
+                if let Some(manifest) = &e.manifest {
+                    fields.push((
+                        "manifest".to_owned(),
+                        YamlValue::Seq(manifest.iter().map(manifest_value).collect()),
+                    ));
+                }
+                YamlValue::Map(fields)
+            })
+            .collect(),
+    )
+}
+
+fn manifest_value(m: &ManifestEntry) -> YamlValue {
+    YamlValue::Map(vec![
+        ("relpath".into(), YamlValue::str(m.relpath.as_str())),
+        ("hash".into(), YamlValue::str(m.hash.as_str())),
+        ("size".into(), YamlValue::from(m.size)),
+        ("isexec".into(), YamlValue::Bool(m.isexec)),
+    ])
+}
+
+/// Reads a lock file; `Ok(None)` when there is none. Anything the reference would treat as "no
+/// previous run" (invalid YAML, not a mapping, a missing or null required key) is `Corrupt`, so the
+/// caller can warn with file and line and then run the stage.
+pub fn read(path: &Path) -> Result<Option<LockFile>, LockError> {
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(LockError::Io {
+                path: path.to_owned(),
+                source,
+            })
+        }
+    };
+    let corrupt = |line, message: String| LockError::Corrupt {
+        path: path.to_owned(),
+        line,
+        message,
+    };
+    let text = String::from_utf8(bytes).map_err(|_| corrupt(None, "not valid UTF-8".into()))?;
+    let doc = from_yaml(&text).map_err(|e| corrupt(e.line, e.message))?;
+    from_value(&doc)
+        .map(Some)
+        .map_err(|message| corrupt(None, message))
+}
+
+fn from_value(doc: &YamlValue) -> Result<LockFile, String> {
+    if !matches!(doc, YamlValue::Map(_)) {
+        return Err("the document is not a mapping".into());
+    }
+    match doc.get("schema_version") {
+        None | Some(YamlValue::Int(0 | 1)) => {}
+        Some(YamlValue::Int(v)) => return Err(format!("unsupported `schema_version` {v}")),
+        Some(_) => return Err("`schema_version` is not an integer".into()),
+    }
+    let required = |key: &str| match doc.get(key) {
+        None | Some(YamlValue::Null) => Err(format!("missing `{key}`")),
+        Some(v) => Ok(v),
+    };
+    let code_manifest = match required("code_manifest")? {
+        YamlValue::Map(entries) => entries
+            .iter()
+            .map(|(k, v)| match v {
+                YamlValue::Str(s) => Ok((k.clone(), s.clone())),
+                _ => Err(format!("`code_manifest.{k}` is not a string")),
+            })
+            .collect::<Result<_, _>>()?,
+        _ => return Err("`code_manifest` is not a mapping".into()),
+    };
+    let params = match required("params")? {
+        YamlValue::Map(entries) => entries
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_json()))
+            .collect(),
+        _ => return Err("`params` is not a mapping".into()),
+    };
+    let deps = entries_from(required("deps")?, "deps")?;
+    let outs = entries_from(required("outs")?, "outs")?;
+    required("dep_generations")?;
+    Ok(LockFile {
+        code_manifest,
+        params,
+        deps,
+        outs,
+    })
+}
+
+fn entries_from(v: &YamlValue, key: &str) -> Result<Vec<LockEntry>, String> {
+    let YamlValue::Seq(items) = v else {
+        return Err(format!("`{key}` is not a list"));
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let at = format!("{key}[{i}]");
+            let manifest = match item.get("manifest") {
+                None | Some(YamlValue::Null) => None,
+                Some(YamlValue::Seq(m)) => Some(
+                    m.iter()
+                        .enumerate()
+                        .map(|(j, e)| manifest_entry_from(e, &format!("{at}.manifest[{j}]")))
+                        .collect::<Result<_, _>>()?,
+                ),
+                Some(_) => return Err(format!("`{at}.manifest` is not a list")),
+            };
+            Ok(LockEntry {
+                path: str_field(item, "path", &at)?.to_owned(),
+                hash: digest_field(item, &at)?,
+                manifest,
+            })
+        })
+        .collect()
+}
+
+fn manifest_entry_from(v: &YamlValue, at: &str) -> Result<ManifestEntry, String> {
+    let size = match v.get("size") {
+        Some(YamlValue::Int(i)) => {
+            u64::try_from(*i).map_err(|_| format!("`{at}.size` is out of range"))?
+        }
+        _ => return Err(format!("`{at}.size` is not an integer")),
+    };
+    let isexec = match v.get("isexec") {
+        Some(YamlValue::Bool(b)) => *b,
+        _ => return Err(format!("`{at}.isexec` is not a boolean")),
+    };
+    Ok(ManifestEntry {
+        relpath: str_field(v, "relpath", at)?.to_owned(),
+        hash: digest_field(v, at)?,
+        size,
+        isexec,
+    })
+}
+
+fn str_field<'v>(v: &'v YamlValue, key: &str, at: &str) -> Result<&'v str, String> {
+    if !matches!(v, YamlValue::Map(_)) {
+        return Err(format!("`{at}` is not a mapping"));
+    }
+    v.get(key)
+        .and_then(YamlValue::as_str)
+        .ok_or_else(|| format!("`{at}.{key}` is not a string"))
+}
+
+fn digest_field(v: &YamlValue, at: &str) -> Result<Digest, String> {
+    let text = str_field(v, "hash", at)?;
+    Digest::parse(text).ok_or_else(|| format!("`{at}.hash` is not a digest: `{text}`"))
+}
+
+/// Writes `lock` to `path` atomically (temp file in the same directory, fsync, rename, then fsync
+/// of the directory), mode 0644, creating parent directories.
+pub fn write_atomic(path: &Path, lock: &LockFile) -> io::Result<()> {
+    write_file_atomic(path, render(lock).as_bytes())
+}
+
+/// Atomic replace of `path` with `contents` (also for `.pvt` files).
+pub fn write_file_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("`{}` has no file name", path.display()),
+        )
+    })?;
+    fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".{}.{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| {
+        let mut file = File::options().write(true).create_new(true).open(&tmp)?;
+        // Explicit, so the umask does not decide (the reference's files are 0644).
+        file.set_permissions(fs::Permissions::from_mode(0o644))?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result?;
+    // Make the rename itself durable; a directory that cannot be opened or synced (some
+    // filesystems) does not make the write fail.
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

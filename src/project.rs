@@ -143,11 +143,14 @@ fn pipeline_in(dir: &Path) -> Result<Option<PathBuf>, ProjectError> {
 
 /// Locates the project and pipeline: with `-p FILE` from the file, otherwise from `cwd`.
 pub fn locate(cwd: &Path, pipeline: Option<&Path>) -> Result<Project, ProjectError> {
+    // Python reports real paths; the root must be spelled the same way for prefixes to match.
+    let cwd = &fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_path_buf());
     if let Some(file) = pipeline {
         let file = normalize(cwd, file);
         if !file.is_file() {
             return Err(ProjectError::MissingPipelineFile(file));
         }
+        let file = fs::canonicalize(&file).unwrap_or(file);
         let dir = file.parent().expect("invariant: a file has a parent").to_path_buf();
         return Ok(match find_root(&dir) {
             Some(root) => Project { root, pipeline_file: file, implicit: false },
@@ -156,7 +159,7 @@ pub fn locate(cwd: &Path, pipeline: Option<&Path>) -> Result<Project, ProjectErr
     }
     let root = find_root(cwd).ok_or_else(|| ProjectError::NoProject(cwd.to_path_buf()))?;
     let mut candidates = Vec::new();
-    if cwd != root && cwd.starts_with(&root) {
+    if *cwd != root && cwd.starts_with(&root) {
         candidates.push(cwd.to_path_buf());
     }
     candidates.push(root.clone());

@@ -1,14 +1,822 @@
-//! STUB (replaced by the cache module).
+//! The content-addressed object store: `<cache>/files/<digest[0:2]>/<digest[2:16]>` (SPEC.md 4.2),
+//! one read-only blob per distinct file content, and checkout of blobs into the workspace.
+//!
+//! Invariants:
+//! - A blob appears under its name complete and read-only (0444), or not at all: it is prepared
+//!   under a temporary name in its directory, then hard-linked to its final name, which fails if
+//!   the name exists, so an existing blob is never rewritten.
+//! - A blob is trusted only through the stat memo ([`Cache::verify_blob`]). Root can write through
+//!   a hard-linked checkout despite 0444; that changes the blob's stat, so it is re-hashed before
+//!   use, and a blob whose content does not match its name is evicted, never checked out.
+//! - Pivot never opens a workspace file for writing or chmods it: it may be a hard link to a blob.
+
+mod checkout;
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use crate::digest::{Digest, DigestMemo};
-pub struct Cache { root: PathBuf }
-#[derive(Clone, Copy, Debug, PartialEq, Eq)] pub enum CheckoutMode { Hardlink, Symlink, Copy }
-#[derive(thiserror::Error, Debug)] pub enum CacheError { #[error("x")] X }
-impl Cache {
-    pub fn new(root: PathBuf) -> Cache { Cache { root } }
-    pub fn blob_path(&self, d: &Digest) -> PathBuf { self.root.join(d.as_str()) }
-    pub fn store_and_link(&self, _src: &Path, _d: &Digest, _modes: &[CheckoutMode], _memo: &dyn DigestMemo) -> Result<CheckoutMode, CacheError> { todo!() }
-    pub fn verify_blob(&self, _d: &Digest, _memo: &dyn DigestMemo) -> Result<(), CacheError> { todo!() }
-    pub fn checkout(&self, _d: &Digest, _dest: &Path, _modes: &[CheckoutMode], _memo: &dyn DigestMemo) -> Result<CheckoutMode, CacheError> { todo!() }
+
+use xxhash_rust::xxh64::Xxh64;
+
+use crate::digest::{hash_file, Digest, DigestMemo, FileStat};
+
+pub use checkout::{parse_checkout_modes, CheckoutMode};
+
+#[derive(thiserror::Error, Debug)]
+pub enum CacheError {
+    #[error("cache blob `{digest}` is missing (`{}`)", path.display())]
+    MissingBlob { digest: Digest, path: PathBuf },
+    #[error("cache blob `{digest}` is corrupt (`{}`)", path.display())]
+    CorruptBlob { digest: Digest, path: PathBuf },
+    #[error("`{}` changed while it was being cached (expected digest `{digest}`)", path.display())]
+    SourceChanged { path: PathBuf, digest: Digest },
+    #[error("cannot check out `{digest}` to `{}` as {mode}", dest.display())]
+    Checkout {
+        digest: Digest,
+        dest: PathBuf,
+        mode: CheckoutMode,
+        #[source]
+        source: io::Error,
+    },
+    #[error("no checkout mode given")]
+    NoCheckoutMode,
+    #[error("cannot {action} `{}`", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }
-pub fn parse_checkout_modes(_s: &str) -> Result<Vec<CheckoutMode>, String> { todo!() }
+
+fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> CacheError + 'a {
+    move |source| CacheError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The local cache directory (`<project>/.pivot/cache` by default).
+#[derive(Clone, Debug)]
+pub struct Cache {
+    root: PathBuf,
+}
+
+impl Cache {
+    /// A relative `root` is made absolute against the current directory: symlink checkouts point
+    /// at blobs and memo keys name them by absolute path.
+    pub fn new(root: PathBuf) -> Cache {
+        let root = std::path::absolute(&root).unwrap_or(root);
+        Cache { root }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn blob_path(&self, d: &Digest) -> PathBuf {
+        let s = d.as_str();
+        self.root.join("files").join(&s[..2]).join(&s[2..])
+    }
+
+    /// Whether a blob file exists under `d`'s name (not whether its content is right).
+    pub fn contains(&self, d: &Digest) -> bool {
+        fs::symlink_metadata(self.blob_path(d)).is_ok_and(|m| m.is_file())
+    }
+
+    /// Puts the file at `src` (whose digest the caller computed: `d`) into the cache and makes
+    /// `src` a checkout of the blob in the first of `modes` that works. Returns that mode.
+    ///
+    /// If the blob is absent, `src` itself is hard-linked into the cache when it is on the same
+    /// filesystem (no bytes copied; `src` becomes 0444), else copied. If `modes` starts with
+    /// `Copy`, `src` is copied into the cache and left as it is if it is a writable file without
+    /// other hard links (else replaced by a copy).
+    /// An existing blob is verified first; a corrupt one is replaced from `src`.
+    pub fn store_and_link(
+        &self,
+        src: &Path,
+        d: &Digest,
+        modes: &[CheckoutMode],
+        memo: &dyn DigestMemo,
+    ) -> Result<CheckoutMode, CacheError> {
+        let first = *modes.first().ok_or(CacheError::NoCheckoutMode)?;
+        // The exec bit of the output, for copies (hard-linking into the cache drops it).
+        let meta = fs::metadata(src).map_err(io_err("read", src))?;
+        let exec = meta.mode() & 0o100 != 0;
+        if first == CheckoutMode::Copy {
+            self.ensure_stored(src, d, memo, false)?;
+            // Already an independent, writable file: nothing to replace.
+            let writable = meta.mode() & 0o200 != 0;
+            if meta.nlink() == 1 && writable && fs::symlink_metadata(src).is_ok_and(|m| m.is_file())
+            {
+                return Ok(CheckoutMode::Copy);
+            }
+        } else {
+            self.ensure_stored(src, d, memo, true)?;
+        }
+        self.link_out(d, src, modes, exec, memo)
+    }
+
+    /// Stores a copy of `src` (whose digest the caller computed: `d`) without touching `src`. The
+    /// copied bytes are hashed on the way, so a file that changed since it was hashed is refused.
+    pub fn store_copy(
+        &self,
+        src: &Path,
+        d: &Digest,
+        memo: &dyn DigestMemo,
+    ) -> Result<(), CacheError> {
+        self.ensure_stored(src, d, memo, false)
+    }
+
+    /// Checks that blob `d` exists and holds content with digest `d`. Its stat identity is looked
+    /// up in `memo`; only when that has no (trusted) answer is the blob re-hashed, and the result
+    /// recorded. A blob whose content does not match its name is deleted: `CorruptBlob`.
+    pub fn verify_blob(&self, d: &Digest, memo: &dyn DigestMemo) -> Result<(), CacheError> {
+        let path = self.blob_path(d);
+        let missing = || CacheError::MissingBlob {
+            digest: d.clone(),
+            path: path.clone(),
+        };
+        let meta = match fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(missing()),
+            Err(e) => return Err(io_err("read", &path)(e)),
+        };
+        if !meta.is_file() {
+            // Blobs are never symlinks; a directory is a symlink-mode tree copy, not ours to evict.
+            if meta.file_type().is_symlink() {
+                checkout::remove_quietly(&path);
+            }
+            return Err(CacheError::CorruptBlob {
+                digest: d.clone(),
+                path,
+            });
+        }
+        let stat = FileStat::of(&meta);
+        let actual = match memo.get(&path, &stat) {
+            Some(known) => known,
+            None => match hash_file(&path) {
+                Ok(h) => {
+                    if h == *d {
+                        memo.put(&path, &stat, d);
+                    }
+                    h
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(missing()),
+                Err(e) => return Err(io_err("read", &path)(e)),
+            },
+        };
+        if actual != *d {
+            // Files hard-linked to this blob keep their (modified) content; only the name goes.
+            checkout::remove_quietly(&path);
+            return Err(CacheError::CorruptBlob {
+                digest: d.clone(),
+                path,
+            });
+        }
+        Ok(())
+    }
+
+    /// Materialises blob `d` at `dest`, replacing whatever is there (atomically: temp name in
+    /// `dest`'s directory, then rename), in the first of `modes` that works. Falls back to the next
+    /// mode only when a mode is impossible there (cross-device, not permitted; see
+    /// [`CheckoutMode`]). The blob is verified first; parent directories are created. A checkout
+    /// that is already correct is left alone. A copy is 0644; see [`Cache::checkout_with_exec`]
+    /// for executables. Returns the mode used.
+    pub fn checkout(
+        &self,
+        d: &Digest,
+        dest: &Path,
+        modes: &[CheckoutMode],
+        memo: &dyn DigestMemo,
+    ) -> Result<CheckoutMode, CacheError> {
+        self.checkout_with_exec(d, dest, modes, false, memo)
+    }
+
+    /// [`Cache::checkout`], with `exec` choosing the mode of a copy: 0755 if set, else 0644
+    /// (a manifest entry's `isexec`). Links cannot carry it: blobs are 0444.
+    pub fn checkout_with_exec(
+        &self,
+        d: &Digest,
+        dest: &Path,
+        modes: &[CheckoutMode],
+        exec: bool,
+        memo: &dyn DigestMemo,
+    ) -> Result<CheckoutMode, CacheError> {
+        if modes.is_empty() {
+            return Err(CacheError::NoCheckoutMode);
+        }
+        self.verify_blob(d, memo)?;
+        self.link_out(d, dest, modes, exec, memo)
+    }
+
+    /// Checkout of a blob already known to be good.
+    fn link_out(
+        &self,
+        d: &Digest,
+        dest: &Path,
+        modes: &[CheckoutMode],
+        exec: bool,
+        memo: &dyn DigestMemo,
+    ) -> Result<CheckoutMode, CacheError> {
+        let blob = self.blob_path(d);
+        let blob_meta = fs::metadata(&blob).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => CacheError::MissingBlob {
+                digest: d.clone(),
+                path: blob.clone(),
+            },
+            _ => io_err("read", &blob)(e),
+        })?;
+        if let Some(mode) =
+            checkout::existing_checkout(&blob, &blob_meta, d, dest, modes, exec, memo)
+        {
+            return Ok(mode);
+        }
+        checkout::prepare_parent(dest).map_err(io_err("create the parent directory of", dest))?;
+        checkout::with_fallback(modes, |mode| checkout::materialize(&blob, dest, mode, exec))
+            .map_err(|(mode, source)| CacheError::Checkout {
+                digest: d.clone(),
+                dest: dest.to_owned(),
+                mode,
+                source,
+            })
+    }
+
+    /// Makes sure a good blob `d` exists, storing it from `src` if it is absent or corrupt.
+    fn ensure_stored(
+        &self,
+        src: &Path,
+        d: &Digest,
+        memo: &dyn DigestMemo,
+        allow_link: bool,
+    ) -> Result<(), CacheError> {
+        // Two rounds: a concurrent store of the same content can win the race to the name.
+        for _ in 0..2 {
+            match self.verify_blob(d, memo) {
+                Ok(()) => return Ok(()),
+                Err(CacheError::MissingBlob { .. } | CacheError::CorruptBlob { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            if self.put_blob(src, d, memo, allow_link)? {
+                return Ok(());
+            }
+        }
+        self.verify_blob(d, memo)
+    }
+
+    /// Writes blob `d` from `src`. `Ok(false)` if another writer created the name first.
+    fn put_blob(
+        &self,
+        src: &Path,
+        d: &Digest,
+        memo: &dyn DigestMemo,
+        allow_link: bool,
+    ) -> Result<bool, CacheError> {
+        let blob = self.blob_path(d);
+        let dir = blob.parent().expect("invariant: blob paths have a parent");
+        fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+        let tmp = checkout::temp_path(&blob);
+        let is_file = fs::symlink_metadata(src)
+            .map_err(io_err("read", src))?
+            .is_file();
+        if allow_link && is_file {
+            match self.link_into_cache(src, &tmp, d, memo) {
+                Ok(()) => return self.publish(&tmp, &blob),
+                Err(e) if checkout::allows_fallback(CheckoutMode::Hardlink, &e) => {}
+                Err(e) => return Err(io_err("link into the cache", src)(e)),
+            }
+        }
+        self.copy_into_cache(src, &tmp, d, memo)?;
+        self.publish(&tmp, &blob)
+    }
+
+    /// The fast path: hard-links `src` to `tmp` and makes it read-only. The memo entry of `src`
+    /// (same inode, so same stat) is carried over to the blob when it is trusted.
+    fn link_into_cache(
+        &self,
+        src: &Path,
+        tmp: &Path,
+        d: &Digest,
+        memo: &dyn DigestMemo,
+    ) -> io::Result<()> {
+        fs::hard_link(src, tmp)?;
+        let carried = fs::set_permissions(tmp, fs::Permissions::from_mode(0o444))
+            .and_then(|()| fs::metadata(tmp))
+            .map(|meta| FileStat::of(&meta));
+        match carried {
+            Ok(stat) => {
+                if memo.get(src, &stat).as_ref() == Some(d) {
+                    memo.put(&self.blob_path(d), &stat, d);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                checkout::remove_quietly(tmp);
+                Err(e)
+            }
+        }
+    }
+
+    /// Copies `src` to `tmp`, hashing the bytes copied: the blob holds exactly content `d` or is
+    /// not written. The copy keeps `src`'s mtime (as the reference's `copy2` does), which also
+    /// lets its memo entry be trusted at once.
+    fn copy_into_cache(
+        &self,
+        src: &Path,
+        tmp: &Path,
+        d: &Digest,
+        memo: &dyn DigestMemo,
+    ) -> Result<(), CacheError> {
+        let mut input = File::open(src).map_err(io_err("read", src))?;
+        let mtime = input
+            .metadata()
+            .and_then(|m| m.modified())
+            .map_err(io_err("read", src))?;
+        let mut out = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(tmp)
+            .map_err(io_err("create", tmp))?;
+        let copied = (|| -> Result<(), CacheError> {
+            let mut hasher = Xxh64::new(0);
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let n = match input.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(io_err("read", src)(e)),
+                };
+                hasher.update(&buf[..n]);
+                out.write_all(&buf[..n]).map_err(io_err("write", tmp))?;
+            }
+            if Digest::from_u64(hasher.digest()) != *d {
+                return Err(CacheError::SourceChanged {
+                    path: src.to_owned(),
+                    digest: d.clone(),
+                });
+            }
+            out.set_modified(mtime).map_err(io_err("write", tmp))?;
+            out.set_permissions(fs::Permissions::from_mode(0o444))
+                .map_err(io_err("write", tmp))?;
+            let meta = out.metadata().map_err(io_err("read", tmp))?;
+            memo.put(&self.blob_path(d), &FileStat::of(&meta), d);
+            Ok(())
+        })();
+        if copied.is_err() {
+            checkout::remove_quietly(tmp);
+        }
+        copied
+    }
+
+    /// Gives the prepared `tmp` its blob name unless the name exists, then drops `tmp`.
+    fn publish(&self, tmp: &Path, blob: &Path) -> Result<bool, CacheError> {
+        let linked = fs::hard_link(tmp, blob);
+        checkout::remove_quietly(tmp);
+        match linked {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(io_err("write", blob)(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::os::unix::fs::MetadataExt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    use std::time::{Duration, SystemTime};
+    use CheckoutMode::*;
+
+    /// An in-memory memo without a racy window, counting lookups that missed.
+    #[derive(Default)]
+    struct TestMemo {
+        entries: Mutex<HashMap<PathBuf, (FileStat, Digest)>>,
+        misses: AtomicUsize,
+    }
+
+    impl DigestMemo for TestMemo {
+        fn get(&self, path: &Path, stat: &FileStat) -> Option<Digest> {
+            let found = self
+                .entries
+                .lock()
+                .unwrap()
+                .get(path)
+                .filter(|(s, _)| s == stat)
+                .map(|e| e.1.clone());
+            if found.is_none() {
+                self.misses.fetch_add(1, Ordering::Relaxed);
+            }
+            found
+        }
+        fn put(&self, path: &Path, stat: &FileStat, digest: &Digest) {
+            self.entries
+                .lock()
+                .unwrap()
+                .insert(path.to_owned(), (*stat, digest.clone()));
+        }
+    }
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        work: PathBuf,
+        cache: Cache,
+        memo: TestMemo,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let work = dir.path().join("work");
+        fs::create_dir(&work).unwrap();
+        let cache = Cache::new(dir.path().join(".pivot/cache"));
+        Fixture {
+            work,
+            cache,
+            memo: TestMemo::default(),
+            _dir: dir,
+        }
+    }
+
+    /// Writes `bytes` to `path` with an mtime an hour ago (so an edit visibly changes it).
+    fn write_old(path: &Path, bytes: &[u8]) -> Digest {
+        fs::write(path, bytes).unwrap();
+        set_mtime(path, SystemTime::now() - Duration::from_secs(3600));
+        Digest::of_bytes(bytes)
+    }
+
+    fn set_mtime(path: &Path, t: SystemTime) {
+        File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    }
+
+    const ALL: &[CheckoutMode] = &[Hardlink, Symlink, Copy];
+
+    #[test]
+    fn blob_path_splits_the_digest_after_two_characters() {
+        let cache = Cache::new(PathBuf::from("/p/.pivot/cache"));
+        let d = Digest::parse("0123456789abcdef").unwrap();
+        assert_eq!(
+            cache.blob_path(&d),
+            Path::new("/p/.pivot/cache/files/01/23456789abcdef")
+        );
+    }
+
+    #[test]
+    fn stored_output_becomes_a_hardlink_of_a_read_only_blob() {
+        let f = fixture();
+        let out = f.work.join("out.csv");
+        let d = write_old(&out, b"a,b\n1,2\n");
+        assert_eq!(
+            f.cache.store_and_link(&out, &d, ALL, &f.memo).unwrap(),
+            Hardlink
+        );
+        let blob = f.cache.blob_path(&d);
+        let (bm, om) = (fs::metadata(&blob).unwrap(), fs::metadata(&out).unwrap());
+        assert_eq!(bm.ino(), om.ino());
+        assert_eq!(om.nlink(), 2);
+        assert_eq!(bm.mode() & 0o777, 0o444);
+        assert!(f.cache.contains(&d));
+        assert_eq!(fs::read(&out).unwrap(), b"a,b\n1,2\n");
+        let leftovers: Vec<_> = fs::read_dir(blob.parent().unwrap()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temp files left in the cache");
+    }
+
+    #[test]
+    fn storing_the_same_content_twice_is_idempotent() {
+        let f = fixture();
+        let a = f.work.join("a");
+        let b = f.work.join("b");
+        let d = write_old(&a, b"same");
+        write_old(&b, b"same");
+        f.cache.store_and_link(&a, &d, ALL, &f.memo).unwrap();
+        let ino = fs::metadata(f.cache.blob_path(&d)).unwrap().ino();
+        f.cache.store_and_link(&a, &d, ALL, &f.memo).unwrap();
+        f.cache.store_and_link(&b, &d, ALL, &f.memo).unwrap();
+        assert_eq!(
+            fs::metadata(f.cache.blob_path(&d)).unwrap().ino(),
+            ino,
+            "blob never rewritten"
+        );
+        assert_eq!(
+            fs::metadata(&b).unwrap().ino(),
+            ino,
+            "second output deduplicated"
+        );
+        assert_eq!(fs::metadata(&a).unwrap().nlink(), 3);
+        f.cache.store_copy(&b, &d, &f.memo).unwrap();
+        assert_eq!(fs::metadata(f.cache.blob_path(&d)).unwrap().ino(), ino);
+    }
+
+    #[test]
+    fn checkout_restores_a_deleted_output_and_leaves_a_correct_one_alone() {
+        let f = fixture();
+        let out = f.work.join("sub/dir/out");
+        fs::create_dir_all(out.parent().unwrap()).unwrap();
+        let d = write_old(&out, b"payload");
+        f.cache.store_and_link(&out, &d, ALL, &f.memo).unwrap();
+        fs::remove_dir_all(f.work.join("sub")).unwrap();
+        assert_eq!(f.cache.checkout(&d, &out, ALL, &f.memo).unwrap(), Hardlink);
+        assert_eq!(fs::read(&out).unwrap(), b"payload");
+        let ctime = fs::symlink_metadata(&out).unwrap().ctime_nsec();
+        let dir_mtime = fs::metadata(out.parent().unwrap()).unwrap().mtime_nsec();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(f.cache.checkout(&d, &out, ALL, &f.memo).unwrap(), Hardlink);
+        assert_eq!(fs::symlink_metadata(&out).unwrap().ctime_nsec(), ctime);
+        assert_eq!(
+            fs::metadata(out.parent().unwrap()).unwrap().mtime_nsec(),
+            dir_mtime,
+            "nothing renamed"
+        );
+    }
+
+    #[test]
+    fn checkout_replaces_a_modified_output() {
+        let f = fixture();
+        let out = f.work.join("out");
+        let d = write_old(&out, b"good");
+        f.cache.store_copy(&out, &d, &f.memo).unwrap();
+        fs::remove_file(&out).unwrap();
+        fs::write(&out, b"edited by the user").unwrap();
+        f.cache.checkout(&d, &out, ALL, &f.memo).unwrap();
+        assert_eq!(fs::read(&out).unwrap(), b"good");
+    }
+
+    #[test]
+    fn blob_replaced_by_other_bytes_is_evicted_and_not_checked_out() {
+        let f = fixture();
+        let src = f.work.join("src");
+        let d = write_old(&src, b"original");
+        f.cache.store_copy(&src, &d, &f.memo).unwrap();
+        f.cache.verify_blob(&d, &f.memo).unwrap();
+        let blob = f.cache.blob_path(&d);
+        let fresh = blob.with_file_name("fresh");
+        fs::write(&fresh, b"tampered").unwrap();
+        fs::rename(&fresh, &blob).unwrap();
+        let dest = f.work.join("dest");
+        let err = f.cache.checkout(&d, &dest, ALL, &f.memo).unwrap_err();
+        assert!(matches!(err, CacheError::CorruptBlob { .. }), "{err:?}");
+        assert!(!blob.exists(), "corrupt blob evicted");
+        assert!(!dest.exists());
+        assert!(matches!(
+            f.cache.checkout(&d, &dest, ALL, &f.memo),
+            Err(CacheError::MissingBlob { .. })
+        ));
+    }
+
+    #[test]
+    fn blob_edited_through_a_hardlinked_output_is_evicted() {
+        let f = fixture();
+        let out = f.work.join("out");
+        let d = write_old(&out, b"0123456789");
+        f.cache.store_and_link(&out, &d, ALL, &f.memo).unwrap();
+        f.cache.verify_blob(&d, &f.memo).unwrap();
+        // Root may write through the 0444 hard link: same inode and size, new mtime.
+        let mut w = File::options().write(true).open(&out).unwrap();
+        w.write_all(b"9876543210").unwrap();
+        drop(w);
+        let err = f.cache.verify_blob(&d, &f.memo).unwrap_err();
+        assert!(matches!(err, CacheError::CorruptBlob { .. }), "{err:?}");
+        assert!(!f.cache.contains(&d));
+        assert_eq!(
+            fs::read(&out).unwrap(),
+            b"9876543210",
+            "the workspace file keeps its content"
+        );
+        // Storing the output's new content works; the old digest is gone.
+        let d2 = Digest::of_bytes(b"9876543210");
+        f.cache.store_and_link(&out, &d2, ALL, &f.memo).unwrap();
+        assert!(f.cache.contains(&d2));
+    }
+
+    #[test]
+    fn corrupt_blob_is_replaced_when_its_content_is_stored_again() {
+        let f = fixture();
+        let src = f.work.join("src");
+        let d = write_old(&src, b"content");
+        f.cache.store_copy(&src, &d, &f.memo).unwrap();
+        let blob = f.cache.blob_path(&d);
+        let fresh = blob.with_file_name("fresh");
+        fs::write(&fresh, b"junk").unwrap();
+        fs::rename(&fresh, &blob).unwrap();
+        f.cache.store_and_link(&src, &d, ALL, &f.memo).unwrap();
+        assert_eq!(fs::read(&blob).unwrap(), b"content");
+    }
+
+    #[test]
+    fn blob_with_unchanged_stat_is_trusted_without_rehashing() {
+        let f = fixture();
+        let src = f.work.join("src");
+        let d = write_old(&src, b"abc");
+        f.cache.store_copy(&src, &d, &f.memo).unwrap();
+        let misses = f.memo.misses.load(Ordering::Relaxed);
+        for _ in 0..3 {
+            f.cache.verify_blob(&d, &f.memo).unwrap();
+        }
+        assert_eq!(
+            f.memo.misses.load(Ordering::Relaxed),
+            misses,
+            "copy recorded the blob's stat"
+        );
+    }
+
+    #[test]
+    fn a_file_that_changed_since_hashing_is_not_stored() {
+        let f = fixture();
+        let src = f.work.join("src");
+        write_old(&src, b"new content");
+        let stale = Digest::of_bytes(b"old content");
+        let err = f.cache.store_copy(&src, &stale, &f.memo).unwrap_err();
+        assert!(matches!(err, CacheError::SourceChanged { .. }), "{err:?}");
+        assert!(!f.cache.contains(&stale));
+        let dir = f.cache.blob_path(&stale).parent().unwrap().to_owned();
+        assert_eq!(fs::read_dir(dir).unwrap().count(), 0, "temp file removed");
+    }
+
+    #[test]
+    fn symlink_mode_points_at_the_blob() {
+        let f = fixture();
+        let out = f.work.join("out");
+        let d = write_old(&out, b"linked");
+        assert_eq!(
+            f.cache
+                .store_and_link(&out, &d, &[Symlink], &f.memo)
+                .unwrap(),
+            Symlink
+        );
+        let blob = f.cache.blob_path(&d);
+        assert!(fs::symlink_metadata(&out).unwrap().file_type().is_symlink());
+        assert_eq!(fs::read_link(&out).unwrap(), blob);
+        assert!(blob.is_absolute());
+        assert_eq!(fs::read(&out).unwrap(), b"linked");
+        // Already correct: a second checkout keeps the very same symlink.
+        let ino = fs::symlink_metadata(&out).unwrap().ino();
+        assert_eq!(
+            f.cache
+                .checkout(&d, &out, &[Symlink, Copy], &f.memo)
+                .unwrap(),
+            Symlink
+        );
+        assert_eq!(fs::symlink_metadata(&out).unwrap().ino(), ino);
+    }
+
+    #[test]
+    fn copy_mode_makes_an_independent_writable_file() {
+        let f = fixture();
+        let out = f.work.join("out");
+        let d = write_old(&out, b"copied");
+        fs::set_permissions(&out, fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(
+            f.cache.store_and_link(&out, &d, &[Copy], &f.memo).unwrap(),
+            Copy
+        );
+        let blob = f.cache.blob_path(&d);
+        let (om, bm) = (fs::metadata(&out).unwrap(), fs::metadata(&blob).unwrap());
+        assert_ne!(om.ino(), bm.ino());
+        assert_eq!(
+            om.mode() & 0o777,
+            0o755,
+            "the output itself is left as it was"
+        );
+        assert_eq!(bm.mode() & 0o777, 0o444);
+
+        let dest = f.work.join("restored");
+        assert_eq!(f.cache.checkout(&d, &dest, &[Copy], &f.memo).unwrap(), Copy);
+        let dm = fs::metadata(&dest).unwrap();
+        assert_ne!(dm.ino(), bm.ino());
+        assert_eq!(dm.mode() & 0o777, 0o644);
+        let exe = f.work.join("tool");
+        f.cache
+            .checkout_with_exec(&d, &exe, &[Copy], true, &f.memo)
+            .unwrap();
+        assert_eq!(fs::metadata(&exe).unwrap().mode() & 0o777, 0o755);
+        // Writing the copy leaves the blob intact.
+        fs::write(&dest, b"changed").unwrap();
+        f.cache.verify_blob(&d, &f.memo).unwrap();
+        assert_eq!(fs::read(&blob).unwrap(), b"copied");
+    }
+
+    #[test]
+    fn copy_mode_replaces_a_hardlinked_output() {
+        let f = fixture();
+        let out = f.work.join("out");
+        let d = write_old(&out, b"incremental");
+        f.cache
+            .store_and_link(&out, &d, &[Hardlink], &f.memo)
+            .unwrap();
+        assert_eq!(
+            f.cache.store_and_link(&out, &d, &[Copy], &f.memo).unwrap(),
+            Copy
+        );
+        let om = fs::metadata(&out).unwrap();
+        assert_eq!(om.nlink(), 1);
+        assert_eq!(om.mode() & 0o777, 0o644);
+        assert_eq!(fs::metadata(f.cache.blob_path(&d)).unwrap().nlink(), 1);
+    }
+
+    #[test]
+    fn checkout_falls_back_to_copy_across_filesystems() {
+        // /dev/shm is a tmpfs: a different filesystem than the temp dir, when both exist.
+        let Ok(shm) = tempfile::tempdir_in("/dev/shm") else {
+            eprintln!("skipped: no /dev/shm");
+            return;
+        };
+        let f = fixture();
+        if fs::metadata(shm.path()).unwrap().dev() == fs::metadata(&f.work).unwrap().dev() {
+            eprintln!("skipped: /dev/shm is on the temp dir's filesystem");
+            return;
+        }
+        let cache = Cache::new(shm.path().join("cache"));
+        let out = f.work.join("out");
+        let d = write_old(&out, b"far away");
+        assert_eq!(
+            cache
+                .store_and_link(&out, &d, &[Hardlink, Copy], &f.memo)
+                .unwrap(),
+            Copy
+        );
+        assert_eq!(
+            fs::metadata(cache.blob_path(&d)).unwrap().mode() & 0o777,
+            0o444
+        );
+        assert_eq!(fs::metadata(&out).unwrap().nlink(), 1);
+
+        let dest = f.work.join("restored");
+        assert_eq!(
+            cache
+                .checkout(&d, &dest, &[Hardlink, Symlink, Copy], &f.memo)
+                .unwrap(),
+            Symlink
+        );
+        let err = cache.checkout(&d, &dest, &[Hardlink], &f.memo).unwrap_err();
+        match err {
+            CacheError::Checkout {
+                mode: Hardlink,
+                source,
+                ..
+            } => {
+                assert_eq!(source.raw_os_error(), Some(libc::EXDEV))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            fs::symlink_metadata(&dest)
+                .unwrap()
+                .file_type()
+                .is_symlink(),
+            "left as it was"
+        );
+        assert_eq!(
+            cache
+                .checkout(&d, &dest, &[Hardlink, Copy], &f.memo)
+                .unwrap(),
+            Copy
+        );
+        assert_eq!(fs::read(&dest).unwrap(), b"far away");
+    }
+
+    #[test]
+    fn checkout_of_a_missing_blob_names_it() {
+        let f = fixture();
+        let d = Digest::parse("00000000000000aa").unwrap();
+        let err = f
+            .cache
+            .checkout(&d, &f.work.join("x"), ALL, &f.memo)
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("cache blob `00000000000000aa` is missing (`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn many_threads_storing_identical_files_share_one_blob() {
+        use rayon::prelude::*;
+        let f = fixture();
+        let paths: Vec<PathBuf> = (0..32).map(|i| f.work.join(format!("f{i}"))).collect();
+        for p in &paths {
+            write_old(p, b"dup");
+        }
+        let d = Digest::of_bytes(b"dup");
+        paths.par_iter().for_each(|p| {
+            f.cache.store_and_link(p, &d, ALL, &f.memo).unwrap();
+        });
+        let ino = fs::metadata(f.cache.blob_path(&d)).unwrap().ino();
+        assert!(paths.iter().all(|p| fs::metadata(p).unwrap().ino() == ino));
+        assert_eq!(
+            fs::read_dir(f.cache.blob_path(&d).parent().unwrap())
+                .unwrap()
+                .count(),
+            1
+        );
+    }
+}

@@ -1,1 +1,5 @@
-//! Integration tests: the real `pivot` binary on temp projects.
+//! Integration tests: the real `pivot` binary on real `pipeline.py` files in temp projects.
+
+mod support;
+
+mod example;

@@ -1,0 +1,310 @@
+//! Checkout mechanics: materialising a cache blob in the workspace as a hard link, a symlink or a
+//! copy (SPEC.md 4.3), with fallback between modes and atomic replacement of whatever was there.
+//!
+//! Every checkout builds the new entry under a temporary name in the destination's directory and
+//! renames it over the destination, so a reader sees the old file or the new one, never a partial
+//! one. Existing files are replaced, never opened for writing or chmod-ed: a workspace file may be a
+//! hard link to a read-only blob, and writing through it would corrupt the cache.
+
+use std::fmt;
+use std::fs::{self, Metadata};
+use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::digest::{Digest, DigestMemo, FileStat};
+
+/// How a cached blob appears in the workspace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckoutMode {
+    /// A hard link to the read-only blob: no bytes copied, the file is mode 0444.
+    Hardlink,
+    /// An absolute symlink to the blob.
+    Symlink,
+    /// An independent, writable copy (0644, or 0755 for executables).
+    Copy,
+}
+
+impl CheckoutMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckoutMode::Hardlink => "hardlink",
+            CheckoutMode::Symlink => "symlink",
+            CheckoutMode::Copy => "copy",
+        }
+    }
+}
+
+impl fmt::Display for CheckoutMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Parses a comma-separated mode list such as `hardlink,symlink,copy` (the config's
+/// `cache.checkout_mode`): at least one mode, each at most once.
+pub fn parse_checkout_modes(s: &str) -> Result<Vec<CheckoutMode>, String> {
+    let mut modes = Vec::new();
+    for word in s.split(',').map(str::trim) {
+        let mode = match word {
+            "hardlink" => CheckoutMode::Hardlink,
+            "symlink" => CheckoutMode::Symlink,
+            "copy" => CheckoutMode::Copy,
+            "" => return Err(format!("empty checkout mode in `{s}`")),
+            other => {
+                return Err(format!(
+                    "unknown checkout mode `{other}` (expected `hardlink`, `symlink` or `copy`)"
+                ))
+            }
+        };
+        if modes.contains(&mode) {
+            return Err(format!("checkout mode `{word}` is listed twice in `{s}`"));
+        }
+        modes.push(mode);
+    }
+    Ok(modes)
+}
+
+/// Whether a failure of `mode` lets the next mode be tried. Only errors that say "this kind of
+/// entry cannot exist here" qualify (SPEC.md 4.3: EXDEV, EPERM, EACCES); anything else (a full
+/// disk, a missing blob) would fail the next mode too, and hiding it would only confuse.
+/// Additions: EMLINK for hard links (a blob shared by more files than the filesystem's link
+/// limit, common for empty files) and EOPNOTSUPP for symlinks (filesystems without them).
+pub(crate) fn allows_fallback(mode: CheckoutMode, err: &io::Error) -> bool {
+    let Some(code) = err.raw_os_error() else {
+        return false;
+    };
+    match mode {
+        CheckoutMode::Hardlink => {
+            [libc::EXDEV, libc::EPERM, libc::EACCES, libc::EMLINK].contains(&code)
+        }
+        CheckoutMode::Symlink => [libc::EPERM, libc::EACCES, libc::EOPNOTSUPP].contains(&code),
+        CheckoutMode::Copy => [libc::EXDEV, libc::EPERM, libc::EACCES].contains(&code),
+    }
+}
+
+/// Tries `attempt` with each mode in order until one succeeds or fails with an error that does not
+/// allow falling back. On failure returns the last mode tried and its error.
+pub(crate) fn with_fallback(
+    modes: &[CheckoutMode],
+    mut attempt: impl FnMut(CheckoutMode) -> io::Result<()>,
+) -> Result<CheckoutMode, (CheckoutMode, io::Error)> {
+    let mut last = None;
+    for &mode in modes {
+        match attempt(mode) {
+            Ok(()) => return Ok(mode),
+            Err(e) => {
+                let fall_back = allows_fallback(mode, &e);
+                last = Some((mode, e));
+                if !fall_back {
+                    break;
+                }
+            }
+        }
+    }
+    Err(last.expect("invariant: callers pass at least one mode"))
+}
+
+/// The mode in which `dest` already is a correct checkout of the blob, if any: a hard link to the
+/// blob's inode, a symlink to the blob, or (for copy) a single-link file with the right exec bit
+/// whose memo entry says it holds `digest`.
+pub(crate) fn existing_checkout(
+    blob: &Path,
+    blob_meta: &Metadata,
+    digest: &Digest,
+    dest: &Path,
+    modes: &[CheckoutMode],
+    exec: bool,
+    memo: &dyn DigestMemo,
+) -> Option<CheckoutMode> {
+    let meta = fs::symlink_metadata(dest).ok()?;
+    let same_inode = meta.dev() == blob_meta.dev() && meta.ino() == blob_meta.ino();
+    modes.iter().copied().find(|mode| match mode {
+        CheckoutMode::Hardlink => meta.is_file() && same_inode,
+        CheckoutMode::Symlink => {
+            meta.file_type().is_symlink() && fs::read_link(dest).is_ok_and(|t| t == blob)
+        }
+        CheckoutMode::Copy => {
+            meta.is_file()
+                && meta.nlink() == 1
+                && !same_inode
+                && (meta.mode() & 0o100 != 0) == exec
+                && memo.get(dest, &FileStat::of(&meta)).as_ref() == Some(digest)
+        }
+    })
+}
+
+/// Materialises `blob` at `dest` in one `mode`, replacing what is there atomically. `blob` must be
+/// absolute (symlinks point at it). Parent directories must exist.
+pub(crate) fn materialize(
+    blob: &Path,
+    dest: &Path,
+    mode: CheckoutMode,
+    exec: bool,
+) -> io::Result<()> {
+    let tmp = temp_path(dest);
+    let made = match mode {
+        CheckoutMode::Hardlink => fs::hard_link(blob, &tmp),
+        CheckoutMode::Symlink => std::os::unix::fs::symlink(blob, &tmp),
+        CheckoutMode::Copy => copy_writable(blob, &tmp, exec),
+    };
+    if let Err(e) = made {
+        remove_quietly(&tmp);
+        return Err(e);
+    }
+    if let Err(e) = replace_with(&tmp, dest) {
+        remove_quietly(&tmp);
+        return Err(e);
+    }
+    if mode == CheckoutMode::Hardlink {
+        // rename(2) is a no-op when both names are links to the same inode, which can happen
+        // only if something else linked `dest` to the blob meanwhile; drop our temp name then.
+        remove_quietly(&tmp);
+    }
+    Ok(())
+}
+
+fn copy_writable(blob: &Path, tmp: &Path, exec: bool) -> io::Result<()> {
+    // fs::copy uses copy_file_range, which lets filesystems that can share extents do so.
+    fs::copy(blob, tmp)?;
+    fs::set_permissions(
+        tmp,
+        fs::Permissions::from_mode(if exec { 0o755 } else { 0o644 }),
+    )
+}
+
+/// Renames `tmp` over `dest`. A real directory at `dest` (not a symlink to one) is removed first,
+/// since rename cannot replace a directory with a file.
+fn replace_with(tmp: &Path, dest: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(dest) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(dest)?,
+        _ => {}
+    }
+    fs::rename(tmp, dest)
+}
+
+/// Creates `dest`'s parent directories, and makes the parent writable by its owner if it is not
+/// (a read-only directory would refuse our temp file). Never touches `dest` itself.
+pub(crate) fn prepare_parent(dest: &Path) -> io::Result<()> {
+    let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    fs::create_dir_all(parent)?;
+    let meta = fs::metadata(parent)?;
+    let mode = meta.permissions().mode();
+    if mode & 0o200 == 0 {
+        fs::set_permissions(parent, fs::Permissions::from_mode(mode | 0o200))?;
+    }
+    Ok(())
+}
+
+/// A fresh name beside `path` for building its replacement: `.<name>.<pid>.<n>.pivot-tmp`.
+pub(crate) fn temp_path(path: &Path) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = format!(".{name}.{}.{n}.pivot-tmp", std::process::id());
+    path.with_file_name(tmp)
+}
+
+pub(crate) fn remove_quietly(path: &Path) {
+    let _ = fs::remove_file(path);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use CheckoutMode::*;
+
+    fn os_err(code: i32) -> io::Error {
+        io::Error::from_raw_os_error(code)
+    }
+
+    #[test]
+    fn modes_parse_in_order_and_reject_unknown_or_repeated_words() {
+        assert_eq!(
+            parse_checkout_modes("hardlink,symlink,copy").unwrap(),
+            [Hardlink, Symlink, Copy]
+        );
+        assert_eq!(
+            parse_checkout_modes(" copy , hardlink").unwrap(),
+            [Copy, Hardlink]
+        );
+        assert_eq!(
+            parse_checkout_modes("reflink").unwrap_err(),
+            "unknown checkout mode `reflink` (expected `hardlink`, `symlink` or `copy`)"
+        );
+        assert!(parse_checkout_modes("copy,copy").is_err());
+        assert!(parse_checkout_modes("").is_err());
+        assert!(parse_checkout_modes("hardlink,").is_err());
+    }
+
+    #[test]
+    fn fallback_moves_on_for_cross_device_and_permission_errors() {
+        let mut tried = Vec::new();
+        let mode = with_fallback(&[Hardlink, Symlink, Copy], |m| {
+            tried.push(m);
+            match m {
+                Hardlink => Err(os_err(libc::EXDEV)),
+                Symlink => Err(os_err(libc::EPERM)),
+                Copy => Ok(()),
+            }
+        });
+        assert_eq!(mode.unwrap(), Copy);
+        assert_eq!(tried, [Hardlink, Symlink, Copy]);
+    }
+
+    #[test]
+    fn fallback_stops_at_an_error_the_next_mode_would_hit_too() {
+        let mut tried = Vec::new();
+        let err = with_fallback(&[Hardlink, Copy], |m| {
+            tried.push(m);
+            Err(os_err(libc::ENOSPC))
+        })
+        .unwrap_err();
+        assert_eq!(err.0, Hardlink);
+        assert_eq!(err.1.raw_os_error(), Some(libc::ENOSPC));
+        assert_eq!(tried, [Hardlink]);
+    }
+
+    #[test]
+    fn too_many_links_falls_back_from_hardlink() {
+        let mode = with_fallback(&[Hardlink, Copy], |m| match m {
+            Hardlink => Err(os_err(libc::EMLINK)),
+            _ => Ok(()),
+        });
+        assert_eq!(mode.unwrap(), Copy);
+    }
+
+    #[test]
+    fn last_mode_error_is_reported_when_every_mode_fails() {
+        let err = with_fallback(&[Hardlink, Symlink], |m| match m {
+            Hardlink => Err(os_err(libc::EXDEV)),
+            _ => Err(os_err(libc::EACCES)),
+        })
+        .unwrap_err();
+        assert_eq!(err.0, Symlink);
+        assert_eq!(err.1.raw_os_error(), Some(libc::EACCES));
+    }
+
+    #[test]
+    fn materialize_replaces_a_directory_and_leaves_no_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let blob = dir.path().join("blob");
+        fs::write(&blob, b"x").unwrap();
+        let dest = dir.path().join("out");
+        fs::create_dir_all(dest.join("sub")).unwrap();
+        fs::write(dest.join("sub/f"), b"old").unwrap();
+        materialize(&blob, &dest, Copy, false).unwrap();
+        assert_eq!(fs::read(&dest).unwrap(), b"x");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+}
