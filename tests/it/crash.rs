@@ -1,0 +1,82 @@
+//! Acceptance: `kill -9` of pivot while a stage runs leaves no child behind, and the next run
+//! completes correctly without reporting anything fresh that is not.
+
+use std::time::{Duration, Instant};
+
+use crate::support::{Project, PRELUDE};
+
+fn pid_alive(pid: i32) -> bool {
+    // A zombie still answers kill(0); read its state instead.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s.split(") ").nth(1).is_some_and(|rest| rest.starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn kill_9_during_a_stage_leaves_no_child_and_next_run_is_correct() {
+    let p = Project::new();
+    p.write("data/raw.txt", "a\n");
+    p.write(
+        "pipeline.py",
+        &format!(
+            "{PRELUDE}
+def first(raw: Annotated[str, outputs.Dep('data/raw.txt', loaders.Text())]
+          ) -> Annotated[str, outputs.Out('data/first.txt', loaders.Text())]:
+    _ran('first')
+    return raw * 2
+
+
+def second(x: Annotated[str, outputs.Dep('data/first.txt', loaders.Text())]
+           ) -> Annotated[str, outputs.Out('data/second.txt', loaders.Text())]:
+    _ran('second')
+    return x.upper()
+
+
+pipeline = Pipeline('crash')
+pipeline.register(first)
+pipeline.register(second)
+"
+        ),
+    );
+    p.pivot(&["repro"]).success();
+    p.take_runs();
+    // Change the input, then kill pivot while `second` is paused inside its child.
+    p.write("data/raw.txt", "b\n");
+    let marker = p.path("paused.pid");
+    let mut child = p
+        .command(&["repro"])
+        .env("PIVOT_TEST_PAUSE_STAGE", "second")
+        .env("PIVOT_TEST_PAUSE_FILE", &marker)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(|| marker.exists(), "the paused stage");
+    let stage_pid: i32 = std::fs::read_to_string(&marker).unwrap().trim().parse().unwrap();
+    assert!(pid_alive(stage_pid));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    wait_for(|| !pid_alive(stage_pid), "the stage child to die with its parent");
+
+    // `first` ran and committed before the kill; `second` never started its function.
+    assert_eq!(p.take_runs(), ["first"]);
+    let status = p.pivot(&["status", "--json"]);
+    status.success();
+    let stages = status.json()["stages"].as_array().unwrap().clone();
+    let second = stages.iter().find(|s| s["name"] == "second").unwrap();
+    assert_eq!(second["status"], "stale", "{second}");
+    p.pivot(&["repro"]).success();
+    assert_eq!(p.take_runs(), ["second"]);
+    assert_eq!(p.read("data/second.txt"), "BB\n");
+    p.pivot(&["repro"]).success();
+    assert_eq!(p.take_runs(), Vec::<String>::new());
+}

@@ -1,0 +1,101 @@
+//! Acceptance: outputs of a skipped stage are verified by content and restored from the cache;
+//! an output edited in place through its hardlink (which corrupts the blob too) re-runs the stage.
+
+use std::os::unix::fs::MetadataExt;
+
+use crate::support::{Project, PRELUDE};
+
+fn project() -> Project {
+    let p = Project::new();
+    p.write("data/raw.txt", "1 2 3\n");
+    p.write(
+        "pipeline.py",
+        &format!(
+            "{PRELUDE}
+def prep(raw: Annotated[str, outputs.Dep('data/raw.txt', loaders.Text())]
+         ) -> Annotated[str, outputs.Out('data/clean.txt', loaders.Text())]:
+    _ran('prep')
+    return raw.replace(' ', ',')
+
+
+def count(clean: Annotated[str, outputs.Dep('data/clean.txt', loaders.Text())]
+          ) -> Annotated[dict, outputs.Metric('metrics/count.json')]:
+    _ran('count')
+    return {{'n': len(clean.split(','))}}
+
+
+pipeline = Pipeline('outs')
+pipeline.register(prep)
+pipeline.register(count)
+"
+        ),
+    );
+    p.pivot(&["repro"]).success();
+    assert_eq!(p.take_runs(), ["count", "prep"]);
+    p
+}
+
+#[test]
+fn cached_output_is_a_read_only_hardlink_into_the_cache() {
+    let p = project();
+    let meta = std::fs::metadata(p.path("data/clean.txt")).unwrap();
+    assert_eq!(meta.nlink(), 2, "workspace file and cache blob share an inode");
+    assert_eq!(meta.mode() & 0o222, 0, "cached outputs are read-only");
+    let lock = p.read(".pivot/stages/prep.lock");
+    assert!(lock.contains("- path: data/clean.txt\n  hash: "), "{lock}");
+    // The Metric is hashed and recorded but never cached.
+    let count_lock = p.read(".pivot/stages/count.lock");
+    let hash = count_lock.split("- path: metrics/count.json\n  hash: ").nth(1).unwrap()[..16].to_owned();
+    let hash = hash.trim_matches('\'');
+    assert!(!p.path(&format!(".pivot/cache/files/{}/{}", &hash[..2], &hash[2..])).exists());
+    assert_eq!(std::fs::metadata(p.path("metrics/count.json")).unwrap().nlink(), 1);
+}
+
+#[test]
+fn deleted_output_is_restored_from_cache_without_running() {
+    let p = project();
+    std::fs::remove_file(p.path("data/clean.txt")).unwrap();
+    let r = p.pivot(&["repro"]);
+    r.success();
+    assert_eq!(p.take_runs(), Vec::<String>::new());
+    assert!(r.stderr.contains("prep: restored `data/clean.txt` from the cache"), "{}", r.stderr);
+    assert_eq!(p.read("data/clean.txt"), "1,2,3\n");
+}
+
+#[test]
+fn output_replaced_by_hand_is_restored_from_cache() {
+    let p = project();
+    p.write("data/clean.txt", "forged\n");
+    let r = p.pivot(&["repro"]);
+    r.success();
+    assert_eq!(p.take_runs(), Vec::<String>::new());
+    assert_eq!(p.read("data/clean.txt"), "1,2,3\n");
+}
+
+#[test]
+fn output_edited_in_place_through_its_hardlink_reruns_the_stage() {
+    let p = project();
+    // Root may write a 0444 file: this also rewrites the cache blob (same inode).
+    std::fs::write(p.path("data/clean.txt"), "1,2,3,4\n").unwrap();
+    let status = p.pivot(&["status", "--json"]);
+    status.success();
+    let prep = status.json()["stages"].as_array().unwrap().iter().find(|s| s["name"] == "prep").cloned().unwrap();
+    assert_eq!(prep["status"], "stale", "never reported fresh: {prep}");
+    let r = p.pivot(&["repro"]);
+    r.success();
+    assert!(r.stderr.contains("prep: running (outputs missing from cache)"), "{}", r.stderr);
+    assert_eq!(p.take_runs(), ["prep"]);
+    assert_eq!(p.read("data/clean.txt"), "1,2,3\n");
+    // The corrupt blob was evicted and replaced: the next run is a no-op.
+    p.pivot(&["repro"]).success();
+    assert_eq!(p.take_runs(), Vec::<String>::new());
+}
+
+#[test]
+fn metric_edited_by_hand_reruns_its_stage() {
+    let p = project();
+    p.write("metrics/count.json", "{\"n\": 99}\n");
+    let r = p.pivot(&["repro"]);
+    r.success();
+    assert_eq!(p.take_runs(), ["count"]);
+}
