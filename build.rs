@@ -11,7 +11,11 @@ fn collect(dir: &Path, module: &str, out: &mut Vec<(String, bool, PathBuf)>) {
         .collect();
     entries.sort();
     for path in entries {
-        let name = path.file_name().and_then(|n| n.to_str()).expect("utf-8 pylib names").to_owned();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("utf-8 pylib names")
+            .to_owned();
         if path.is_dir() {
             if path.join("__init__.py").is_file() {
                 collect(&path, &format!("{module}.{name}"), out);
@@ -27,17 +31,23 @@ fn collect(dir: &Path, module: &str, out: &mut Vec<(String, bool, PathBuf)>) {
 }
 
 fn main() {
-    let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let root =
+        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let pylib = root.join("pylib").join("pivot");
     println!("cargo:rerun-if-changed=pylib");
     let mut modules = Vec::new();
     collect(&pylib, "pivot", &mut modules);
-    let mut src = String::from("/// (module name, is package, source) of every embedded `pivot` module.\n");
+    let mut src =
+        String::from("/// (module name, is package, source) of every embedded `pivot` module.\n");
     src.push_str("pub static PYLIB: &[(&str, bool, &str)] = &[\n");
     for (name, is_pkg, path) in &modules {
         println!("cargo:rerun-if-changed={}", path.display());
-        writeln!(src, "    ({name:?}, {is_pkg}, include_str!({:?})),", path.display().to_string())
-            .expect("write to string");
+        writeln!(
+            src,
+            "    ({name:?}, {is_pkg}, include_str!({:?})),",
+            path.display().to_string()
+        )
+        .expect("write to string");
     }
     src.push_str("];\n");
     let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("pylib.rs");
@@ -50,6 +60,9 @@ fn main() {
     let exe = config.executable().unwrap_or_default();
     println!("cargo:rustc-env=PIVOT_BUILD_PYTHON={exe}");
     let version = config.version();
-    println!("cargo:rustc-env=PIVOT_BUILD_PY_MINOR={}.{}", version.major, version.minor);
+    println!(
+        "cargo:rustc-env=PIVOT_BUILD_PY_MINOR={}.{}",
+        version.major, version.minor
+    );
     println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
 }

@@ -149,7 +149,10 @@ pub fn rewrite_script_invocation(args: Vec<OsString>) -> Vec<OsString> {
         out.push("-p".into());
         out.push(args[i].clone());
         let rest = &args[i + 1..];
-        if rest.first().is_none_or(|a| a.to_string_lossy().starts_with('-')) {
+        if rest
+            .first()
+            .is_none_or(|a| a.to_string_lossy().starts_with('-'))
+        {
             out.push("repro".into());
         }
         out.extend_from_slice(rest);
@@ -173,17 +176,35 @@ mod tests {
 
     fn rw(args: &[&str]) -> Vec<String> {
         let v = args.iter().map(OsString::from).collect();
-        rewrite_script_invocation(v).into_iter().map(|s| s.to_string_lossy().into_owned()).collect()
+        rewrite_script_invocation(v)
+            .into_iter()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect()
     }
 
     #[test]
     fn script_invocations_become_pipeline_options() {
         assert_eq!(rw(&["pivot", "./p.py"]), ["pivot", "-p", "./p.py", "repro"]);
-        assert_eq!(rw(&["pivot", "./p.py", "status"]), ["pivot", "-p", "./p.py", "status"]);
-        assert_eq!(rw(&["pivot", "-v", "p.py", "-f"]), ["pivot", "-v", "-p", "p.py", "repro", "-f"]);
-        assert_eq!(rw(&["pivot", "run", "p.py"]), ["pivot", "-p", "p.py", "repro"]);
-        assert_eq!(rw(&["pivot", "run", "p.py", "a", "-f"]), ["pivot", "-p", "p.py", "run", "a", "-f"]);
+        assert_eq!(
+            rw(&["pivot", "./p.py", "status"]),
+            ["pivot", "-p", "./p.py", "status"]
+        );
+        assert_eq!(
+            rw(&["pivot", "-v", "p.py", "-f"]),
+            ["pivot", "-v", "-p", "p.py", "repro", "-f"]
+        );
+        assert_eq!(
+            rw(&["pivot", "run", "p.py"]),
+            ["pivot", "-p", "p.py", "repro"]
+        );
+        assert_eq!(
+            rw(&["pivot", "run", "p.py", "a", "-f"]),
+            ["pivot", "-p", "p.py", "run", "a", "-f"]
+        );
         assert_eq!(rw(&["pivot", "run", "a"]), ["pivot", "run", "a"]);
-        assert_eq!(rw(&["pivot", "-p", "x.py", "status"]), ["pivot", "-p", "x.py", "status"]);
+        assert_eq!(
+            rw(&["pivot", "-p", "x.py", "status"]),
+            ["pivot", "-p", "x.py", "status"]
+        );
     }
 }

@@ -26,7 +26,9 @@ pub struct Digest(String);
 impl Digest {
     /// Accepts exactly 16 lowercase hex characters (the only shape that may name a cache blob).
     pub fn parse(s: &str) -> Option<Digest> {
-        let ok = s.len() == 16 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let ok = s.len() == 16
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         ok.then(|| Digest(s.to_owned()))
     }
 
@@ -191,7 +193,10 @@ const SKIP_DIRS: &[&str] = &[
 ];
 
 fn skip_file(name: &str) -> bool {
-    [".pyc", ".pyo", ".swp", ".swo", "~"].iter().any(|s| name.ends_with(s)) || name.starts_with(".#")
+    [".pyc", ".pyo", ".swp", ".swo", "~"]
+        .iter()
+        .any(|s| name.ends_with(s))
+        || name.starts_with(".#")
 }
 
 /// Regular files under `dir` (relative `/`-joined path, absolute path), symlinks skipped.
@@ -208,7 +213,11 @@ fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, std::path::PathBuf)>) -> i
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         };
-        let relpath = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+        let relpath = if rel.is_empty() {
+            name.clone()
+        } else {
+            format!("{rel}/{name}")
+        };
         if ft.is_symlink() {
             continue;
         } else if ft.is_dir() {
@@ -251,7 +260,10 @@ pub fn hash_dir(dir: &Path, memo: &dyn DigestMemo) -> io::Result<TreeDigest> {
         })
         .collect::<io::Result<_>>()?;
     let manifest: Vec<ManifestEntry> = entries.into_iter().flatten().collect();
-    Ok(TreeDigest { digest: manifest_digest(&manifest), manifest })
+    Ok(TreeDigest {
+        digest: manifest_digest(&manifest),
+        manifest,
+    })
 }
 
 /// XXH64 of the canonical JSON of a manifest (SPEC.md 4.1 steps 3-5).
@@ -315,13 +327,21 @@ mod tests {
     use super::*;
 
     fn entry(relpath: &str, hash: &str, size: u64) -> ManifestEntry {
-        ManifestEntry { relpath: relpath.into(), hash: Digest::parse(hash).unwrap(), size, isexec: false }
+        ManifestEntry {
+            relpath: relpath.into(),
+            hash: Digest::parse(hash).unwrap(),
+            size,
+            isexec: false,
+        }
     }
 
     #[test]
     fn manifest_digest_matches_the_reference_example() {
         // SPEC.md 4.1 [OBSERVED] example.
-        let m = [entry("a.json", "522e6fd1b4018a55", 13), entry("sub/b.json", "6bf3636c3b7c6c01", 14)];
+        let m = [
+            entry("a.json", "522e6fd1b4018a55", 13),
+            entry("sub/b.json", "6bf3636c3b7c6c01", 14),
+        ];
         assert_eq!(manifest_digest(&m).as_str(), "1b0108f0608a1113");
     }
 

@@ -35,7 +35,11 @@ pub struct Hinted {
 }
 
 pub fn hinted(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
-    Hinted { message: message.into(), hint: hint.into() }.into()
+    Hinted {
+        message: message.into(),
+        hint: hint.into(),
+    }
+    .into()
 }
 
 fn hint(err: &anyhow::Error) -> Option<String> {
@@ -63,7 +67,9 @@ pub fn report(err: &anyhow::Error) {
                     eprintln!();
                 }
             }
-            Some(PythonError::Syntax { text: Some(text), .. }) => {
+            Some(PythonError::Syntax {
+                text: Some(text), ..
+            }) => {
                 eprintln!("    {}", text.trim_end());
             }
             _ => continue,

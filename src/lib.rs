@@ -51,7 +51,11 @@ pub fn main_with_args(args: Vec<OsString>) -> i32 {
     let cli = match cli::Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { ExitStatus::Error.code() } else { 0 };
+            let code = if e.use_stderr() {
+                ExitStatus::Error.code()
+            } else {
+                0
+            };
             let _ = e.print();
             return code;
         }

@@ -33,7 +33,11 @@ pub enum ProjectError {
     #[error("`{0}` is already a pivot project")]
     AlreadyInitialized(PathBuf),
     #[error("cannot write `{path}`")]
-    Io { path: PathBuf, #[source] source: io::Error },
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl ProjectError {
@@ -73,11 +77,14 @@ impl Project {
     }
 
     pub fn pipeline_root(&self) -> &Path {
-        self.pipeline_file.parent().expect("invariant: a pipeline file has a parent directory")
+        self.pipeline_file
+            .parent()
+            .expect("invariant: a pipeline file has a parent directory")
     }
 
     pub fn cache_dir(&self) -> PathBuf {
-        match std::env::var_os("PIVOT_CACHE_DIR").filter(|v| !v.to_string_lossy().trim().is_empty()) {
+        match std::env::var_os("PIVOT_CACHE_DIR").filter(|v| !v.to_string_lossy().trim().is_empty())
+        {
             Some(d) => self.root.join(d),
             None => self.pivot_dir().join("cache"),
         }
@@ -88,7 +95,9 @@ impl Project {
     }
 
     pub fn lock_file(&self, stage: &str) -> PathBuf {
-        self.state_dir().join("stages").join(format!("{stage}.lock"))
+        self.state_dir()
+            .join("stages")
+            .join(format!("{stage}.lock"))
     }
 
     /// Creates `.pivot/` for an implicit project. Returns true if it was created now.
@@ -111,7 +120,11 @@ impl Project {
 
 /// `path` made absolute (against `cwd`) and normalised lexically (`.` and `..` folded).
 pub fn normalize(cwd: &Path, path: &Path) -> PathBuf {
-    let joined = if path.is_absolute() { path.to_path_buf() } else { cwd.join(path) };
+    let joined = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        cwd.join(path)
+    };
     let mut out = PathBuf::new();
     for c in joined.components() {
         match c {
@@ -127,7 +140,11 @@ pub fn normalize(cwd: &Path, path: &Path) -> PathBuf {
 
 /// The top-most ancestor of `start` (inclusive) that holds a `.pivot` directory.
 pub fn find_root(start: &Path) -> Option<PathBuf> {
-    start.ancestors().filter(|d| d.join(PIVOT_DIR).is_dir()).last().map(Path::to_path_buf)
+    start
+        .ancestors()
+        .filter(|d| d.join(PIVOT_DIR).is_dir())
+        .last()
+        .map(Path::to_path_buf)
 }
 
 fn pipeline_in(dir: &Path) -> Result<Option<PathBuf>, ProjectError> {
@@ -151,10 +168,21 @@ pub fn locate(cwd: &Path, pipeline: Option<&Path>) -> Result<Project, ProjectErr
             return Err(ProjectError::MissingPipelineFile(file));
         }
         let file = fs::canonicalize(&file).unwrap_or(file);
-        let dir = file.parent().expect("invariant: a file has a parent").to_path_buf();
+        let dir = file
+            .parent()
+            .expect("invariant: a file has a parent")
+            .to_path_buf();
         return Ok(match find_root(&dir) {
-            Some(root) => Project { root, pipeline_file: file, implicit: false },
-            None => Project { root: dir, pipeline_file: file, implicit: true },
+            Some(root) => Project {
+                root,
+                pipeline_file: file,
+                implicit: false,
+            },
+            None => Project {
+                root: dir,
+                pipeline_file: file,
+                implicit: true,
+            },
         });
     }
     let root = find_root(cwd).ok_or_else(|| ProjectError::NoProject(cwd.to_path_buf()))?;
@@ -165,7 +193,11 @@ pub fn locate(cwd: &Path, pipeline: Option<&Path>) -> Result<Project, ProjectErr
     candidates.push(root.clone());
     for dir in &candidates {
         if let Some(file) = pipeline_in(dir)? {
-            return Ok(Project { root, pipeline_file: file, implicit: false });
+            return Ok(Project {
+                root,
+                pipeline_file: file,
+                implicit: false,
+            });
         }
     }
     Err(ProjectError::NoPipeline(candidates.remove(0)))
@@ -207,6 +239,9 @@ mod tests {
 
     #[test]
     fn normalize_folds_dots() {
-        assert_eq!(normalize(Path::new("/a/b"), Path::new("../c/./d")), PathBuf::from("/a/c/d"));
+        assert_eq!(
+            normalize(Path::new("/a/b"), Path::new("../c/./d")),
+            PathBuf::from("/a/c/d")
+        );
     }
 }

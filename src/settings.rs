@@ -35,7 +35,11 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             max_workers: None,
-            checkout_modes: vec![CheckoutMode::Hardlink, CheckoutMode::Symlink, CheckoutMode::Copy],
+            checkout_modes: vec![
+                CheckoutMode::Hardlink,
+                CheckoutMode::Symlink,
+                CheckoutMode::Copy,
+            ],
         }
     }
 }
@@ -49,8 +53,13 @@ pub enum SettingsError {
 impl Settings {
     pub fn load(pivot_dir: &Path) -> Result<Settings, SettingsError> {
         let path = pivot_dir.join("config.yaml");
-        let Ok(text) = std::fs::read_to_string(&path) else { return Ok(Settings::default()) };
-        let invalid = |message: String| SettingsError::Invalid { path: path.display().to_string(), message };
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(Settings::default());
+        };
+        let invalid = |message: String| SettingsError::Invalid {
+            path: path.display().to_string(),
+            message,
+        };
         let raw: Raw = if text.trim().is_empty() {
             Raw::default()
         } else {
@@ -71,7 +80,11 @@ impl Settings {
                     .map(|i| i.as_str().unwrap_or("?").to_owned())
                     .collect::<Vec<_>>()
                     .join(","),
-                _ => return Err(invalid("`cache.checkout_mode` must be a list or a string".into())),
+                _ => {
+                    return Err(invalid(
+                        "`cache.checkout_mode` must be a list or a string".into(),
+                    ))
+                }
             };
             s.checkout_modes = parse_checkout_modes(&text).map_err(invalid)?;
         }
@@ -80,7 +93,9 @@ impl Settings {
 
     /// Usable parallelism: `-j`, else `core.max_workers`, else the cgroup-aware core count.
     pub fn jobs(&self, cli: Option<usize>) -> usize {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as i64;
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1) as i64;
         let n = match (cli, self.max_workers) {
             (Some(j), _) => j as i64,
             (None, Some(w)) if w < 0 => cores + w,

@@ -35,13 +35,20 @@ impl StageKey {
         deps.sort_by(|a, b| a.path.cmp(&b.path));
         deps.dedup_by(|a, b| a.path == b.path);
         out_paths.sort();
-        StageKey { code_manifest, params, deps, out_paths }
+        StageKey {
+            code_manifest,
+            params,
+            deps,
+            out_paths,
+        }
     }
 
     /// Why the stage must run given its lock, or None when the lock matches (first category
     /// wins: code, params, deps, output paths).
     pub fn stale_reason(&self, lock: Option<&LockFile>) -> Option<&'static str> {
-        let Some(lock) = lock else { return Some(NO_PREVIOUS_RUN) };
+        let Some(lock) = lock else {
+            return Some(NO_PREVIOUS_RUN);
+        };
         if lock.code_manifest != self.code_manifest {
             return Some(CODE_CHANGED);
         }
@@ -51,9 +58,10 @@ impl StageKey {
         let mut lock_deps: Vec<&LockEntry> = lock.deps.iter().collect();
         lock_deps.sort_by(|a, b| a.path.cmp(&b.path));
         let same_deps = lock_deps.len() == self.deps.len()
-            && lock_deps.iter().zip(&self.deps).all(|(a, b)| {
-                a.path == b.path && a.hash == b.hash && a.manifest == b.manifest
-            });
+            && lock_deps
+                .iter()
+                .zip(&self.deps)
+                .all(|(a, b)| a.path == b.path && a.hash == b.hash && a.manifest == b.manifest);
         if !same_deps {
             return Some(DEPS_CHANGED);
         }

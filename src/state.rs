@@ -280,7 +280,11 @@ impl DigestMemo for State {
     }
 
     fn put_observed(&self, path: &Path, stat: &FileStat, digest: &Digest, observed_at_ns: i64) {
-        let entry = MemoEntry { stat: *stat, recorded_at_ns: observed_at_ns, digest: digest.clone() };
+        let entry = MemoEntry {
+            stat: *stat,
+            recorded_at_ns: observed_at_ns,
+            digest: digest.clone(),
+        };
         self.pending().insert(hash_key(path), entry.encode());
     }
 }

@@ -9,7 +9,11 @@ use crate::error::ExitStatus;
 pub fn run(globals: &Globals, args: DagArgs) -> anyhow::Result<ExitStatus> {
     let s = Session::load(globals)?;
     let targets = s.lookup(&args.targets)?;
-    let shown: Vec<usize> = if targets.is_empty() { s.dag.order() } else { s.dag.with_upstream(&targets) };
+    let shown: Vec<usize> = if targets.is_empty() {
+        s.dag.order()
+    } else {
+        s.dag.with_upstream(&targets)
+    };
     let mut include = vec![false; s.dag.len()];
     shown.iter().for_each(|&i| include[i] = true);
 
@@ -22,11 +26,18 @@ pub fn run(globals: &Globals, args: DagArgs) -> anyhow::Result<ExitStatus> {
                 .iter()
                 .flat_map(|&i| {
                     let st = &s.dag.stages[i];
-                    st.deps.iter().map(|d| d.path.clone()).chain(st.outs.iter().map(|o| o.path.clone()))
+                    st.deps
+                        .iter()
+                        .map(|d| d.path.clone())
+                        .chain(st.outs.iter().map(|o| o.path.clone()))
                 })
                 .collect()
         };
-        if args.dot { dot(&nodes, &edges) } else { mermaid(&nodes, &edges) }
+        if args.dot {
+            dot(&nodes, &edges)
+        } else {
+            mermaid(&nodes, &edges)
+        }
     } else {
         tree(&s, &shown, &include)
     };
@@ -34,7 +45,12 @@ pub fn run(globals: &Globals, args: DagArgs) -> anyhow::Result<ExitStatus> {
     Ok(ExitStatus::Success)
 }
 
-fn edges(s: &Session, shown: &[usize], include: &[bool], stages: bool) -> BTreeSet<(String, String)> {
+fn edges(
+    s: &Session,
+    shown: &[usize],
+    include: &[bool],
+    stages: bool,
+) -> BTreeSet<(String, String)> {
     let mut e = BTreeSet::new();
     for &i in shown {
         let st = &s.dag.stages[i];
@@ -69,7 +85,8 @@ fn dot(nodes: &BTreeSet<String>, edges: &BTreeSet<(String, String)>) -> String {
 }
 
 fn mermaid(nodes: &BTreeSet<String>, edges: &BTreeSet<(String, String)>) -> String {
-    let ids: std::collections::HashMap<&String, usize> = nodes.iter().enumerate().map(|(k, n)| (n, k)).collect();
+    let ids: std::collections::HashMap<&String, usize> =
+        nodes.iter().enumerate().map(|(k, n)| (n, k)).collect();
     let mut out = String::from("flowchart TD\n");
     for (n, k) in nodes.iter().map(|n| (n, ids[n])) {
         out.push_str(&format!("    node{k}[\"{}\"]\n", n.replace('"', "#quot;")));
@@ -89,18 +106,56 @@ fn tree(s: &Session, shown: &[usize], include: &[bool]) -> String {
     }
     let mut out = String::new();
     let mut printed = vec![false; s.dag.len()];
-    fn walk(s: &Session, i: usize, prefix: &str, last: bool, top: bool, include: &[bool], printed: &mut [bool], out: &mut String) {
-        let branch = if top { "" } else if last { "└── " } else { "├── " };
+    fn walk(
+        s: &Session,
+        i: usize,
+        prefix: &str,
+        last: bool,
+        top: bool,
+        include: &[bool],
+        printed: &mut [bool],
+        out: &mut String,
+    ) {
+        let branch = if top {
+            ""
+        } else if last {
+            "└── "
+        } else {
+            "├── "
+        };
         let seen = printed[i];
-        out.push_str(&format!("{prefix}{branch}{}{}\n", s.dag.name(i), if seen { " (*)" } else { "" }));
+        out.push_str(&format!(
+            "{prefix}{branch}{}{}\n",
+            s.dag.name(i),
+            if seen { " (*)" } else { "" }
+        ));
         if seen {
             return;
         }
         printed[i] = true;
-        let kids: Vec<usize> = s.dag.downstream(i).iter().copied().filter(|&d| include[d]).collect();
-        let child_prefix = if top { String::new() } else { format!("{prefix}{}", if last { "    " } else { "│   " }) };
+        let kids: Vec<usize> = s
+            .dag
+            .downstream(i)
+            .iter()
+            .copied()
+            .filter(|&d| include[d])
+            .collect();
+        let child_prefix = if top {
+            String::new()
+        } else {
+            format!("{prefix}{}", if last { "    " } else { "│   " })
+        };
         for (k, &d) in kids.iter().enumerate() {
-            walk(s, d, &child_prefix, k + 1 == kids.len(), false, include, printed, out);
+            walk(
+                s,
+                d,
+                &child_prefix,
+                k + 1 == kids.len(),
+                false,
+                include,
+                printed,
+                out,
+            );
         }
     }
     for &i in shown {

@@ -30,12 +30,14 @@ pub fn run(globals: &Globals, json: bool, deps: bool) -> anyhow::Result<ExitStat
             })
             .collect();
         let doc = serde_json::json!({ "schema_version": 1, "stages": stages });
-        s.printer.data(format!("{}\n", serde_json::to_string_pretty(&doc)?));
+        s.printer
+            .data(format!("{}\n", serde_json::to_string_pretty(&doc)?));
         return Ok(ExitStatus::Success);
     }
     if s.dag.is_empty() {
         s.printer.data("No stages registered.\n");
-        s.printer.info("hint: register stages with `pipeline.register(func)` in the pipeline file");
+        s.printer
+            .info("hint: register stages with `pipeline.register(func)` in the pipeline file");
         return Ok(ExitStatus::Success);
     }
     let mut out = format!("Registered stages ({}):\n", s.dag.len());
@@ -44,11 +46,20 @@ pub fn run(globals: &Globals, json: bool, deps: bool) -> anyhow::Result<ExitStat
         if deps || globals.printer.verbose {
             out.push_str("    deps:\n");
             for (k, d) in st.deps.iter().enumerate() {
-                let producers: Vec<&str> = s.dag.dep_producers(i, k).iter().map(|&p| s.dag.name(p)).collect();
+                let producers: Vec<&str> = s
+                    .dag
+                    .dep_producers(i, k)
+                    .iter()
+                    .map(|&p| s.dag.name(p))
+                    .collect();
                 if producers.is_empty() {
                     out.push_str(&format!("      {}\n", d.path));
                 } else {
-                    out.push_str(&format!("      {} (from: {})\n", d.path, producers.join(", ")));
+                    out.push_str(&format!(
+                        "      {} (from: {})\n",
+                        d.path,
+                        producers.join(", ")
+                    ));
                 }
             }
             out.push_str("    outs:\n");

@@ -26,7 +26,13 @@ pub struct Globals {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
-    let globals = Globals { pipeline: cli.pipeline, printer: Printer { quiet: cli.quiet, verbose: cli.verbose } };
+    let globals = Globals {
+        pipeline: cli.pipeline,
+        printer: Printer {
+            quiet: cli.quiet,
+            verbose: cli.verbose,
+        },
+    };
     match cli.command {
         Command::Init { force } => init::run(&globals, force),
         Command::Repro(args) => repro::repro(&globals, args),
@@ -50,18 +56,33 @@ impl Session {
         let cwd = std::env::current_dir().context("cannot read the current directory")?;
         let project = project::locate(&cwd, globals.pipeline.as_deref())?;
         let printer = globals.printer;
-        let runtime = Runtime::start(printer.verbose).context("cannot start the python interpreter")?;
+        let runtime =
+            Runtime::start(printer.verbose).context("cannot start the python interpreter")?;
         let shown = project.rel(&project.pipeline_file);
         let json = runtime
             .load_pipeline(&project.pipeline_file, &project.root)
             .with_context(|| format!("while importing `{shown}`"))?;
-        let spec = PipelineSpec::parse(&json).context("pivot._runtime returned a malformed pipeline")?;
-        let dag = Dag::build(spec, &project.root).with_context(|| format!("invalid pipeline `{shown}`"))?;
+        let spec =
+            PipelineSpec::parse(&json).context("pivot._runtime returned a malformed pipeline")?;
+        let dag = Dag::build(spec, &project.root)
+            .with_context(|| format!("invalid pipeline `{shown}`"))?;
         if project.implicit && project.ensure_initialized()? {
-            printer.info(format!("created a pivot project in `{}`", project.root.display()));
+            printer.info(format!(
+                "created a pivot project in `{}`",
+                project.root.display()
+            ));
         }
-        printer.detail(format!("project: {}\npipeline: {}", project.root.display(), project.pipeline_file.display()));
-        Ok(Session { project, runtime, dag, printer })
+        printer.detail(format!(
+            "project: {}\npipeline: {}",
+            project.root.display(),
+            project.pipeline_file.display()
+        ));
+        Ok(Session {
+            project,
+            runtime,
+            dag,
+            printer,
+        })
     }
 
     /// Resolves stage names (with "did you mean").
@@ -81,8 +102,10 @@ impl Session {
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
-                self.printer.info("waiting for another pivot process to finish in this project...");
-                file.lock().with_context(|| format!("cannot lock `{}`", path.display()))?;
+                self.printer
+                    .info("waiting for another pivot process to finish in this project...");
+                file.lock()
+                    .with_context(|| format!("cannot lock `{}`", path.display()))?;
             }
             Err(std::fs::TryLockError::Error(e)) => {
                 return Err(e).with_context(|| format!("cannot lock `{}`", path.display()));

@@ -14,7 +14,11 @@ use crate::state::State;
 pub fn repro(globals: &Globals, args: ReproArgs) -> anyhow::Result<ExitStatus> {
     let s = Session::load(globals)?;
     let targets = s.lookup(&args.stages)?;
-    let order = if targets.is_empty() { s.dag.order() } else { s.dag.with_upstream(&targets) };
+    let order = if targets.is_empty() {
+        s.dag.order()
+    } else {
+        s.dag.with_upstream(&targets)
+    };
     if args.dry_run {
         return dry_run(&s, &order, args.exec.force, args.json);
     }
@@ -33,15 +37,25 @@ fn dry_run(s: &Session, order: &[usize], force: bool, json: bool) -> anyhow::Res
     if json {
         let stages: serde_json::Map<String, serde_json::Value> = plans
             .iter()
-            .map(|p| (p.name.clone(), serde_json::json!({ "would_run": p.is_stale(), "reason": p.reason })))
+            .map(|p| {
+                (
+                    p.name.clone(),
+                    serde_json::json!({ "would_run": p.is_stale(), "reason": p.reason }),
+                )
+            })
             .collect();
         let doc = serde_json::json!({ "schema_version": 1, "stages": stages });
-        s.printer.data(format!("{}\n", serde_json::to_string_pretty(&doc)?));
+        s.printer
+            .data(format!("{}\n", serde_json::to_string_pretty(&doc)?));
         return Ok(ExitStatus::Success);
     }
     let mut out = String::from("Would run:\n");
     for p in &plans {
-        let verb = if p.is_stale() { "would run" } else { "would skip" };
+        let verb = if p.is_stale() {
+            "would run"
+        } else {
+            "would skip"
+        };
         out.push_str(&format!("  {}: {verb} ({})\n", p.name, p.reason));
     }
     s.printer.data(out);
@@ -69,12 +83,20 @@ fn execute(s: &Session, order: &[usize], exec: &ExecArgs) -> anyhow::Result<Exit
         printer: s.printer,
         inputs: &inputs,
     };
-    let opts = RunOptions { jobs: settings.jobs(exec.jobs), force: exec.force, keep_going: exec.keep_going };
+    let opts = RunOptions {
+        jobs: settings.jobs(exec.jobs),
+        force: exec.force,
+        keep_going: exec.keep_going,
+    };
     let summary = executor.run(order, opts);
     eprintln!("{}", summary.line());
     if summary.interrupted {
         eprintln!("error: interrupted; stages that were running were stopped and nothing of theirs was recorded");
         return Ok(ExitStatus::Interrupted);
     }
-    Ok(if summary.any_failed() { ExitStatus::Failure } else { ExitStatus::Success })
+    Ok(if summary.any_failed() {
+        ExitStatus::Failure
+    } else {
+        ExitStatus::Success
+    })
 }

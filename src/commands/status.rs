@@ -13,11 +13,18 @@ use crate::error::ExitStatus;
 
 /// Whether the cached outputs of a fresh stage can be served: each either matches its lock or
 /// has an intact blob to be restored from (status never writes, so nothing is evicted here).
-fn outputs_servable(s: &Session, i: usize, lock: &crate::lockfile::LockFile, memo: &dyn DigestMemo) -> bool {
+fn outputs_servable(
+    s: &Session,
+    i: usize,
+    lock: &crate::lockfile::LockFile,
+    memo: &dyn DigestMemo,
+) -> bool {
     let cache = crate::cache::Cache::new(s.project.cache_dir());
     s.dag.stages[i].outs.iter().all(|o| {
         let rel = keys::out_lock_path(&s.project, o);
-        let Some(locked) = lock.outs.iter().find(|e| e.path == rel) else { return false };
+        let Some(locked) = lock.outs.iter().find(|e| e.path == rel) else {
+            return false;
+        };
         if keys::hash_path(o.abs(), memo).is_ok_and(|(h, _)| h == locked.hash) {
             return true;
         }
@@ -28,7 +35,9 @@ fn outputs_servable(s: &Session, i: usize, lock: &crate::lockfile::LockFile, mem
             Some(files) => files.iter().map(|f| &f.hash).collect(),
             None => vec![&locked.hash],
         };
-        blobs.iter().all(|d| digest::hash_file(&cache.blob_path(d)).is_ok_and(|h| h == **d))
+        blobs
+            .iter()
+            .all(|d| digest::hash_file(&cache.blob_path(d)).is_ok_and(|h| h == **d))
     })
 }
 
@@ -76,18 +85,36 @@ pub fn compute(s: &Session, order: &[usize], force: bool) -> anyhow::Result<Vec<
 pub fn run(globals: &Globals, args: StatusArgs) -> anyhow::Result<ExitStatus> {
     let s = Session::load(globals)?;
     let targets = s.lookup(&args.stages)?;
-    let order = if targets.is_empty() { s.dag.order() } else { s.dag.with_upstream(&targets) };
+    let order = if targets.is_empty() {
+        s.dag.order()
+    } else {
+        s.dag.with_upstream(&targets)
+    };
     let plans = compute(&s, &order, false)?;
     let stale = plans.iter().filter(|p| p.is_stale()).count();
     if args.json {
         let doc = serde_json::json!({ "schema_version": 1, "stages": plans });
-        s.printer.data(format!("{}\n", serde_json::to_string_pretty(&doc)?));
+        s.printer
+            .data(format!("{}\n", serde_json::to_string_pretty(&doc)?));
         return Ok(ExitStatus::Success);
     }
-    let width = plans.iter().map(|p| p.name.len()).max().unwrap_or(0).max(20);
-    let mut out = format!("{} stages: {} cached, {} stale\n", plans.len(), plans.len() - stale, stale);
+    let width = plans
+        .iter()
+        .map(|p| p.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(20);
+    let mut out = format!(
+        "{} stages: {} cached, {} stale\n",
+        plans.len(),
+        plans.len() - stale,
+        stale
+    );
     for p in &plans {
-        out.push_str(&format!("  {:<6} {:<width$} {}\n", p.status, p.name, p.reason));
+        out.push_str(&format!(
+            "  {:<6} {:<width$} {}\n",
+            p.status, p.name, p.reason
+        ));
     }
     if stale > 0 {
         out.push_str(&format!(

@@ -73,7 +73,13 @@ fn read_some(fd: RawFd, out: &mut Vec<u8>) -> bool {
 }
 
 impl Child {
-    pub fn new(stage: usize, name: String, proc: StageProcess, key: StageKey, reason: String) -> Child {
+    pub fn new(
+        stage: usize,
+        name: String,
+        proc: StageProcess,
+        key: StageKey,
+        reason: String,
+    ) -> Child {
         for fd in [&proc.stdout, &proc.stderr, &proc.result] {
             set_nonblocking(fd.as_raw_fd());
         }
@@ -92,7 +98,11 @@ impl Child {
     }
 
     fn fds(&self) -> [RawFd; 3] {
-        [self.proc.stdout.as_raw_fd(), self.proc.stderr.as_raw_fd(), self.proc.result.as_raw_fd()]
+        [
+            self.proc.stdout.as_raw_fd(),
+            self.proc.stderr.as_raw_fd(),
+            self.proc.result.as_raw_fd(),
+        ]
     }
 
     /// Kills the child's whole process group (its own subprocesses too).
@@ -112,7 +122,11 @@ impl Child {
 
     fn pump(&mut self, k: usize, printer: &Printer) {
         let fd = self.fds()[k];
-        let still_open = if k == 2 { read_some(fd, &mut self.result) } else { read_some(fd, &mut self.bufs[k]) };
+        let still_open = if k == 2 {
+            read_some(fd, &mut self.result)
+        } else {
+            read_some(fd, &mut self.bufs[k])
+        };
         if k < 2 {
             self.flush_lines(k, !still_open, printer);
         }
@@ -140,8 +154,14 @@ impl Child {
         match serde_json::from_slice::<ChildResult>(&self.result) {
             Ok(r) if r.status == "ok" && code == 0 => Ok(()),
             Ok(r) if r.status != "ok" => Err((r.reason, r.traceback)),
-            _ if code > 128 => Err((format!("stage process killed by signal {}", code - 128), String::new())),
-            _ => Err((format!("stage process exited with code {code} without a result"), String::new())),
+            _ if code > 128 => Err((
+                format!("stage process killed by signal {}", code - 128),
+                String::new(),
+            )),
+            _ => Err((
+                format!("stage process exited with code {code} without a result"),
+                String::new(),
+            )),
         }
     }
 }
@@ -175,7 +195,11 @@ pub fn wait_any(running: &mut Vec<Child>, printer: &Printer) -> Vec<Finished> {
     for (ci, c) in running.iter().enumerate() {
         for (k, fd) in c.fds().into_iter().enumerate() {
             if c.open[k] {
-                pfds.push(libc::pollfd { fd, events: libc::POLLIN, revents: 0 });
+                pfds.push(libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
                 owners.push((ci, k));
             }
         }

@@ -51,12 +51,20 @@ impl Inputs {
             return Ok(Inputs::default());
         }
         let params: HashMap<String, ParamsResult> =
-            serde_json::from_str(&runtime.stage_params(names)?).map_err(|e| bad_json("stage_params", e))?;
+            serde_json::from_str(&runtime.stage_params(names)?)
+                .map_err(|e| bad_json("stage_params", e))?;
         let manifests: HashMap<String, ManifestResult> =
-            serde_json::from_str(&runtime.fingerprint(names)?).map_err(|e| bad_json("fingerprint", e))?;
+            serde_json::from_str(&runtime.fingerprint(names)?)
+                .map_err(|e| bad_json("fingerprint", e))?;
         Ok(Inputs {
-            manifests: manifests.into_iter().map(|(k, v)| (k, unpack(v.manifest, v.error))).collect(),
-            params: params.into_iter().map(|(k, v)| (k, unpack(v.params, v.error))).collect(),
+            manifests: manifests
+                .into_iter()
+                .map(|(k, v)| (k, unpack(v.manifest, v.error)))
+                .collect(),
+            params: params
+                .into_iter()
+                .map(|(k, v)| (k, unpack(v.params, v.error)))
+                .collect(),
         })
     }
 }
@@ -82,7 +90,10 @@ impl std::fmt::Display for KeyError {
 }
 
 /// Digest of a file, or tree digest and manifest of a directory.
-pub fn hash_path(path: &Path, memo: &dyn DigestMemo) -> io::Result<(Digest, Option<Vec<ManifestEntry>>)> {
+pub fn hash_path(
+    path: &Path,
+    memo: &dyn DigestMemo,
+) -> io::Result<(Digest, Option<Vec<ManifestEntry>>)> {
     let meta = std::fs::metadata(path)?;
     if meta.is_dir() {
         let t = digest::hash_dir(path, memo)?;
@@ -113,7 +124,11 @@ pub fn stage_key(
     for d in &stage.deps {
         let rel = project.rel(d.abs());
         match hash_path(d.abs(), memo) {
-            Ok((hash, manifest)) => deps.push(LockEntry { path: rel, hash, manifest }),
+            Ok((hash, manifest)) => deps.push(LockEntry {
+                path: rel,
+                hash,
+                manifest,
+            }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => missing.push(rel),
             Err(_) => unreadable.push(rel),
         }
@@ -124,7 +139,11 @@ pub fn stage_key(
     if !unreadable.is_empty() {
         return Err(KeyError::UnreadableDeps(unreadable));
     }
-    let outs = stage.outs.iter().map(|o| out_lock_path(project, o)).collect();
+    let outs = stage
+        .outs
+        .iter()
+        .map(|o| out_lock_path(project, o))
+        .collect();
     Ok(StageKey::new(manifest, params, deps, outs))
 }
 

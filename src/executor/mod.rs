@@ -61,7 +61,12 @@ enum Decision {
 
 impl Executor<'_> {
     fn store(&self) -> Store<'_> {
-        Store { project: self.project, cache: self.cache, modes: self.modes, memo: self.state }
+        Store {
+            project: self.project,
+            cache: self.cache,
+            modes: self.modes,
+            memo: self.state,
+        }
     }
 
     fn read_lock(&self, name: &str) -> Option<lockfile::LockFile> {
@@ -69,7 +74,9 @@ impl Executor<'_> {
         match lockfile::read(&path) {
             Ok(lock) => lock,
             Err(e) => {
-                self.printer.warn(format!("{e}; stage `{name}` will re-run and its lock file will be rewritten"));
+                self.printer.warn(format!(
+                    "{e}; stage `{name}` will re-run and its lock file will be rewritten"
+                ));
                 None
             }
         }
@@ -82,18 +89,26 @@ impl Executor<'_> {
             Err(e) => return Decision::Failed(e.to_string()),
         };
         let lock = self.read_lock(&stage.name);
-        let reason = if force { Some(FORCED) } else { key.stale_reason(lock.as_ref()) };
+        let reason = if force {
+            Some(FORCED)
+        } else {
+            key.stale_reason(lock.as_ref())
+        };
         match (reason, lock) {
             (None, Some(lock)) => match self.store().verify(stage, &lock) {
                 Ok(restored) => {
                     for r in restored {
-                        self.printer.info(format!("{}: restored `{r}` from the cache", stage.name));
+                        self.printer
+                            .info(format!("{}: restored `{r}` from the cache", stage.name));
                     }
                     Decision::Skipped(UNCHANGED.to_owned())
                 }
                 Err(reason) => Decision::Run { key, reason },
             },
-            (reason, _) => Decision::Run { key, reason: reason.unwrap_or(FORCED).to_owned() },
+            (reason, _) => Decision::Run {
+                key,
+                reason: reason.unwrap_or(FORCED).to_owned(),
+            },
         }
     }
 
@@ -121,7 +136,10 @@ impl Executor<'_> {
                 for c in running.drain(..) {
                     let (stage, name) = (c.stage, self.dag.name(c.stage).to_owned());
                     c.reap();
-                    results.insert(stage, StageResult::new(&name, Status::Failed, "interrupted", 0.0));
+                    results.insert(
+                        stage,
+                        StageResult::new(&name, Status::Failed, "interrupted", 0.0),
+                    );
                 }
                 break;
             }
@@ -129,7 +147,9 @@ impl Executor<'_> {
             let mut started_any = true;
             while started_any && running.len() < opts.jobs && stop_starting.is_none() {
                 started_any = false;
-                let exclusive_running = running.iter().any(|c| self.dag.stages[c.stage].mutex.iter().any(|m| m == "*"));
+                let exclusive_running = running
+                    .iter()
+                    .any(|c| self.dag.stages[c.stage].mutex.iter().any(|m| m == "*"));
                 for &i in order {
                     if slot[&i] != Slot::Waiting || exclusive_running {
                         continue;
@@ -141,13 +161,21 @@ impl Executor<'_> {
                         slot.insert(i, Slot::Done);
                         continue;
                     }
-                    let upstream_done = self.dag.upstream(i).iter().all(|u| !in_run[*u] || slot[u] == Slot::Done);
+                    let upstream_done = self
+                        .dag
+                        .upstream(i)
+                        .iter()
+                        .all(|u| !in_run[*u] || slot[u] == Slot::Done);
                     if !upstream_done {
                         continue;
                     }
                     let mutex = &self.dag.stages[i].mutex;
                     let star = mutex.iter().any(|m| m == "*");
-                    if (star && !running.is_empty()) || mutex.iter().any(|m| mutex_busy.get(m).copied().unwrap_or(0) > 0) {
+                    if (star && !running.is_empty())
+                        || mutex
+                            .iter()
+                            .any(|m| mutex_busy.get(m).copied().unwrap_or(0) > 0)
+                    {
                         continue;
                     }
                     let name = self.dag.name(i).to_owned();
@@ -156,18 +184,29 @@ impl Executor<'_> {
                         Decision::Skipped(reason) => {
                             self.printer.info(format!("{name}: up to date"));
                             let ms = t0.elapsed().as_secs_f64() * 1000.0;
-                            results.insert(i, StageResult::new(&name, Status::Skipped, &reason, ms));
+                            results
+                                .insert(i, StageResult::new(&name, Status::Skipped, &reason, ms));
                             slot.insert(i, Slot::Done);
                         }
                         Decision::Failed(reason) => {
-                            self.fail(i, &reason, "", &mut results, &mut failed_upstream, &mut stop_starting, opts);
+                            self.fail(
+                                i,
+                                &reason,
+                                "",
+                                &mut results,
+                                &mut failed_upstream,
+                                &mut stop_starting,
+                                opts,
+                            );
                             slot.insert(i, Slot::Done);
                         }
                         Decision::Run { key, reason } => {
                             self.printer.info(format!("{name}: running ({reason})"));
                             let spawned = outputs::clear(&self.dag.stages[i])
                                 .map_err(|e| format!("cannot remove old outputs: {e}"))
-                                .and_then(|_| self.runtime.spawn_stage(&name).map_err(|e| e.to_string()));
+                                .and_then(|_| {
+                                    self.runtime.spawn_stage(&name).map_err(|e| e.to_string())
+                                });
                             match spawned {
                                 Ok(proc) => {
                                     for m in mutex {
@@ -177,7 +216,15 @@ impl Executor<'_> {
                                     slot.insert(i, Slot::Running);
                                 }
                                 Err(e) => {
-                                    self.fail(i, &e, "", &mut results, &mut failed_upstream, &mut stop_starting, opts);
+                                    self.fail(
+                                        i,
+                                        &e,
+                                        "",
+                                        &mut results,
+                                        &mut failed_upstream,
+                                        &mut stop_starting,
+                                        opts,
+                                    );
                                     slot.insert(i, Slot::Done);
                                 }
                             }
@@ -204,16 +251,35 @@ impl Executor<'_> {
                 match outcome {
                     Ok(()) => match self.commit(i, &child.key) {
                         Ok(()) => {
-                            self.printer.info(format!("{}: done in {:.2}s", child.name, ms / 1000.0));
-                            results.insert(i, StageResult::new(&child.name, Status::Ran, &child.reason, ms));
+                            self.printer.info(format!(
+                                "{}: done in {:.2}s",
+                                child.name,
+                                ms / 1000.0
+                            ));
+                            results.insert(
+                                i,
+                                StageResult::new(&child.name, Status::Ran, &child.reason, ms),
+                            );
                         }
-                        Err(reason) => {
-                            self.fail(i, &reason, "", &mut results, &mut failed_upstream, &mut stop_starting, opts)
-                        }
+                        Err(reason) => self.fail(
+                            i,
+                            &reason,
+                            "",
+                            &mut results,
+                            &mut failed_upstream,
+                            &mut stop_starting,
+                            opts,
+                        ),
                     },
-                    Err((reason, traceback)) => {
-                        self.fail(i, &reason, &traceback, &mut results, &mut failed_upstream, &mut stop_starting, opts)
-                    }
+                    Err((reason, traceback)) => self.fail(
+                        i,
+                        &reason,
+                        &traceback,
+                        &mut results,
+                        &mut failed_upstream,
+                        &mut stop_starting,
+                        opts,
+                    ),
                 }
                 if let Some(r) = results.get_mut(&i) {
                     r.duration_ms = ms;
@@ -234,14 +300,19 @@ impl Executor<'_> {
                 StageResult::new(name, Status::Blocked, &reason, 0.0)
             });
             if r.status == Status::Blocked {
-                self.printer.info(format!("{}: blocked ({})", r.name, r.reason));
+                self.printer
+                    .info(format!("{}: blocked ({})", r.name, r.reason));
             }
             ordered.push(r);
         }
         if let Err(e) = self.state.flush() {
             self.printer.warn(format!("could not save the state: {e}"));
         }
-        Summary { stages: ordered, elapsed: started.elapsed(), interrupted: signals::interrupted() }
+        Summary {
+            stages: ordered,
+            elapsed: started.elapsed(),
+            interrupted: signals::interrupted(),
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -277,7 +348,10 @@ impl Executor<'_> {
         let outs = self.store().commit(stage)?;
         let lock = key.to_lock(outs);
         let path = self.project.lock_file(&stage.name);
-        lockfile::write_atomic(&path, &lock).map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
-        self.state.flush().map_err(|e| format!("cannot save the state: {e}"))
+        lockfile::write_atomic(&path, &lock)
+            .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+        self.state
+            .flush()
+            .map_err(|e| format!("cannot save the state: {e}"))
     }
 }

@@ -71,7 +71,11 @@ impl Store<'_> {
                     }
                 }
             }
-            entries.push(LockEntry { path: rel, hash, manifest });
+            entries.push(LockEntry {
+                path: rel,
+                hash,
+                manifest,
+            });
         }
         Ok(entries)
     }
@@ -97,7 +101,8 @@ impl Store<'_> {
                     Some(_) => format!("Output modified: {rel}"),
                 });
             }
-            self.restore(o.abs(), locked).map_err(|_| OUTPUTS_MISSING.to_owned())?;
+            self.restore(o.abs(), locked)
+                .map_err(|_| OUTPUTS_MISSING.to_owned())?;
             restored.push(rel);
         }
         Ok(restored)
@@ -105,7 +110,10 @@ impl Store<'_> {
 
     fn restore(&self, abs: &Path, locked: &LockEntry) -> Result<(), crate::cache::CacheError> {
         match &locked.manifest {
-            None => self.cache.checkout(&locked.hash, abs, self.modes, self.memo).map(|_| ()),
+            None => self
+                .cache
+                .checkout(&locked.hash, abs, self.modes, self.memo)
+                .map(|_| ()),
             Some(files) => {
                 // Check every blob first so a failed restore leaves the old tree in place.
                 for f in files {
@@ -113,7 +121,8 @@ impl Store<'_> {
                 }
                 let _ = remove_path(abs);
                 for f in files {
-                    self.cache.checkout(&f.hash, &abs.join(&f.relpath), self.modes, self.memo)?;
+                    self.cache
+                        .checkout(&f.hash, &abs.join(&f.relpath), self.modes, self.memo)?;
                 }
                 Ok(())
             }

@@ -23,7 +23,12 @@ pub struct StageResult {
 
 impl StageResult {
     pub fn new(name: &str, status: Status, reason: &str, duration_ms: f64) -> StageResult {
-        StageResult { name: name.to_owned(), status, reason: reason.to_owned(), duration_ms }
+        StageResult {
+            name: name.to_owned(),
+            status,
+            reason: reason.to_owned(),
+            duration_ms,
+        }
     }
 }
 

@@ -6,35 +6,63 @@ use std::path::{Path, PathBuf};
 
 use petgraph::graph::{DiGraph, NodeIndex};
 
-use super::spec::{PipelineSpec, StageSpec};
 use super::did_you_mean;
+use super::spec::{PipelineSpec, StageSpec};
 
 #[derive(thiserror::Error, Debug)]
 pub enum DagError {
     #[error("stages `{first}` and `{second}` both write `{path}`")]
-    DuplicateOutput { path: String, first: String, second: String },
+    DuplicateOutput {
+        path: String,
+        first: String,
+        second: String,
+    },
     #[error("output `{inner}` of stage `{inner_stage}` is inside output directory `{outer}` of stage `{outer_stage}`")]
-    OverlappingOutputs { outer: String, outer_stage: String, inner: String, inner_stage: String },
+    OverlappingOutputs {
+        outer: String,
+        outer_stage: String,
+        inner: String,
+        inner_stage: String,
+    },
     #[error("circular dependency between stages: {}", .0.join(" -> "))]
     Cycle(Vec<String>),
     #[error("stage `{stage}` depends on `{path}`, which does not exist and no stage produces")]
-    MissingDep { stage: String, path: String, suggestion: Option<String> },
+    MissingDep {
+        stage: String,
+        path: String,
+        suggestion: Option<String>,
+    },
     #[error("unknown stage `{name}`")]
-    UnknownStage { name: String, suggestion: Option<String> },
+    UnknownStage {
+        name: String,
+        suggestion: Option<String>,
+    },
 }
 
 impl DagError {
     pub fn hint(&self) -> Option<String> {
         match self {
-            DagError::MissingDep { suggestion: Some(s), .. } => Some(format!("did you mean `{s}`?")),
-            DagError::MissingDep { .. } => Some("create the file, or add a stage that writes it".into()),
-            DagError::UnknownStage { suggestion: Some(s), .. } => Some(format!("did you mean `{s}`?")),
+            DagError::MissingDep {
+                suggestion: Some(s),
+                ..
+            } => Some(format!("did you mean `{s}`?")),
+            DagError::MissingDep { .. } => {
+                Some("create the file, or add a stage that writes it".into())
+            }
+            DagError::UnknownStage {
+                suggestion: Some(s),
+                ..
+            } => Some(format!("did you mean `{s}`?")),
             DagError::UnknownStage { .. } => Some("`pivot list` shows the stages".into()),
-            DagError::DuplicateOutput { .. } => Some("each output path may be written by one stage only".into()),
+            DagError::DuplicateOutput { .. } => {
+                Some("each output path may be written by one stage only".into())
+            }
             DagError::OverlappingOutputs { .. } => {
                 Some("an output may not live inside another stage's output directory".into())
             }
-            DagError::Cycle(_) => Some("a stage may not depend, directly or not, on its own outputs".into()),
+            DagError::Cycle(_) => {
+                Some("a stage may not depend, directly or not, on its own outputs".into())
+            }
         }
     }
 }
@@ -52,15 +80,20 @@ pub struct Dag {
 }
 
 fn display(root: &Path, p: &Path) -> String {
-    p.strip_prefix(root).map(|r| r.display().to_string()).unwrap_or_else(|_| p.display().to_string())
+    p.strip_prefix(root)
+        .map(|r| r.display().to_string())
+        .unwrap_or_else(|_| p.display().to_string())
 }
 
 impl Dag {
     /// Builds and validates the graph. `root` is the project root (for messages and relative paths).
     pub fn build(spec: PipelineSpec, root: &Path) -> Result<Dag, DagError> {
         let stages = spec.stages;
-        let index: HashMap<String, usize> =
-            stages.iter().enumerate().map(|(i, s)| (s.name.clone(), i)).collect();
+        let index: HashMap<String, usize> = stages
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.clone(), i))
+            .collect();
 
         // Output path -> producing stage; BTreeMap for "outputs under a directory" range queries.
         let mut outputs: BTreeMap<PathBuf, usize> = BTreeMap::new();
@@ -117,17 +150,22 @@ impl Dag {
                 if producers.is_empty() && !p.exists() {
                     let rel = display(root, p);
                     let known: Vec<String> = outputs.keys().map(|o| display(root, o)).collect();
-                    let suggestion = did_you_mean(&rel, known.iter().map(String::as_str)).or_else(|| {
-                        // A close file on disk is as likely as a close output.
-                        let dir = p.parent()?;
-                        let names: Vec<String> = std::fs::read_dir(dir)
-                            .ok()?
-                            .filter_map(|e| e.ok())
-                            .map(|e| display(root, &e.path()))
-                            .collect();
-                        did_you_mean(&rel, names.iter().map(String::as_str))
+                    let suggestion =
+                        did_you_mean(&rel, known.iter().map(String::as_str)).or_else(|| {
+                            // A close file on disk is as likely as a close output.
+                            let dir = p.parent()?;
+                            let names: Vec<String> = std::fs::read_dir(dir)
+                                .ok()?
+                                .filter_map(|e| e.ok())
+                                .map(|e| display(root, &e.path()))
+                                .collect();
+                            did_you_mean(&rel, names.iter().map(String::as_str))
+                        });
+                    return Err(DagError::MissingDep {
+                        stage: s.name.clone(),
+                        path: rel,
+                        suggestion,
                     });
-                    return Err(DagError::MissingDep { stage: s.name.clone(), path: rel, suggestion });
                 }
                 for &j in &producers {
                     if j != i && !upstream[i].contains(&j) {
@@ -146,7 +184,10 @@ impl Dag {
         // A stage reading its own output is a cycle of one.
         for (i, per_dep) in dep_producers.iter().enumerate() {
             if per_dep.iter().any(|ps| ps.contains(&i)) {
-                return Err(DagError::Cycle(vec![stages[i].name.clone(), stages[i].name.clone()]));
+                return Err(DagError::Cycle(vec![
+                    stages[i].name.clone(),
+                    stages[i].name.clone(),
+                ]));
             }
         }
         let mut g: DiGraph<usize, ()> = DiGraph::new();
@@ -156,7 +197,10 @@ impl Dag {
                 g.add_edge(nodes[j], nodes[i], ());
             }
         }
-        if let Some(scc) = petgraph::algo::tarjan_scc(&g).into_iter().find(|c| c.len() > 1) {
+        if let Some(scc) = petgraph::algo::tarjan_scc(&g)
+            .into_iter()
+            .find(|c| c.len() > 1)
+        {
             let mut members: Vec<usize> = scc.iter().map(|n| g[*n]).collect();
             members.sort_unstable();
             let mut names: Vec<String> = members.iter().map(|&i| stages[i].name.clone()).collect();
@@ -164,7 +208,13 @@ impl Dag {
             return Err(DagError::Cycle(names));
         }
 
-        Ok(Dag { stages, index, upstream, downstream, dep_producers })
+        Ok(Dag {
+            stages,
+            index,
+            upstream,
+            downstream,
+            dep_producers,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -193,10 +243,13 @@ impl Dag {
     }
 
     pub fn lookup(&self, name: &str) -> Result<usize, DagError> {
-        self.index.get(name).copied().ok_or_else(|| DagError::UnknownStage {
-            name: name.to_owned(),
-            suggestion: did_you_mean(name, self.stages.iter().map(|s| s.name.as_str())),
-        })
+        self.index
+            .get(name)
+            .copied()
+            .ok_or_else(|| DagError::UnknownStage {
+                name: name.to_owned(),
+                suggestion: did_you_mean(name, self.stages.iter().map(|s| s.name.as_str())),
+            })
     }
 
     /// Dependencies first, in registration order otherwise (DFS post-order).

@@ -15,7 +15,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -23,7 +25,10 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// The closest candidate to `word`, if it is close enough to be a plausible typo.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     let limit = (word.chars().count() / 3).max(2);
     candidates
         .into_iter()
@@ -39,7 +44,10 @@ mod tests {
 
     #[test]
     fn suggests_the_nearest_close_name_only() {
-        assert_eq!(did_you_mean("trian", ["train", "prep"]).as_deref(), Some("train"));
+        assert_eq!(
+            did_you_mean("trian", ["train", "prep"]).as_deref(),
+            Some("train")
+        );
         assert_eq!(did_you_mean("zzzzzz", ["train", "prep"]), None);
     }
 }

@@ -27,17 +27,27 @@ pub fn propagate(dag: &Dag, order: &[usize], own: &[(usize, Option<String>)]) ->
         own.iter().map(|(i, r)| (*i, r)).collect();
     let mut plans = Vec::with_capacity(order.len());
     for &i in order {
-        let upstream_stale: Vec<String> =
-            dag.upstream(i).iter().filter(|&&u| stale[u]).map(|&u| dag.name(u).to_owned()).collect();
+        let upstream_stale: Vec<String> = dag
+            .upstream(i)
+            .iter()
+            .filter(|&&u| stale[u])
+            .map(|&u| dag.name(u).to_owned())
+            .collect();
         let (status, reason) = match verdicts.get(&i).copied().cloned().flatten() {
             Some(r) => ("stale", r),
-            None if !upstream_stale.is_empty() => {
-                ("stale", format!("Upstream stale ({})", upstream_stale.join(", ")))
-            }
+            None if !upstream_stale.is_empty() => (
+                "stale",
+                format!("Upstream stale ({})", upstream_stale.join(", ")),
+            ),
             None => ("cached", crate::stage_key::UNCHANGED.to_owned()),
         };
         stale[i] = status == "stale";
-        plans.push(StagePlan { name: dag.name(i).to_owned(), status, reason, upstream_stale });
+        plans.push(StagePlan {
+            name: dag.name(i).to_owned(),
+            status,
+            reason,
+            upstream_stale,
+        });
     }
     plans
 }

@@ -42,7 +42,8 @@ pub fn spawn_stage(
     runtime: &Bound<'_, PyModule>,
     stage: &str,
 ) -> Result<StageProcess, PythonError> {
-    let io = |e: std::io::Error| PythonError::Internal(format!("cannot start stage `{stage}`: {e}"));
+    let io =
+        |e: std::io::Error| PythonError::Internal(format!("cannot start stage `{stage}`: {e}"));
     let (out_r, out_w) = pipe().map_err(io)?;
     let (err_r, err_w) = pipe().map_err(io)?;
     let (res_r, res_w) = pipe().map_err(io)?;
@@ -109,5 +110,10 @@ pub fn spawn_stage(
         return Err(io(std::io::Error::last_os_error()));
     }
     drop((out_w, err_w, res_w));
-    Ok(StageProcess { pid, stdout: out_r, stderr: err_r, result: res_r })
+    Ok(StageProcess {
+        pid,
+        stdout: out_r,
+        stderr: err_r,
+        result: res_r,
+    })
 }

@@ -29,12 +29,21 @@ pub struct Selection {
 pub fn select() -> Selection {
     let non_empty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
     if let Some(p) = non_empty("PIVOT_PYTHON") {
-        return Selection { executable: PathBuf::from(p), source: "$PIVOT_PYTHON" };
+        return Selection {
+            executable: PathBuf::from(p),
+            source: "$PIVOT_PYTHON",
+        };
     }
     if let Some(venv) = non_empty("VIRTUAL_ENV") {
-        return Selection { executable: Path::new(&venv).join("bin").join("python"), source: "$VIRTUAL_ENV" };
+        return Selection {
+            executable: Path::new(&venv).join("bin").join("python"),
+            source: "$VIRTUAL_ENV",
+        };
     }
-    Selection { executable: PathBuf::from(BUILD_PYTHON), source: "build-time Python" }
+    Selection {
+        executable: PathBuf::from(BUILD_PYTHON),
+        source: "build-time Python",
+    }
 }
 
 /// The `major.minor` of the environment an executable belongs to, when it can be told without
@@ -99,7 +108,9 @@ pub fn start(sel: &Selection) -> Result<(), PythonError> {
         let status = ffi::PyConfig_SetBytesString(&mut cfg, &mut cfg.executable, exe.as_ptr());
         if ffi::PyStatus_Exception(status) != 0 {
             ffi::PyConfig_Clear(&mut cfg);
-            return Err(PythonError::Init("could not set the python executable".into()));
+            return Err(PythonError::Init(
+                "could not set the python executable".into(),
+            ));
         }
         let status = ffi::Py_InitializeFromConfig(&cfg);
         ffi::PyConfig_Clear(&mut cfg);
@@ -107,7 +118,9 @@ pub fn start(sel: &Selection) -> Result<(), PythonError> {
             let msg = if status.err_msg.is_null() {
                 "unknown error".to_owned()
             } else {
-                std::ffi::CStr::from_ptr(status.err_msg).to_string_lossy().into_owned()
+                std::ffi::CStr::from_ptr(status.err_msg)
+                    .to_string_lossy()
+                    .into_owned()
             };
             return Err(PythonError::Init(format!(
                 "python `{}` failed to start: {msg}",

@@ -23,12 +23,24 @@ pub enum PythonError {
         "python `{exe}` (from {origin}) is Python {env}, but this pivot was built for Python {}",
         BUILD_MINOR
     )]
-    VersionMismatch { env: String, exe: PathBuf, origin: &'static str },
+    VersionMismatch {
+        env: String,
+        exe: PathBuf,
+        origin: &'static str,
+    },
     /// A `pivot.exceptions.PivotError` raised by the embedded package (validation and the like).
     #[error("{message}")]
-    Pivot { message: String, hint: Option<String> },
+    Pivot {
+        message: String,
+        hint: Option<String>,
+    },
     #[error("syntax error in `{file}` line {line}: {message}")]
-    Syntax { file: String, line: u32, message: String, text: Option<String> },
+    Syntax {
+        file: String,
+        line: u32,
+        message: String,
+        text: Option<String>,
+    },
     /// Any other exception from user code; `traceback` is Python's formatted traceback.
     #[error("{summary}")]
     User { summary: String, traceback: String },
@@ -73,11 +85,22 @@ fn classify(py: Python<'_>, err: PyErr) -> PythonError {
     }
     if err.is_instance_of::<pyo3::exceptions::PySyntaxError>(py) {
         let attr = |n: &str| value.getattr(n).ok().filter(|v| !v.is_none());
-        let file = attr("filename").and_then(|v| v.extract::<String>().ok()).unwrap_or_default();
-        let line = attr("lineno").and_then(|v| v.extract::<u32>().ok()).unwrap_or(0);
-        let message = attr("msg").and_then(|v| v.extract::<String>().ok()).unwrap_or_default();
+        let file = attr("filename")
+            .and_then(|v| v.extract::<String>().ok())
+            .unwrap_or_default();
+        let line = attr("lineno")
+            .and_then(|v| v.extract::<u32>().ok())
+            .unwrap_or(0);
+        let message = attr("msg")
+            .and_then(|v| v.extract::<String>().ok())
+            .unwrap_or_default();
         let text = attr("text").and_then(|v| v.extract::<String>().ok());
-        return PythonError::Syntax { file, line, message, text };
+        return PythonError::Syntax {
+            file,
+            line,
+            message,
+            text,
+        };
     }
     let summary = py
         .import("traceback")
@@ -104,7 +127,11 @@ impl Runtime {
         Python::attach(|py| {
             embed::install(py).map_err(|e| PythonError::Internal(e.to_string()))?;
             if verbose {
-                eprintln!("python: {} (from {})", selection.executable.display(), selection.source);
+                eprintln!(
+                    "python: {} (from {})",
+                    selection.executable.display(),
+                    selection.source
+                );
                 if let Some(origin) = embed::shadowed_install(py) {
                     eprintln!("note: the embedded `pivot` package shadows the one installed at `{origin}`");
                 }
@@ -123,22 +150,36 @@ impl Runtime {
                 });
             }
             let module = py.import("pivot._runtime").map_err(|e| classify(py, e))?;
-            Ok(Runtime { module: module.unbind(), selection })
+            Ok(Runtime {
+                module: module.unbind(),
+                selection,
+            })
         })
     }
 
-    fn call_json(&self, func: &str, args: impl for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyTuple>>) -> Result<String, PythonError> {
+    fn call_json(
+        &self,
+        func: &str,
+        args: impl for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyTuple>>,
+    ) -> Result<String, PythonError> {
         Python::attach(|py| {
             let m = self.module.bind(py);
             let args = args(py).map_err(|e| PythonError::Internal(e.to_string()))?;
-            let out = m.getattr(func).and_then(|f| f.call1(args)).map_err(|e| classify(py, e))?;
-            out.extract::<String>().map_err(|e| PythonError::Internal(format!("{func}: {e}")))
+            let out = m
+                .getattr(func)
+                .and_then(|f| f.call1(args))
+                .map_err(|e| classify(py, e))?;
+            out.extract::<String>()
+                .map_err(|e| PythonError::Internal(format!("{func}: {e}")))
         })
     }
 
     /// Imports the pipeline file; returns the pipeline description as JSON.
     pub fn load_pipeline(&self, file: &Path, project_root: &Path) -> Result<String, PythonError> {
-        let (f, r) = (file.to_string_lossy().into_owned(), project_root.to_string_lossy().into_owned());
+        let (f, r) = (
+            file.to_string_lossy().into_owned(),
+            project_root.to_string_lossy().into_owned(),
+        );
         self.call_json("load_pipeline", |py| pyo3::types::PyTuple::new(py, [f, r]))
     }
 

@@ -37,7 +37,14 @@ pub fn register() {
     // SAFETY: called once, before Py_InitializeFromConfig (checked by Py_IsInitialized); the name
     // is a static C string and the init function is pyo3's generated module initialiser.
     unsafe {
-        assert_eq!(pyo3::ffi::Py_IsInitialized(), 0, "invariant: inittab before init");
-        pyo3::ffi::PyImport_AppendInittab(c"pivot._native".as_ptr(), Some(native_module::__pyo3_init));
+        assert_eq!(
+            pyo3::ffi::Py_IsInitialized(),
+            0,
+            "invariant: inittab before init"
+        );
+        pyo3::ffi::PyImport_AppendInittab(
+            c"pivot._native".as_ptr(),
+            Some(native_module::__pyo3_init),
+        );
     }
 }

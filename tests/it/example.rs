@@ -25,8 +25,17 @@ fn copy_dir(from: &Path, to: &Path) {
 
 fn example() -> Project {
     let p = Project::bare();
-    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/basic"), p.root());
-    for generated in ["data/clean.json", "data/summary.json", "data/histogram.txt", "report.md", "metrics"] {
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/basic"),
+        p.root(),
+    );
+    for generated in [
+        "data/clean.json",
+        "data/summary.json",
+        "data/histogram.txt",
+        "report.md",
+        "metrics",
+    ] {
         let _ = fs::remove_file(p.path(generated));
         let _ = fs::remove_dir_all(p.path(generated));
     }
@@ -45,7 +54,10 @@ fn ran(stderr: &str) -> Vec<String> {
 }
 
 fn up_to_date(stderr: &str) -> Vec<String> {
-    let names: Vec<&str> = stderr.lines().filter_map(|l| l.strip_suffix(": up to date")).collect();
+    let names: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| l.strip_suffix(": up to date"))
+        .collect();
     sorted(&names)
 }
 
@@ -64,7 +76,13 @@ fn first_repro_runs_everything_and_second_runs_nothing() {
     second.success();
     assert_eq!(ran(&second.stderr), Vec::<String>::new());
     assert_eq!(up_to_date(&second.stderr), sorted(&ALL));
-    assert!(second.stderr.contains("Summary: 0 ran, 4 cached, 0 blocked, 0 failed"), "{}", second.stderr);
+    assert!(
+        second
+            .stderr
+            .contains("Summary: 0 ran, 4 cached, 0 blocked, 0 failed"),
+        "{}",
+        second.stderr
+    );
 }
 
 #[test]
@@ -103,7 +121,11 @@ fn changing_a_param_in_params_yaml_reruns_that_stage_and_what_its_output_feeds()
     status.success();
     let stages = status.json()["stages"].as_array().unwrap().clone();
     let reason = |name: &str| {
-        stages.iter().find(|s| s["name"] == name).map(|s| s["reason"].as_str().unwrap().to_owned()).unwrap()
+        stages
+            .iter()
+            .find(|s| s["name"] == name)
+            .map(|s| s["reason"].as_str().unwrap().to_owned())
+            .unwrap()
     };
     assert_eq!(reason("histogram"), "Params changed");
     assert_eq!(reason("summarise"), "unchanged");
@@ -126,8 +148,10 @@ fn editing_a_stage_body_reruns_it_and_only_dependents_whose_inputs_changed() {
     r.success();
     assert_eq!(ran(&r.stderr), sorted(&["summarise"]));
     // Change what the summary holds: report re-runs too.
-    let src = p.read("pipeline.py").replace("summary = textstats.describe(values, params.precision)",
-        "summary = textstats.describe(values, params.precision + 1)");
+    let src = p.read("pipeline.py").replace(
+        "summary = textstats.describe(values, params.precision)",
+        "summary = textstats.describe(values, params.precision + 1)",
+    );
     p.write("pipeline.py", &src);
     let r = p.pivot(&["repro"]);
     r.success();

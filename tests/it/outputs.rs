@@ -39,16 +39,31 @@ pipeline.register(count)
 fn cached_output_is_a_read_only_hardlink_into_the_cache() {
     let p = project();
     let meta = std::fs::metadata(p.path("data/clean.txt")).unwrap();
-    assert_eq!(meta.nlink(), 2, "workspace file and cache blob share an inode");
+    assert_eq!(
+        meta.nlink(),
+        2,
+        "workspace file and cache blob share an inode"
+    );
     assert_eq!(meta.mode() & 0o222, 0, "cached outputs are read-only");
     let lock = p.read(".pivot/stages/prep.lock");
     assert!(lock.contains("- path: data/clean.txt\n  hash: "), "{lock}");
     // The Metric is hashed and recorded but never cached.
     let count_lock = p.read(".pivot/stages/count.lock");
-    let hash = count_lock.split("- path: metrics/count.json\n  hash: ").nth(1).unwrap()[..16].to_owned();
+    let hash = count_lock
+        .split("- path: metrics/count.json\n  hash: ")
+        .nth(1)
+        .unwrap()[..16]
+        .to_owned();
     let hash = hash.trim_matches('\'');
-    assert!(!p.path(&format!(".pivot/cache/files/{}/{}", &hash[..2], &hash[2..])).exists());
-    assert_eq!(std::fs::metadata(p.path("metrics/count.json")).unwrap().nlink(), 1);
+    assert!(!p
+        .path(&format!(".pivot/cache/files/{}/{}", &hash[..2], &hash[2..]))
+        .exists());
+    assert_eq!(
+        std::fs::metadata(p.path("metrics/count.json"))
+            .unwrap()
+            .nlink(),
+        1
+    );
 }
 
 #[test]
@@ -58,7 +73,12 @@ fn deleted_output_is_restored_from_cache_without_running() {
     let r = p.pivot(&["repro"]);
     r.success();
     assert_eq!(p.take_runs(), Vec::<String>::new());
-    assert!(r.stderr.contains("prep: restored `data/clean.txt` from the cache"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("prep: restored `data/clean.txt` from the cache"),
+        "{}",
+        r.stderr
+    );
     assert_eq!(p.read("data/clean.txt"), "1,2,3\n");
 }
 
@@ -79,11 +99,22 @@ fn output_edited_in_place_through_its_hardlink_reruns_the_stage() {
     std::fs::write(p.path("data/clean.txt"), "1,2,3,4\n").unwrap();
     let status = p.pivot(&["status", "--json"]);
     status.success();
-    let prep = status.json()["stages"].as_array().unwrap().iter().find(|s| s["name"] == "prep").cloned().unwrap();
+    let prep = status.json()["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "prep")
+        .cloned()
+        .unwrap();
     assert_eq!(prep["status"], "stale", "never reported fresh: {prep}");
     let r = p.pivot(&["repro"]);
     r.success();
-    assert!(r.stderr.contains("prep: running (outputs missing from cache)"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("prep: running (outputs missing from cache)"),
+        "{}",
+        r.stderr
+    );
     assert_eq!(p.take_runs(), ["prep"]);
     assert_eq!(p.read("data/clean.txt"), "1,2,3\n");
     // The corrupt blob was evicted and replaced: the next run is a no-op.

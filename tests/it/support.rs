@@ -37,18 +37,27 @@ impl Run {
 
     #[track_caller]
     pub fn success(&self) -> &Run {
-        assert_eq!(self.code, 0, "expected success\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 
     #[track_caller]
     pub fn code(&self, code: i32) -> &Run {
-        assert_eq!(self.code, code, "unexpected exit code\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "unexpected exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("bad json ({e}):\n{}", self.stdout))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("bad json ({e}):\n{}", self.stdout))
     }
 }
 
@@ -60,7 +69,12 @@ pub struct Project {
 impl Project {
     /// An empty directory (no `.pivot/`).
     pub fn bare() -> Project {
-        Project { dir: tempfile::Builder::new().prefix("pivot-it-").tempdir().expect("tempdir") }
+        Project {
+            dir: tempfile::Builder::new()
+                .prefix("pivot-it-")
+                .tempdir()
+                .expect("tempdir"),
+        }
     }
 
     /// A directory after `pivot init`.
@@ -100,7 +114,10 @@ impl Project {
 
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(pivot_bin());
-        cmd.args(args).current_dir(self.root()).env_remove("PIVOT_PYTHON").env("NO_COLOR", "1");
+        cmd.args(args)
+            .current_dir(self.root())
+            .env_remove("PIVOT_PYTHON")
+            .env("NO_COLOR", "1");
         match test_venv() {
             Some(v) => cmd.env("VIRTUAL_ENV", v),
             None => cmd.env_remove("VIRTUAL_ENV"),
