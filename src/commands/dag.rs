@@ -104,65 +104,58 @@ fn tree(s: &Session, shown: &[usize], include: &[bool]) -> String {
     if shown.is_empty() {
         return "(no stages)\n".into();
     }
-    let mut out = String::new();
-    let mut printed = vec![false; s.dag.len()];
-    fn walk(
-        s: &Session,
-        i: usize,
-        prefix: &str,
-        last: bool,
-        top: bool,
-        include: &[bool],
-        printed: &mut [bool],
-        out: &mut String,
-    ) {
-        let branch = if top {
-            ""
-        } else if last {
-            "└── "
-        } else {
-            "├── "
+    let mut t = Tree {
+        s,
+        include,
+        printed: vec![false; s.dag.len()],
+        out: String::new(),
+    };
+    for &i in shown {
+        if s.dag.upstream(i).iter().all(|&u| !include[u]) {
+            t.walk(i, "", None);
+        }
+    }
+    t.out
+}
+
+struct Tree<'a> {
+    s: &'a Session,
+    include: &'a [bool],
+    printed: Vec<bool>,
+    out: String,
+}
+
+impl Tree<'_> {
+    /// `last`: None for a top-level node, else whether it is its parent's last child.
+    fn walk(&mut self, i: usize, prefix: &str, last: Option<bool>) {
+        let branch = match last {
+            None => "",
+            Some(true) => "└── ",
+            Some(false) => "├── ",
         };
-        let seen = printed[i];
-        out.push_str(&format!(
-            "{prefix}{branch}{}{}\n",
-            s.dag.name(i),
-            if seen { " (*)" } else { "" }
-        ));
+        let seen = self.printed[i];
+        let mark = if seen { " (*)" } else { "" };
+        self.out
+            .push_str(&format!("{prefix}{branch}{}{mark}\n", self.s.dag.name(i)));
         if seen {
             return;
         }
-        printed[i] = true;
-        let kids: Vec<usize> = s
+        self.printed[i] = true;
+        let kids: Vec<usize> = self
+            .s
             .dag
             .downstream(i)
             .iter()
             .copied()
-            .filter(|&d| include[d])
+            .filter(|&d| self.include[d])
             .collect();
-        let child_prefix = if top {
-            String::new()
-        } else {
-            format!("{prefix}{}", if last { "    " } else { "│   " })
+        let child_prefix = match last {
+            None => String::new(),
+            Some(true) => format!("{prefix}    "),
+            Some(false) => format!("{prefix}│   "),
         };
         for (k, &d) in kids.iter().enumerate() {
-            walk(
-                s,
-                d,
-                &child_prefix,
-                k + 1 == kids.len(),
-                false,
-                include,
-                printed,
-                out,
-            );
+            self.walk(d, &child_prefix, Some(k + 1 == kids.len()));
         }
     }
-    for &i in shown {
-        let is_source = s.dag.upstream(i).iter().all(|&u| !include[u]);
-        if is_source {
-            walk(s, i, "", true, true, include, &mut printed, &mut out);
-        }
-    }
-    out
 }

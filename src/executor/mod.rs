@@ -44,6 +44,36 @@ pub struct Executor<'a> {
     pub inputs: &'a Inputs,
 }
 
+/// Outcomes so far, and what failures have blocked.
+#[derive(Default)]
+struct Progress {
+    results: HashMap<usize, StageResult>,
+    /// Stage -> the failed upstream stage that blocks it.
+    failed_upstream: HashMap<usize, String>,
+    /// Set after the first failure in fail-fast mode: no new stage starts.
+    stop_starting: Option<String>,
+}
+
+impl Progress {
+    fn fail(&mut self, dag: &Dag, i: usize, reason: &str, traceback: &str, keep_going: bool) {
+        let name = dag.name(i).to_owned();
+        eprintln!("{name}: FAILED: {reason}");
+        for line in traceback.lines() {
+            eprintln!("  {line}");
+        }
+        self.results
+            .insert(i, StageResult::new(&name, Status::Failed, reason, 0.0));
+        for d in dag.all_downstream(i) {
+            self.failed_upstream
+                .entry(d)
+                .or_insert_with(|| name.clone());
+        }
+        if !keep_going && self.stop_starting.is_none() {
+            self.stop_starting = Some(name);
+        }
+    }
+}
+
 /// A stage's place in the run.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Slot {
@@ -122,11 +152,9 @@ impl Executor<'_> {
             v
         };
         let mut slot: HashMap<usize, Slot> = order.iter().map(|&i| (i, Slot::Waiting)).collect();
-        let mut results: HashMap<usize, StageResult> = HashMap::new();
+        let mut progress = Progress::default();
         let mut running: Vec<Child> = Vec::new();
         let mut mutex_busy: HashMap<String, usize> = HashMap::new();
-        let mut stop_starting: Option<String> = None;
-        let mut failed_upstream: HashMap<usize, String> = HashMap::new();
 
         loop {
             if signals::interrupted() {
@@ -136,7 +164,7 @@ impl Executor<'_> {
                 for c in running.drain(..) {
                     let (stage, name) = (c.stage, self.dag.name(c.stage).to_owned());
                     c.reap();
-                    results.insert(
+                    progress.results.insert(
                         stage,
                         StageResult::new(&name, Status::Failed, "interrupted", 0.0),
                     );
@@ -145,7 +173,7 @@ impl Executor<'_> {
             }
             // Start what can start, in execution order.
             let mut started_any = true;
-            while started_any && running.len() < opts.jobs && stop_starting.is_none() {
+            while started_any && running.len() < opts.jobs && progress.stop_starting.is_none() {
                 started_any = false;
                 let exclusive_running = running
                     .iter()
@@ -154,10 +182,12 @@ impl Executor<'_> {
                     if slot[&i] != Slot::Waiting || exclusive_running {
                         continue;
                     }
-                    if let Some(up) = failed_upstream.get(&i) {
+                    if let Some(up) = progress.failed_upstream.get(&i) {
                         let name = self.dag.name(i).to_owned();
                         let reason = format!("upstream '{up}' failed");
-                        results.insert(i, StageResult::new(&name, Status::Blocked, &reason, 0.0));
+                        progress
+                            .results
+                            .insert(i, StageResult::new(&name, Status::Blocked, &reason, 0.0));
                         slot.insert(i, Slot::Done);
                         continue;
                     }
@@ -184,20 +214,13 @@ impl Executor<'_> {
                         Decision::Skipped(reason) => {
                             self.printer.info(format!("{name}: up to date"));
                             let ms = t0.elapsed().as_secs_f64() * 1000.0;
-                            results
+                            progress
+                                .results
                                 .insert(i, StageResult::new(&name, Status::Skipped, &reason, ms));
                             slot.insert(i, Slot::Done);
                         }
                         Decision::Failed(reason) => {
-                            self.fail(
-                                i,
-                                &reason,
-                                "",
-                                &mut results,
-                                &mut failed_upstream,
-                                &mut stop_starting,
-                                opts,
-                            );
+                            progress.fail(self.dag, i, &reason, "", opts.keep_going);
                             slot.insert(i, Slot::Done);
                         }
                         Decision::Run { key, reason } => {
@@ -216,15 +239,7 @@ impl Executor<'_> {
                                     slot.insert(i, Slot::Running);
                                 }
                                 Err(e) => {
-                                    self.fail(
-                                        i,
-                                        &e,
-                                        "",
-                                        &mut results,
-                                        &mut failed_upstream,
-                                        &mut stop_starting,
-                                        opts,
-                                    );
+                                    progress.fail(self.dag, i, &e, "", opts.keep_going);
                                     slot.insert(i, Slot::Done);
                                 }
                             }
@@ -256,32 +271,18 @@ impl Executor<'_> {
                                 child.name,
                                 ms / 1000.0
                             ));
-                            results.insert(
+                            progress.results.insert(
                                 i,
                                 StageResult::new(&child.name, Status::Ran, &child.reason, ms),
                             );
                         }
-                        Err(reason) => self.fail(
-                            i,
-                            &reason,
-                            "",
-                            &mut results,
-                            &mut failed_upstream,
-                            &mut stop_starting,
-                            opts,
-                        ),
+                        Err(reason) => progress.fail(self.dag, i, &reason, "", opts.keep_going),
                     },
-                    Err((reason, traceback)) => self.fail(
-                        i,
-                        &reason,
-                        &traceback,
-                        &mut results,
-                        &mut failed_upstream,
-                        &mut stop_starting,
-                        opts,
-                    ),
+                    Err((reason, traceback)) => {
+                        progress.fail(self.dag, i, &reason, &traceback, opts.keep_going)
+                    }
                 }
-                if let Some(r) = results.get_mut(&i) {
+                if let Some(r) = progress.results.get_mut(&i) {
                     r.duration_ms = ms;
                 }
             }
@@ -290,9 +291,9 @@ impl Executor<'_> {
         // Whatever never started: blocked by a failure, or not started after fail-fast.
         let mut ordered = Vec::with_capacity(order.len());
         for &i in order {
-            let r = results.remove(&i).unwrap_or_else(|| {
+            let r = progress.results.remove(&i).unwrap_or_else(|| {
                 let name = self.dag.name(i);
-                let reason = match (failed_upstream.get(&i), &stop_starting) {
+                let reason = match (progress.failed_upstream.get(&i), &progress.stop_starting) {
                     (Some(up), _) => format!("upstream '{up}' failed"),
                     (None, Some(first)) => format!("not started: stopped after '{first}' failed"),
                     (None, None) => "interrupted".to_owned(),
@@ -312,33 +313,6 @@ impl Executor<'_> {
             stages: ordered,
             elapsed: started.elapsed(),
             interrupted: signals::interrupted(),
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn fail(
-        &self,
-        i: usize,
-        reason: &str,
-        traceback: &str,
-        results: &mut HashMap<usize, StageResult>,
-        failed_upstream: &mut HashMap<usize, String>,
-        stop_starting: &mut Option<String>,
-        opts: RunOptions,
-    ) {
-        let name = self.dag.name(i).to_owned();
-        eprintln!("{name}: FAILED: {reason}");
-        if !traceback.is_empty() {
-            for line in traceback.lines() {
-                eprintln!("  {line}");
-            }
-        }
-        results.insert(i, StageResult::new(&name, Status::Failed, reason, 0.0));
-        for d in self.dag.all_downstream(i) {
-            failed_upstream.entry(d).or_insert_with(|| name.clone());
-        }
-        if !opts.keep_going && stop_starting.is_none() {
-            *stop_starting = Some(name);
         }
     }
 
