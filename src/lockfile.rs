@@ -262,8 +262,12 @@ fn digest_field(v: &YamlValue, at: &str) -> Result<Digest, String> {
     Digest::parse(text).ok_or_else(|| format!("`{at}.hash` is not a digest: `{text}`"))
 }
 
-/// Writes `lock` to `path` atomically (temp file in the same directory, fsync, rename, then fsync
-/// of the directory), mode 0644, creating parent directories.
+/// Writes `lock` to `path` atomically (temp file in the same directory, then rename), mode 0644,
+/// creating parent directories.
+///
+/// No fsync: a killed pivot leaves the old or the new file, never a mix (rename is atomic), and
+/// fsyncs cost milliseconds per stage. After a power loss a lock may come back empty; an empty
+/// or corrupt lock reads as "no previous run", so the stage re-runs: time, never a wrong skip.
 pub fn write_atomic(path: &Path, lock: &LockFile) -> io::Result<()> {
     write_file_atomic(path, render(lock).as_bytes())
 }
@@ -293,19 +297,12 @@ pub fn write_file_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
         // Explicit, so the umask does not decide (the reference's files are 0644).
         file.set_permissions(fs::Permissions::from_mode(0o644))?;
         file.write_all(contents)?;
-        file.sync_all()?;
         fs::rename(&tmp, path)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    result?;
-    // Make the rename itself durable; a directory that cannot be opened or synced (some
-    // filesystems) does not make the write fail.
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    result
 }
 
 #[cfg(test)]

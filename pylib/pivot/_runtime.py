@@ -3,6 +3,7 @@
 - `load_pipeline(pipeline_file, project_root)`: execute the pipeline file, describe its stages.
 - `stage_params(names)`: effective params per stage (memoised; the forked child reuses them).
 - `fingerprint(names)`: code manifest per stage.
+- `prepare_fork(name)`: in the coordinator, just before forking the stage (warm imports).
 - `child_run(name, result_fd)`: inside a forked child, run one stage and write its result.
 
 All paths are absolute, normalised and `/`-separated; directory outputs keep a trailing `/`.
@@ -17,7 +18,7 @@ import os
 import traceback
 from typing import Any
 
-from pivot import _paths
+from pivot import _paths, _runner, _warm
 from pivot._stage import Stage, each_path, source_location
 from pivot.exceptions import PivotError
 from pivot.outputs import DirectoryOut, IncrementalOut, Metric, Out, Plot
@@ -75,14 +76,20 @@ def fingerprint(names: list[str]) -> str:
     return json.dumps(answer)
 
 
+def prepare_fork(name: str) -> None:
+    """Import, once, what the stage imports inside its function bodies (see `_warm`)."""
+    try:
+        _warm.warm(_lookup(name).func)
+    except Exception:  # noqa: BLE001 - warming is an optimisation only
+        pass
+
+
 def child_run(name: str, result_fd: int) -> int:
     """Run stage `name` in this forked child; write its JSON result to `result_fd`.
 
     Returns the exit code for the child: 0 when the stage succeeded, 1 otherwise. Never raises.
     """
     try:
-        from pivot import _runner
-
         result = _runner.run(_lookup(name))
     except BaseException as e:
         result = {

@@ -324,8 +324,9 @@ impl Executor<'_> {
         let path = self.project.lock_file(&stage.name);
         lockfile::write_atomic(&path, &lock)
             .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+        // One WAL batch per stage; memtables are flushed once, when the run ends.
         self.state
-            .flush()
+            .write_batch(Vec::new(), Vec::new())
             .map_err(|e| format!("cannot save the state: {e}"))
     }
 }

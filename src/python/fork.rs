@@ -52,6 +52,10 @@ pub fn spawn_stage(
         .map_err(|e| PythonError::Internal(format!("pivot._runtime.child_run: {e}")))?;
     let stage_arg = stage.to_owned();
 
+    // Modules the stage imports inside its functions are imported here once, not in every child.
+    if let Err(e) = runtime.call_method1("prepare_fork", (stage,)) {
+        return Err(PythonError::Internal(format!("prepare_fork: {e}")));
+    }
     // Copy-on-write stays cheap only if the collector never touches the parent's objects.
     if let Ok(gc) = py.import("gc") {
         let _ = gc.call_method0("freeze");

@@ -2,6 +2,12 @@
 
 mod support;
 
+mod bad_input;
+mod corrupt_lock;
 mod crash;
+mod environments;
 mod example;
+mod failure;
+mod invocation;
 mod outputs;
+mod parallel;

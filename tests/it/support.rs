@@ -167,3 +167,138 @@ pub fn sorted(v: &[&str]) -> Vec<String> {
     v.sort();
     v
 }
+
+/// Every entry under `root` (directories as `None`, files with their bytes), to assert that a
+/// command touched nothing.
+pub fn snapshot(root: &Path) -> std::collections::BTreeMap<String, Option<Vec<u8>>> {
+    fn walk(
+        root: &Path,
+        dir: &Path,
+        out: &mut std::collections::BTreeMap<String, Option<Vec<u8>>>,
+    ) {
+        for e in fs::read_dir(dir).unwrap_or_else(|e| panic!("read_dir {}: {e}", dir.display())) {
+            let e = e.expect("dir entry");
+            let path = e.path();
+            let rel = path
+                .strip_prefix(root)
+                .expect("under root")
+                .to_string_lossy()
+                .into_owned();
+            let kind = e.file_type().expect("file type");
+            if kind.is_dir() {
+                out.insert(format!("{rel}/"), None);
+                walk(root, &path, out);
+            } else if kind.is_symlink() {
+                let target = fs::read_link(&path).expect("read_link");
+                out.insert(
+                    rel,
+                    Some(target.to_string_lossy().into_owned().into_bytes()),
+                );
+            } else {
+                out.insert(rel, Some(fs::read(&path).expect("read")));
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+/// `text` with `root` (also its canonical spelling) written `<root>`, and run times masked:
+/// `done in <t>`, `[<t> total]`.
+pub fn filter(text: &str, root: &Path) -> String {
+    let mut s = text.to_owned();
+    if let Ok(real) = fs::canonicalize(root) {
+        s = s.replace(&*real.to_string_lossy(), "<root>");
+    }
+    s = s.replace(&*root.to_string_lossy(), "<root>");
+    let mask = |s: &str, before: &str, after: &str| -> String {
+        let mut out = String::with_capacity(s.len());
+        let mut rest = s;
+        while let Some(at) = rest.find(before) {
+            let (head, tail) = rest.split_at(at + before.len());
+            out.push_str(head);
+            let n = tail
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .unwrap_or(tail.len());
+            if n > 0 && tail[n..].starts_with(after) {
+                out.push_str("<t>");
+                rest = &tail[n..];
+            } else {
+                rest = tail;
+            }
+        }
+        out.push_str(rest);
+        out
+    };
+    s = mask(&s, "done in ", "s");
+    s = s.replace("done in <t>s", "done in <t>");
+    s = mask(&s, "[", "s total]");
+    s.replace("[<t>s total]", "[<t> total]")
+}
+
+/// Stages a run executed, from pivot's `<stage>: running (...)` progress lines (sorted).
+pub fn running_stages(stderr: &str) -> Vec<String> {
+    let names: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| l.split_once(": running (").map(|(n, _)| n))
+        .collect();
+    sorted(&names)
+}
+
+/// pyenv's root: `$PYENV_ROOT`, else `pyenv root`, else `~/.pyenv`.
+pub fn pyenv_root() -> Option<PathBuf> {
+    if let Some(r) = std::env::var_os("PYENV_ROOT").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(r));
+    }
+    if let Ok(out) = Command::new("pyenv").arg("root").output() {
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if out.status.success() && !text.is_empty() {
+            return Some(PathBuf::from(text));
+        }
+    }
+    std::env::var_os("HOME")
+        .map(|h| Path::new(&h).join(".pyenv"))
+        .filter(|p| p.is_dir())
+}
+
+impl Project {
+    /// Runs `script` with `sh -c` in the project root, with pivot's directory first on PATH and
+    /// the environment `command` gives pivot (for `#!/usr/bin/env pivot` scripts).
+    pub fn sh(&self, script: &str) -> Run {
+        let bin_dir = Path::new(pivot_bin())
+            .parent()
+            .expect("pivot has a directory")
+            .to_path_buf();
+        let path = match std::env::var_os("PATH") {
+            Some(p) => {
+                std::env::join_paths(std::iter::once(bin_dir).chain(std::env::split_paths(&p)))
+                    .expect("PATH")
+            }
+            None => bin_dir.into_os_string(),
+        };
+        for attempt in 0.. {
+            let cmd = self.command(&[]);
+            let mut sh = Command::new("sh");
+            sh.arg("-c")
+                .arg(script)
+                .current_dir(self.root())
+                .env("PATH", &path);
+            for (k, v) in cmd.get_envs() {
+                match v {
+                    Some(v) => sh.env(k, v),
+                    None => sh.env_remove(k),
+                };
+            }
+            let run = Run::from(sh.output().expect("run sh"));
+            // A script written a moment ago can be briefly "busy" while another test thread's
+            // fork still holds the inherited write descriptor (closed at that child's exec).
+            if run.stderr.contains("Text file busy") && attempt < 20 {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                continue;
+            }
+            return run;
+        }
+        unreachable!()
+    }
+}

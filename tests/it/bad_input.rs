@@ -1,0 +1,277 @@
+//! Input pivot cannot work with: a clear `error:` naming the problem (with a `hint:` where there
+//! is an obvious next step), exit 2, and not a byte of the project changed, `.pivot/` included.
+
+use crate::support::{filter, snapshot, Project, Run, PRELUDE};
+
+/// Runs pivot, asserts exit 2, nothing on stdout and an unchanged project; returns the run.
+#[track_caller]
+fn refused(p: &Project, args: &[&str]) -> Run {
+    let before = snapshot(p.root());
+    let r = p.pivot(args);
+    r.code(2);
+    assert_eq!(r.stdout, "", "stdout of pivot {args:?}");
+    let after = snapshot(p.root());
+    assert_eq!(
+        after.keys().collect::<Vec<_>>(),
+        before.keys().collect::<Vec<_>>(),
+        "pivot {args:?} changed the project's files"
+    );
+    assert!(
+        after == before,
+        "pivot {args:?} changed the content of a project file"
+    );
+    r
+}
+
+fn with_pipeline(body: &str) -> Project {
+    let p = Project::new();
+    p.write("pipeline.py", &format!("{PRELUDE}\n{body}"));
+    p
+}
+
+fn line_of(p: &Project, needle: &str) -> usize {
+    p.read("pipeline.py")
+        .lines()
+        .position(|l| l.contains(needle))
+        .expect("needle in pipeline.py")
+        + 1
+}
+
+/// `prep` writes `data/clean.json`, `train` reads it.
+const TWO_STAGES: &str = "
+def prep(raw: Annotated[str, outputs.Dep('data/raw.txt', loaders.Text())]
+         ) -> Annotated[dict, outputs.Out('data/clean.json', loaders.JSON())]:
+    _ran('prep')
+    return {'n': len(raw)}
+
+
+def train(clean: Annotated[dict, outputs.Dep('data/clean.json', loaders.JSON())]
+          ) -> Annotated[dict, outputs.Out('models/model.json', loaders.JSON())]:
+    _ran('train')
+    return clean
+
+
+pipeline = Pipeline('bad')
+pipeline.register(prep)
+pipeline.register(train)
+";
+
+#[test]
+fn repro_outside_any_project_says_so_and_creates_nothing() {
+    let p = Project::bare();
+    let r = refused(&p, &["repro"]);
+    assert_eq!(
+        filter(&r.stderr, p.root()),
+        "error: no pivot project found in `<root>` or any parent directory
+hint: run `pivot init` in the project directory, or name a pipeline file: `pivot run pipeline.py`
+"
+    );
+    assert!(snapshot(p.root()).is_empty());
+}
+
+#[test]
+fn syntax_error_in_pipeline_names_the_file_and_line() {
+    let p = with_pipeline("def train(:\n    pass\n");
+    let line = line_of(&p, "def train(:");
+    let r = refused(&p, &["repro"]);
+    assert_eq!(
+        filter(&r.stderr, p.root()),
+        format!(
+            "error: while importing `pipeline.py`: syntax error in `<root>/pipeline.py` line {line}: invalid syntax
+    def train(:
+"
+        )
+    );
+}
+
+#[test]
+fn importing_a_missing_module_shows_module_not_found_error_and_the_users_line() {
+    let p = with_pipeline("import nosuchmodule_for_pivot_tests\n\npipeline = Pipeline('bad')\n");
+    let line = line_of(&p, "import nosuchmodule_for_pivot_tests");
+    let r = refused(&p, &["repro"]);
+    let err = filter(&r.stderr, p.root());
+    assert!(
+        err.starts_with(
+            "error: while importing `pipeline.py`: ModuleNotFoundError: No module named 'nosuchmodule_for_pivot_tests'\n"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "  File \"<root>/pipeline.py\", line {line}, in <module>\n    import nosuchmodule_for_pivot_tests\n"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.ends_with("ModuleNotFoundError: No module named 'nosuchmodule_for_pivot_tests'\n"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_dependency_cycle_names_both_stages() {
+    let p = with_pipeline(
+        "
+def a(x: Annotated[dict, outputs.Dep('b.json', loaders.JSON())]) -> Annotated[dict, outputs.Out('a.json', loaders.JSON())]:
+    return x
+
+
+def b(x: Annotated[dict, outputs.Dep('a.json', loaders.JSON())]) -> Annotated[dict, outputs.Out('b.json', loaders.JSON())]:
+    return x
+
+
+pipeline = Pipeline('bad')
+pipeline.register(a)
+pipeline.register(b)
+",
+    );
+    let r = refused(&p, &["repro"]);
+    assert_eq!(
+        r.stderr,
+        "error: invalid pipeline `pipeline.py`: circular dependency between stages: a -> b -> a
+hint: a stage may not depend, directly or not, on its own outputs
+"
+    );
+}
+
+#[test]
+fn two_stages_writing_the_same_output_are_refused() {
+    let p = with_pipeline(
+        "
+def a() -> Annotated[dict, outputs.Out('out/x.json', loaders.JSON())]:
+    return {}
+
+
+def b() -> Annotated[dict, outputs.Out('out/x.json', loaders.JSON())]:
+    return {}
+
+
+pipeline = Pipeline('bad')
+pipeline.register(a)
+pipeline.register(b)
+",
+    );
+    let r = refused(&p, &["repro"]);
+    assert_eq!(
+        r.stderr,
+        "error: invalid pipeline `pipeline.py`: stages `a` and `b` both write `out/x.json`
+hint: each output path may be written by one stage only
+"
+    );
+}
+
+#[test]
+fn an_output_inside_another_stages_output_directory_is_refused() {
+    let p = with_pipeline(
+        "
+def files() -> Annotated[dict, outputs.DirectoryOut('out/d/', loaders.JSON())]:
+    return {'x.json': {}}
+
+
+def single() -> Annotated[dict, outputs.Out('out/d/x.json', loaders.JSON())]:
+    return {}
+
+
+pipeline = Pipeline('bad')
+pipeline.register(files)
+pipeline.register(single)
+",
+    );
+    let r = refused(&p, &["repro"]);
+    assert_eq!(
+        r.stderr,
+        "error: invalid pipeline `pipeline.py`: output `out/d/x.json` of stage `single` is inside output directory `out/d` of stage `files`
+hint: an output may not live inside another stage's output directory
+"
+    );
+}
+
+#[test]
+fn a_dep_nothing_produces_suggests_the_close_output_name() {
+    let p = with_pipeline(&TWO_STAGES.replace(
+        "def train(clean: Annotated[dict, outputs.Dep('data/clean.json'",
+        "def train(clean: Annotated[dict, outputs.Dep('data/claen.json'",
+    ));
+    p.write("data/raw.txt", "1 2 3\n");
+    let r = refused(&p, &["repro"]);
+    assert_eq!(
+        r.stderr,
+        "error: invalid pipeline `pipeline.py`: stage `train` depends on `data/claen.json`, which does not exist and no stage produces
+hint: did you mean `data/clean.json`?
+"
+    );
+}
+
+#[test]
+fn an_unknown_stage_name_is_refused_and_a_close_one_suggested() {
+    let p = with_pipeline(TWO_STAGES);
+    p.write("data/raw.txt", "1 2 3\n");
+    // A project with real state (cache, state db, lock files) that must stay untouched.
+    p.pivot(&["repro"]).success();
+    p.take_runs();
+    let r = refused(&p, &["run", "nosuchstage"]);
+    assert_eq!(
+        r.stderr,
+        "error: unknown stage `nosuchstage`\nhint: `pivot list` shows the stages\n"
+    );
+    let r = refused(&p, &["repro", "trian"]);
+    assert_eq!(
+        r.stderr,
+        "error: unknown stage `trian`\nhint: did you mean `train`?\n"
+    );
+    let r = refused(&p, &["status", "trian"]);
+    assert_eq!(
+        r.stderr,
+        "error: unknown stage `trian`\nhint: did you mean `train`?\n"
+    );
+    assert_eq!(p.take_runs(), Vec::<String>::new());
+}
+
+#[test]
+fn an_output_outside_the_project_is_refused() {
+    let p = with_pipeline(
+        "
+def a() -> Annotated[dict, outputs.Out('../outside.json', loaders.JSON())]:
+    return {}
+
+
+pipeline = Pipeline('bad')
+pipeline.register(a)
+",
+    );
+    let r = refused(&p, &["repro"]);
+    assert_eq!(
+        r.stderr,
+        "error: while importing `pipeline.py`: stage `a`: output path `../outside.json` resolves outside the project root
+hint: relative paths start at the pipeline root; outputs must stay inside the project, inputs outside it need an absolute path
+"
+    );
+    assert!(!p.root().parent().unwrap().join("outside.json").exists());
+}
+
+#[test]
+fn an_output_path_with_a_line_break_or_nul_is_refused() {
+    for (python, shown, what) in [
+        (r"a\nb.json", r"a\nb.json", "contains a line break"),
+        (r"a\rb.json", r"a\rb.json", "contains a line break"),
+        (r"a\0b.json", r"a\x00b.json", "contains a NUL byte"),
+    ] {
+        let p = with_pipeline(&format!(
+            "
+def a() -> Annotated[dict, outputs.Out('{python}', loaders.JSON())]:
+    return {{}}
+
+
+pipeline = Pipeline('bad')
+pipeline.register(a)
+"
+        ));
+        let r = refused(&p, &["repro"]);
+        assert_eq!(
+            r.stderr,
+            format!(
+                "error: while importing `pipeline.py`: stage `a`: output path `{shown}` {what}\n"
+            )
+        );
+    }
+}
