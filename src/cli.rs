@@ -122,6 +122,23 @@ pub struct DagArgs {
     pub stages: bool,
 }
 
+/// How many positional arguments `args` holds (the value of `-j/--jobs` is not one).
+fn positionals(args: &[OsString]) -> usize {
+    let mut n = 0;
+    let mut skip = false;
+    for a in args {
+        let a = a.to_string_lossy();
+        if skip {
+            skip = false;
+        } else if a == "-j" || a == "--jobs" {
+            skip = true;
+        } else if !a.starts_with('-') {
+            n += 1;
+        }
+    }
+    n
+}
+
 /// Rewrites `pivot [GLOBAL] FILE.py [COMMAND ...]` into `pivot [GLOBAL] -p FILE.py COMMAND ...`
 /// (default `repro`), and `run FILE.py [STAGES]` into `-p FILE.py repro|run [STAGES]`.
 pub fn rewrite_script_invocation(args: Vec<OsString>) -> Vec<OsString> {
@@ -158,14 +175,33 @@ pub fn rewrite_script_invocation(args: Vec<OsString>) -> Vec<OsString> {
         out.extend_from_slice(rest);
         return out;
     }
-    if args[i] == "run" && args.get(i + 1).is_some_and(is_script) {
-        out.push("-p".into());
-        out.push(args[i + 1].clone());
-        let rest = &args[i + 2..];
-        let has_stages = rest.iter().any(|a| !a.to_string_lossy().starts_with('-'));
-        out.push(if has_stages { "run" } else { "repro" }.into());
-        out.extend_from_slice(rest);
-        return out;
+    if args[i] == "run" {
+        // `run [OPTIONS] FILE.py [STAGES] [OPTIONS]`: the first positional may be the file.
+        let rest = &args[i + 1..];
+        let mut k = 0;
+        let mut file_at = None;
+        while k < rest.len() {
+            let a = rest[k].to_string_lossy();
+            if a == "-j" || a == "--jobs" {
+                k += 2;
+                continue;
+            }
+            if !a.starts_with('-') {
+                file_at = is_script(&rest[k]).then_some(k);
+                break;
+            }
+            k += 1;
+        }
+        if let Some(k) = file_at {
+            let mut others: Vec<OsString> = rest.to_vec();
+            let file = others.remove(k);
+            let has_stages = positionals(&others) > 0;
+            out.push("-p".into());
+            out.push(file);
+            out.push(if has_stages { "run" } else { "repro" }.into());
+            out.extend(others);
+            return out;
+        }
     }
     args
 }
@@ -202,6 +238,14 @@ mod tests {
             ["pivot", "-p", "p.py", "run", "a", "-f"]
         );
         assert_eq!(rw(&["pivot", "run", "a"]), ["pivot", "run", "a"]);
+        assert_eq!(
+            rw(&["pivot", "run", "-j", "1", "p.py"]),
+            ["pivot", "-p", "p.py", "repro", "-j", "1"]
+        );
+        assert_eq!(
+            rw(&["pivot", "run", "-j", "1", "p.py", "a"]),
+            ["pivot", "-p", "p.py", "run", "-j", "1", "a"]
+        );
         assert_eq!(
             rw(&["pivot", "-p", "x.py", "status"]),
             ["pivot", "-p", "x.py", "status"]

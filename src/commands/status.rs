@@ -53,29 +53,28 @@ pub fn compute(s: &Session, order: &[usize], force: bool) -> anyhow::Result<Vec<
     let mut own = Vec::with_capacity(order.len());
     for &i in order {
         let stage = &s.dag.stages[i];
-        let verdict = match keys::stage_key(&s.project, stage, &inputs, memo) {
-            Err(e) => Some(match e {
+        let lock = match crate::lockfile::read(&s.project.lock_file(&stage.name)) {
+            Ok(l) => l,
+            Err(e) => {
+                s.printer.warn(e.to_string());
+                None
+            }
+        };
+        let verdict = match (lock, keys::stage_key(&s.project, stage, &inputs, memo)) {
+            // Never run: whatever else is true (deps an upstream stage has yet to write).
+            (None, _) if force => Some(crate::stage_key::FORCED.to_owned()),
+            (None, _) => Some(crate::stage_key::NO_PREVIOUS_RUN.to_owned()),
+            (Some(_), Err(e)) => Some(match e {
                 KeyError::MissingDeps(p) => format!("Missing deps: {}", p.join(", ")),
                 KeyError::UnreadableDeps(p) => format!("Unreadable deps: {}", p.join(", ")),
                 other => format!("Error: {other}"),
             }),
-            Ok(key) => {
-                let lock = match crate::lockfile::read(&s.project.lock_file(&stage.name)) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        s.printer.warn(e.to_string());
-                        None
-                    }
-                };
-                match (force, key.stale_reason(lock.as_ref()), lock) {
-                    (true, _, _) => Some(crate::stage_key::FORCED.to_owned()),
-                    (false, Some(r), _) => Some(r.to_owned()),
-                    (false, None, Some(lock)) if !outputs_servable(s, i, &lock, memo) => {
-                        Some(OUTPUTS_MISSING.to_owned())
-                    }
-                    (false, None, _) => None,
-                }
-            }
+            (Some(_), Ok(_)) if force => Some(crate::stage_key::FORCED.to_owned()),
+            (Some(lock), Ok(key)) => match key.stale_reason(Some(&lock)) {
+                Some(r) => Some(r.to_owned()),
+                None if !outputs_servable(s, i, &lock, memo) => Some(OUTPUTS_MISSING.to_owned()),
+                None => None,
+            },
         };
         own.push((i, verdict));
     }
