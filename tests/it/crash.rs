@@ -90,3 +90,53 @@ pipeline.register(second)
     p.pivot(&["repro"]).success();
     assert_eq!(p.take_runs(), Vec::<String>::new());
 }
+
+#[test]
+fn ctrl_c_stops_running_stages_and_records_nothing_for_them() {
+    let p = Project::new();
+    p.write("data/raw.txt", "a\n");
+    p.write(
+        "pipeline.py",
+        &format!(
+            "{PRELUDE}
+def slow(raw: Annotated[str, outputs.Dep('data/raw.txt', loaders.Text())]
+         ) -> Annotated[str, outputs.Out('data/slow.txt', loaders.Text())]:
+    _ran('slow')
+    return raw
+
+
+pipeline = Pipeline('int')
+pipeline.register(slow)
+"
+        ),
+    );
+    let marker = p.path("paused.pid");
+    let child = p
+        .command(&["repro"])
+        .env("PIVOT_TEST_PAUSE_STAGE", "slow")
+        .env("PIVOT_TEST_PAUSE_FILE", &marker)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(|| marker.exists(), "the paused stage");
+    let stage_pid: i32 = std::fs::read_to_string(&marker)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: signalling the pivot process this test started.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    wait_for(
+        || !pid_alive(stage_pid),
+        "the stage's process group to be killed",
+    );
+    assert!(!p.exists(".pivot/stages/slow.lock"));
+    assert!(!p.exists("data/slow.txt"));
+}

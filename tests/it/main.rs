@@ -11,3 +11,4 @@ mod failure;
 mod invocation;
 mod outputs;
 mod parallel;
+mod streaming;

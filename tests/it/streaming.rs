@@ -1,0 +1,83 @@
+//! Stage stdout/stderr stream to pivot's stderr, each line prefixed with the stage name; output
+//! larger than a pipe buffer never deadlocks; `--quiet` hides it.
+
+use crate::support::{Project, PRELUDE};
+
+fn project() -> Project {
+    let p = Project::new();
+    p.write(
+        "pipeline.py",
+        &format!(
+            "{PRELUDE}
+import sys
+
+
+def greet() -> Annotated[str, outputs.Out('greeting.txt', loaders.Text())]:
+    print('hello from stdout')
+    print('warning on stderr', file=sys.stderr)
+    sys.stdout.write('no newline at the end')
+    return 'hi'
+
+
+def chatty() -> Annotated[str, outputs.Out('chatty.txt', loaders.Text())]:
+    for i in range(20000):
+        print(f'line {{i}} ' + 'x' * 20)
+        if i % 1000 == 0:
+            print(f'err {{i}}', file=sys.stderr)
+    return 'done'
+
+
+pipeline = Pipeline('stream')
+pipeline.register(greet)
+pipeline.register(chatty)
+"
+        ),
+    );
+    p
+}
+
+#[test]
+fn stage_output_lines_are_prefixed_with_the_stage_name() {
+    let p = project();
+    let r = p.pivot(&["repro", "-j", "2"]);
+    r.success();
+    for line in [
+        "[greet] hello from stdout",
+        "[greet] warning on stderr",
+        "[greet] no newline at the end",
+    ] {
+        assert!(
+            r.stderr.lines().any(|l| l == line),
+            "missing {line:?} in:\n{}",
+            r.stderr
+        );
+    }
+    // More than a pipe buffer of output, interleaved on both streams, all of it arrives.
+    assert!(r
+        .stderr
+        .contains("[chatty] line 19999 xxxxxxxxxxxxxxxxxxxx\n"));
+    assert_eq!(
+        r.stderr
+            .lines()
+            .filter(|l| l.starts_with("[chatty] line "))
+            .count(),
+        20000
+    );
+    assert_eq!(
+        r.stderr
+            .lines()
+            .filter(|l| l.starts_with("[chatty] err "))
+            .count(),
+        20
+    );
+    assert_eq!(r.stdout, "", "stdout carries only data");
+}
+
+#[test]
+fn quiet_hides_stage_output_and_progress() {
+    let p = project();
+    let r = p.pivot(&["-q", "repro"]);
+    r.success();
+    assert!(!r.stderr.contains("[greet]"), "{}", r.stderr);
+    assert!(!r.stderr.contains("running"), "{}", r.stderr);
+}
