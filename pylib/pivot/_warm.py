@@ -2,38 +2,35 @@
 
 A stage that writes `import pandas` inside its function (to keep `pipeline.py` quick to load) would
 import it again in every forked child. The coordinator imports such modules once, just before the
-first stage that will run is forked, so every child inherits them. Import errors are ignored here:
-the child raises them itself, in the stage's own context.
+stage is forked, so every child inherits them. Import errors are ignored here: the child raises
+them itself, in the stage's own context.
+
+The imports are read from bytecode (`IMPORT_NAME`), not source: no parsing on the fork path.
 """
 
 from __future__ import annotations
 
-import ast
+import dis
 import importlib
-import inspect
 import sys
-import textwrap
 import types
 
+_IMPORT_NAME = dis.opmap["IMPORT_NAME"]
 _done: set[int] = set()
 
 
-def _body_imports(func: types.FunctionType) -> set[str]:
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
-    except (OSError, TypeError, SyntaxError):
-        return set()
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-    return names
+def _code_imports(code: types.CodeType, out: set[str]) -> None:
+    if _IMPORT_NAME in code.co_code[::2]:
+        for ins in dis.get_instructions(code):
+            if ins.opcode == _IMPORT_NAME and isinstance(ins.argval, str):
+                out.add(ins.argval)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            _code_imports(const, out)
 
 
 def _same_module_callees(func: types.FunctionType) -> list[types.FunctionType]:
-    """Plain functions of func's own module that it names (one hop per call, walked below)."""
+    """Plain functions of func's own module that it names (walked transitively below)."""
     out = []
     for name in func.__code__.co_names:
         value = func.__globals__.get(name)
@@ -54,10 +51,11 @@ def warm(func: object) -> None:
         if id(f) in seen:
             continue
         seen.add(id(f))
-        modules |= _body_imports(f)
+        _code_imports(f.__code__, modules)
         todo.extend(_same_module_callees(f))
     for name in sorted(modules):
-        if name not in sys.modules:
+        # Relative imports (`from . import x`) have no absolute name here; the child does them.
+        if name and name not in sys.modules:
             try:
                 importlib.import_module(name)
             except BaseException:  # noqa: BLE001 - the child reports it in context

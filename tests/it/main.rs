@@ -11,4 +11,5 @@ mod failure;
 mod invocation;
 mod outputs;
 mod parallel;
+mod plan;
 mod streaming;
