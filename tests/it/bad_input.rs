@@ -275,3 +275,126 @@ pipeline.register(a)
         );
     }
 }
+
+#[test]
+fn a_missing_pipeline_file_is_named_and_no_project_is_created() {
+    let p = Project::bare();
+    for args in [
+        &["-p", "missing.py", "repro"][..],
+        &["run", "missing.py"],
+        &["missing.py", "status"],
+    ] {
+        let r = refused(&p, args);
+        assert_eq!(
+            filter(&r.stderr, p.root()),
+            "error: pipeline file `<root>/missing.py` does not exist\n",
+            "pivot {args:?}"
+        );
+    }
+    assert!(snapshot(p.root()).is_empty());
+}
+
+#[test]
+fn a_pipeline_file_without_a_pipeline_says_what_to_define() {
+    let p = with_pipeline("x = 1\n");
+    let r = refused(&p, &["repro"]);
+    assert_eq!(
+        r.stderr,
+        "error: while importing `pipeline.py`: no `pipeline` defined in `pipeline.py`
+hint: define one at module level, `pipeline = Pipeline(\"name\")`, and register the stages on it
+"
+    );
+    p.write("pipeline.py", &format!("{PRELUDE}\np2 = Pipeline('bad')\n"));
+    let r = refused(&p, &["list"]);
+    assert_eq!(
+        r.stderr,
+        "error: while importing `pipeline.py`: `pipeline.py` defines a `Pipeline` as `p2`, but pivot looks for `pipeline`
+hint: rename `p2` to `pipeline`
+"
+    );
+}
+
+#[test]
+fn a_pipeline_file_calling_sys_exit_while_loaded_is_refused() {
+    let p = with_pipeline("import sys\n\nsys.exit(4)\n");
+    let r = refused(&p, &["repro"]);
+    assert_eq!(
+        r.stderr,
+        "error: while importing `pipeline.py`: `pipeline.py` called `sys.exit(4)` while being loaded
+hint: a pipeline file is imported, not run as a script: keep script code under `if __name__ == \"__main__\":`
+"
+    );
+}
+
+#[test]
+fn registering_a_stage_name_twice_is_refused() {
+    let p = with_pipeline(
+        "
+def a() -> Annotated[dict, outputs.Out('a.json', loaders.JSON())]:
+    return {}
+
+
+pipeline = Pipeline('bad')
+pipeline.register(a)
+pipeline.register(a)
+",
+    );
+    let r = refused(&p, &["repro"]);
+    assert_eq!(
+        r.stderr,
+        "error: while importing `pipeline.py`: stage `a` is already registered
+hint: pass `name=` to register the same function again under another name
+"
+    );
+}
+
+#[test]
+fn a_relative_dep_climbing_out_of_the_project_and_an_output_in_pivot_state_are_refused() {
+    let p = with_pipeline(
+        "
+def a(x: Annotated[str, outputs.Dep('../x.txt', loaders.Text())]) -> Annotated[dict, outputs.Out('a.json', loaders.JSON())]:
+    return {}
+
+
+pipeline = Pipeline('bad')
+pipeline.register(a)
+",
+    );
+    let r = refused(&p, &["repro"]);
+    assert_eq!(
+        r.stderr,
+        "error: while importing `pipeline.py`: stage `a`: dependency `x` path `../x.txt` resolves outside the project root
+hint: relative paths start at the pipeline root; outputs must stay inside the project, inputs outside it need an absolute path
+"
+    );
+    let p = with_pipeline(
+        "
+def a() -> Annotated[dict, outputs.Out('.pivot/a.json', loaders.JSON())]:
+    return {}
+
+
+pipeline = Pipeline('bad')
+pipeline.register(a)
+",
+    );
+    let r = refused(&p, &["repro"]);
+    assert_eq!(
+        r.stderr,
+        "error: while importing `pipeline.py`: stage `a`: output path `.pivot/a.json` is inside a `.pivot` state directory\n"
+    );
+}
+
+#[test]
+fn an_invalid_config_is_refused_naming_the_file_and_the_key() {
+    let p = with_pipeline(TWO_STAGES);
+    p.write("data/raw.txt", "1 2 3\n");
+    p.pivot(&["repro"]).success();
+    p.take_runs();
+    p.write(".pivot/config.yaml", "core:\n  max_workers: 0\n");
+    let r = refused(&p, &["repro", "-f"]);
+    assert_eq!(
+        filter(&r.stderr, p.root()),
+        "error: cannot read `<root>/.pivot/config.yaml`: `core.max_workers` must not be 0\n"
+    );
+    assert_eq!(p.take_runs(), Vec::<String>::new());
+}

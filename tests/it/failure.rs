@@ -244,3 +244,90 @@ fn a_stage_that_failed_runs_again_once_fixed_and_its_downstream_follows() {
     assert_eq!(p.read("after.json"), "{\n  \"fixed\": 1\n}");
     assert!(p.exists(".pivot/stages/boom.lock"));
 }
+
+#[test]
+fn fail_fast_lets_stages_already_running_finish_and_records_them() {
+    let p = Project::new();
+    p.write(
+        "pipeline.py",
+        &format!(
+            "{PRELUDE}
+import time
+
+
+def boom() -> Annotated[dict, outputs.Out('boom.json', loaders.JSON())]:
+    _ran('boom')
+    raise ValueError('boom')
+
+
+def slow() -> Annotated[dict, outputs.Out('slow.json', loaders.JSON())]:
+    _ran('slow')
+    time.sleep(0.5)
+    return {{'slow': True}}
+
+
+def later() -> Annotated[dict, outputs.Out('later.json', loaders.JSON())]:
+    _ran('later')
+    return {{}}
+
+
+pipeline = Pipeline('fail')
+pipeline.register(boom)
+pipeline.register(slow)
+pipeline.register(later)
+"
+        ),
+    );
+    let r = p.pivot(&["repro", "-j", "2"]);
+    r.code(1);
+    let err = filter(&r.stderr, p.root());
+    assert!(err.contains("\nslow: done in <t>\n"), "{err}");
+    assert!(
+        err.contains("\nlater: blocked (not started: stopped after 'boom' failed)\n"),
+        "{err}"
+    );
+    assert!(
+        err.ends_with("Summary: 1 ran, 0 cached, 1 blocked, 1 failed [<t> total]\n"),
+        "{err}"
+    );
+    assert_eq!(p.take_runs(), sorted(&["boom", "slow"]));
+    assert_eq!(p.read("slow.json"), "{\n  \"slow\": true\n}");
+    assert!(p.exists(".pivot/stages/slow.lock"));
+    assert!(!p.exists("later.json"));
+}
+
+#[test]
+fn a_stage_that_wrote_its_output_itself_and_then_failed_leaves_no_partial_output() {
+    // The output must not survive the failure: `pivot run consume` would otherwise read it as if
+    // `produce` had succeeded.
+    let p = Project::new();
+    p.write(
+        "pipeline.py",
+        &format!(
+            "{PRELUDE}
+def produce() -> Annotated[pathlib.Path, outputs.Out('part.txt', loaders.PathOnly())]:
+    _ran('produce')
+    pathlib.Path('part.txt').write_text('half')
+    raise ValueError('failed after writing')
+
+
+pipeline = Pipeline('fail')
+pipeline.register(produce)
+"
+        ),
+    );
+    let r = p.pivot(&["repro"]);
+    r.code(1);
+    assert!(
+        r.stderr
+            .contains("\nproduce: FAILED: ValueError: failed after writing\n"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(p.take_runs(), ["produce"]);
+    assert!(!p.exists(".pivot/stages/produce.lock"));
+    assert!(
+        !p.exists("part.txt"),
+        "the failed stage's partial output is still on disk"
+    );
+}

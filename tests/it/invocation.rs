@@ -84,7 +84,8 @@ Summary: 0 ran, 3 cached, 0 blocked, 0 failed [<t> total]
 #[test]
 fn run_pipeline_file_outside_a_project_makes_its_directory_a_project_once_and_runs_it() {
     let p = unprojected();
-    let r = p.pivot(&["run", "sub/pipeline.py", "-j", "1"]);
+    // A chain: the order of the progress lines does not depend on the number of jobs.
+    let r = p.pivot(&["run", "sub/pipeline.py"]);
     r.success();
     assert_eq!(
         filter(&r.stderr, p.root()),
@@ -107,6 +108,23 @@ fn run_pipeline_file_outside_a_project_makes_its_directory_a_project_once_and_ru
 }
 
 #[test]
+fn run_pipeline_file_takes_options_with_values_before_stage_names() {
+    let p = unprojected();
+    // `1` is the value of `-j`, not a stage name: this is `repro -j 1` of the whole pipeline.
+    let r = p.pivot(&["run", "sub/pipeline.py", "-j", "1"]);
+    r.success();
+    assert_eq!(
+        filter(&r.stderr, p.root()),
+        format!("created a pivot project in `<root>/sub`\n{FIRST_RUN}")
+    );
+    assert_eq!(runs_in(&p, "sub"), sorted(&ALL));
+    // With a stage name as well: exactly that stage.
+    let r = p.pivot(&["run", "sub/pipeline.py", "-j", "1", "-f", "train"]);
+    r.success();
+    assert_eq!(runs_in(&p, "sub"), ["train"]);
+}
+
+#[test]
 fn pivot_file_command_runs_that_command_on_the_file_and_defaults_to_repro() {
     let p = unprojected();
     let r = p.pivot(&["sub/pipeline.py", "status"]);
@@ -119,8 +137,8 @@ fn pivot_file_command_runs_that_command_on_the_file_and_defaults_to_repro() {
         r.stdout,
         "3 stages: 0 cached, 3 stale
   stale  prep                 No previous run
-  stale  train                No previous run
-  stale  report               No previous run
+  stale  train                Missing deps: data/clean.json
+  stale  report               Missing deps: models/model.json, data/clean.json
 
 Run `pivot repro` to bring 3 stages up to date
 "
@@ -246,7 +264,7 @@ fn run_stage_runs_only_that_stage_while_repro_stage_brings_its_upstream_up_to_da
     r.success();
     assert_eq!(
         filter(&r.stderr, p.root()),
-        "prep: running (Dependencies changed)\nprep: done in <t>\ntrain: running (Dependencies changed)\ntrain: done in <t>\nSummary: 2 ran, 0 cached, 0 blocked, 0 failed [<t> total]\n"
+        "prep: running (Input dependencies changed)\nprep: done in <t>\ntrain: running (Input dependencies changed)\ntrain: done in <t>\nSummary: 2 ran, 0 cached, 0 blocked, 0 failed [<t> total]\n"
     );
     assert_eq!(p.take_runs(), sorted(&["prep", "train"]));
     assert_eq!(p.read("models/model.json"), "{\n  \"w\": 30\n}");

@@ -147,3 +147,44 @@ fn nothing_starts_while_a_star_mutex_stage_runs() {
     assert!(!overlap(solo, c), "solo {solo:?} overlaps c {c:?}");
     assert!(overlap(b, c), "b {b:?} and c {c:?} should overlap");
 }
+
+/// The largest number of intervals that contain one instant.
+fn max_concurrency(t: &[(f64, f64)]) -> usize {
+    t.iter()
+        .map(|&(s, _)| t.iter().filter(|&&(s2, e2)| s2 <= s && s < e2).count())
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn never_more_than_j_stages_run_at_once() {
+    let p = project(&[
+        ("a", 0.6, ""),
+        ("b", 0.6, ""),
+        ("c", 0.6, ""),
+        ("d", 0.6, ""),
+    ]);
+    let t = repro(&p, "2", &["a", "b", "c", "d"]);
+    assert_eq!(max_concurrency(&t), 2, "{t:?}");
+}
+
+#[test]
+fn core_max_workers_in_the_config_sets_the_default_and_dash_j_overrides_it() {
+    let p = project(&[("a", 1.0, ""), ("b", 1.0, "")]);
+    p.write(".pivot/config.yaml", "core:\n  max_workers: 1\n");
+    let r = p.pivot(&["repro"]);
+    r.success();
+    let read = |n: &str| -> (f64, f64) {
+        let v: serde_json::Value = serde_json::from_str(&p.read(&format!("{n}.json"))).unwrap();
+        (v["start"].as_f64().unwrap(), v["end"].as_f64().unwrap())
+    };
+    assert!(
+        !overlap(read("a"), read("b")),
+        "max_workers: 1 runs one stage at a time"
+    );
+    p.take_runs();
+    let r = p.pivot(&["repro", "-f", "-j", "2"]);
+    r.success();
+    assert_eq!(p.take_runs(), sorted(&["a", "b"]));
+    assert!(overlap(read("a"), read("b")), "-j 2 wins over the config");
+}
