@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::Path;
 
+use rayon::prelude::*;
 use serde::Deserialize;
 
 use crate::digest::{self, Digest, DigestMemo, ManifestEntry};
@@ -120,10 +121,24 @@ pub fn stage_key(
         Some(Err(e)) => return Err(KeyError::Fingerprint(e.clone())),
         None => return Err(KeyError::Fingerprint("not computed".into())),
     };
+    // Deps are hashed in parallel (most are answered by the memo at the cost of a stat).
+    let hashed: Vec<_> = if stage.deps.len() > 1 {
+        stage
+            .deps
+            .par_iter()
+            .map(|d| hash_path(d.abs(), memo))
+            .collect()
+    } else {
+        stage
+            .deps
+            .iter()
+            .map(|d| hash_path(d.abs(), memo))
+            .collect()
+    };
     let (mut missing, mut unreadable, mut deps) = (Vec::new(), Vec::new(), Vec::new());
-    for d in &stage.deps {
+    for (d, result) in stage.deps.iter().zip(hashed) {
         let rel = project.rel(d.abs());
-        match hash_path(d.abs(), memo) {
+        match result {
             Ok((hash, manifest)) => deps.push(LockEntry {
                 path: rel,
                 hash,
