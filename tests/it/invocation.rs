@@ -137,8 +137,8 @@ fn pivot_file_command_runs_that_command_on_the_file_and_defaults_to_repro() {
         r.stdout,
         "3 stages: 0 cached, 3 stale
   stale  prep                 No previous run
-  stale  train                Missing deps: data/clean.json
-  stale  report               Missing deps: models/model.json, data/clean.json
+  stale  train                No previous run
+  stale  report               No previous run
 
 Run `pivot repro` to bring 3 stages up to date
 "
