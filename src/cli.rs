@@ -62,7 +62,7 @@ pub enum Command {
 #[derive(Debug, Args, Clone, Default)]
 pub struct ExecArgs {
     /// Run at most N stages at once (default: usable cores, or `core.max_workers`).
-    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = parse_jobs)]
     pub jobs: Option<usize>,
     /// Run stages even if they are up to date.
     #[arg(short, long)]
@@ -120,6 +120,14 @@ pub struct DagArgs {
     /// Nodes are stages (default for --dot/--mermaid: artifacts, edges input -> output).
     #[arg(long)]
     pub stages: bool,
+}
+
+fn parse_jobs(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{s}` is not a number of jobs")),
+    }
 }
 
 /// How many positional arguments `args` holds (the value of `-j/--jobs` is not one).

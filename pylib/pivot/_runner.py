@@ -47,7 +47,8 @@ def run(stage: Stage) -> dict[str, str]:
     except StageFailure as e:
         return _failed(e.reason, e.details)
     except MissingPackageError as e:
-        return _failed(f"stage `{stage.name}`: {e.message}", _traceback(e))
+        # The message says what to install; importlib's frames would only bury it.
+        return _failed(e.message, "")
     except ModuleNotFoundError as e:
         if e.name is None:
             return _failed(_exception_line(e), _traceback(e))

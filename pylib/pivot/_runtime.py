@@ -107,6 +107,20 @@ def child_run(name: str, result_fd: int) -> int:
     return 0 if result.get("status") == "ok" else 1
 
 
+def format_user_traceback(e: BaseException) -> str:
+    """`e`'s traceback without pivot's own frames and importlib's machinery: what the user's
+    code did. Used for exceptions raised while the pipeline file is imported."""
+    frames = [
+        f
+        for f in traceback.extract_tb(e.__traceback__)
+        if not f.filename.startswith(("<pivot-embedded>", "<frozen importlib"))
+    ]
+    lines = ["Traceback (most recent call last):\n"] if frames else []
+    lines += traceback.StackSummary.from_list(frames).format()
+    lines += traceback.format_exception_only(type(e), e)
+    return "".join(lines)
+
+
 def _loaded() -> Pipeline:
     if _pipeline is None:
         raise PivotError("no pipeline is loaded")

@@ -16,7 +16,7 @@ use crate::error::ExitStatus;
 use crate::pipeline::{Dag, PipelineSpec};
 use crate::printer::Printer;
 use crate::project::{self, Project};
-use crate::python::Runtime;
+use crate::python::{PythonError, Runtime};
 
 /// Global options every command sees.
 #[derive(Debug, Clone)]
@@ -61,6 +61,21 @@ impl Session {
         let shown = project.rel(&project.pipeline_file);
         let json = runtime
             .load_pipeline(&project.pipeline_file, &project.root)
+            .map_err(|e| match e {
+                // Paths in messages are project-relative, as everywhere else.
+                PythonError::Syntax {
+                    file,
+                    line,
+                    message,
+                    text,
+                } => PythonError::Syntax {
+                    file: project.rel(std::path::Path::new(&file)),
+                    line,
+                    message,
+                    text,
+                },
+                other => other,
+            })
             .with_context(|| format!("while importing `{shown}`"))?;
         let spec =
             PipelineSpec::parse(&json).context("pivot._runtime returned a malformed pipeline")?;

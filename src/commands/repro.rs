@@ -67,8 +67,8 @@ fn execute(s: &Session, order: &[usize], exec: &ExecArgs) -> anyhow::Result<Exit
         s.printer.info("No stages to run");
         return Ok(ExitStatus::Success);
     }
-    let _lock = s.lock_project()?;
     let settings = Settings::load(&s.project.pivot_dir())?;
+    let _lock = s.lock_project()?;
     let state = State::open(&s.project.state_db()).context("cannot open the state")?;
     let cache = Cache::new(s.project.cache_dir());
     let names: Vec<&str> = order.iter().map(|&i| s.dag.name(i)).collect();

@@ -164,6 +164,7 @@ impl Executor<'_> {
                 for c in running.drain(..) {
                     let (stage, name) = (c.stage, self.dag.name(c.stage).to_owned());
                     c.reap();
+                    self.discard_outputs(stage);
                     progress.results.insert(
                         stage,
                         StageResult::new(&name, Status::Failed, "interrupted", 0.0),
@@ -276,9 +277,13 @@ impl Executor<'_> {
                                 StageResult::new(&child.name, Status::Ran, &child.reason, ms),
                             );
                         }
-                        Err(reason) => progress.fail(self.dag, i, &reason, "", opts.keep_going),
+                        Err(reason) => {
+                            self.discard_outputs(i);
+                            progress.fail(self.dag, i, &reason, "", opts.keep_going)
+                        }
                     },
                     Err((reason, traceback)) => {
+                        self.discard_outputs(i);
                         progress.fail(self.dag, i, &reason, &traceback, opts.keep_going)
                     }
                 }
@@ -313,6 +318,17 @@ impl Executor<'_> {
             stages: ordered,
             elapsed: started.elapsed(),
             interrupted: signals::interrupted(),
+        }
+    }
+
+    /// Removes what a stage that failed or was stopped left behind: a half-written output must
+    /// never be read by a later stage as if it were the stage's result.
+    fn discard_outputs(&self, i: usize) {
+        if let Err(e) = outputs::clear(&self.dag.stages[i]) {
+            self.printer.warn(format!(
+                "cannot remove the outputs of `{}`: {e}",
+                self.dag.name(i)
+            ));
         }
     }
 

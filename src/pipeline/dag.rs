@@ -116,7 +116,7 @@ impl Dag {
             for anc in p.ancestors().skip(1) {
                 if let Some(&j) = outputs.get(anc) {
                     return Err(DagError::OverlappingOutputs {
-                        outer: display(root, anc),
+                        outer: format!("{}/", display(root, anc)),
                         outer_stage: stages[j].name.clone(),
                         inner: display(root, p),
                         inner_stage: stages[i].name.clone(),

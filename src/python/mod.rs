@@ -109,10 +109,9 @@ fn classify(py: Python<'_>, err: PyErr) -> PythonError {
         .map(|l| l.concat().trim_end().to_owned())
         .unwrap_or_else(|_| err.to_string());
     let traceback = py
-        .import("traceback")
-        .and_then(|tb| tb.call_method1("format_exception", (value,)))
-        .and_then(|lines| lines.extract::<Vec<String>>())
-        .map(|l| l.concat())
+        .import("pivot._runtime")
+        .and_then(|rt| rt.call_method1("format_user_traceback", (value,)))
+        .and_then(|t| t.extract::<String>())
         .unwrap_or_default();
     PythonError::User { summary, traceback }
 }

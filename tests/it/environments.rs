@@ -198,7 +198,7 @@ pipeline.register(conf)
     r.code(1);
     assert!(
         r.stderr.starts_with(
-            "conf: running (No previous run)\nconf: FAILED: stage `conf`: the `YAML` loader needs `PyYAML`, which is not installed\n"
+            "conf: running (No previous run)\nconf: FAILED: the `YAML` loader needs `PyYAML`, which is not installed\n"
         ),
         "{}",
         r.stderr
