@@ -8,12 +8,7 @@ use crate::error::ExitStatus;
 
 pub fn run(globals: &Globals, args: DagArgs) -> anyhow::Result<ExitStatus> {
     let s = Session::load(globals)?;
-    let targets = s.lookup(&args.targets)?;
-    let shown: Vec<usize> = if targets.is_empty() {
-        s.dag.order()
-    } else {
-        s.dag.with_upstream(&targets)
-    };
+    let shown = s.order_with_upstream(&args.targets)?;
     let mut include = vec![false; s.dag.len()];
     shown.iter().for_each(|&i| include[i] = true);
 

@@ -105,6 +105,16 @@ impl Session {
         names.iter().map(|n| Ok(self.dag.lookup(n)?)).collect()
     }
 
+    /// The named stages and everything upstream of them (all stages if none), in run order.
+    pub fn order_with_upstream(&self, names: &[String]) -> anyhow::Result<Vec<usize>> {
+        let targets = self.lookup(names)?;
+        Ok(if targets.is_empty() {
+            self.dag.order()
+        } else {
+            self.dag.with_upstream(&targets)
+        })
+    }
+
     /// Takes the project write lock, waiting (and saying so once) while another pivot holds it.
     pub fn lock_project(&self) -> anyhow::Result<File> {
         let path = self.project.pivot_dir().join("lock");

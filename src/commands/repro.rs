@@ -13,12 +13,7 @@ use crate::state::State;
 
 pub fn repro(globals: &Globals, args: ReproArgs) -> anyhow::Result<ExitStatus> {
     let s = Session::load(globals)?;
-    let targets = s.lookup(&args.stages)?;
-    let order = if targets.is_empty() {
-        s.dag.order()
-    } else {
-        s.dag.with_upstream(&targets)
-    };
+    let order = s.order_with_upstream(&args.stages)?;
     if args.dry_run {
         return dry_run(&s, &order, args.exec.force, args.json);
     }

@@ -83,12 +83,7 @@ pub fn compute(s: &Session, order: &[usize], force: bool) -> anyhow::Result<Vec<
 
 pub fn run(globals: &Globals, args: StatusArgs) -> anyhow::Result<ExitStatus> {
     let s = Session::load(globals)?;
-    let targets = s.lookup(&args.stages)?;
-    let order = if targets.is_empty() {
-        s.dag.order()
-    } else {
-        s.dag.with_upstream(&targets)
-    };
+    let order = s.order_with_upstream(&args.stages)?;
     let plans = compute(&s, &order, false)?;
     let stale = plans.iter().filter(|p| p.is_stale()).count();
     if args.json {

@@ -24,6 +24,28 @@ fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
     }
 }
 
+/// Starts `pivot repro` with `stage` paused inside its child; returns pivot and the stage's pid.
+fn repro_paused_at(p: &Project, stage: &str) -> (std::process::Child, i32) {
+    let marker = p.path("paused.pid");
+    let _ = std::fs::remove_file(&marker);
+    let child = p
+        .command(&["repro"])
+        .env("PIVOT_TEST_PAUSE_STAGE", stage)
+        .env("PIVOT_TEST_PAUSE_FILE", &marker)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(|| marker.exists(), "the paused stage");
+    let stage_pid: i32 = std::fs::read_to_string(&marker)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(pid_alive(stage_pid));
+    (child, stage_pid)
+}
+
 #[test]
 fn kill_9_during_a_stage_leaves_no_child_and_next_run_is_correct() {
     let p = Project::new();
@@ -54,22 +76,7 @@ pipeline.register(second)
     p.take_runs();
     // Change the input, then kill pivot while `second` is paused inside its child.
     p.write("data/raw.txt", "b\n");
-    let marker = p.path("paused.pid");
-    let mut child = p
-        .command(&["repro"])
-        .env("PIVOT_TEST_PAUSE_STAGE", "second")
-        .env("PIVOT_TEST_PAUSE_FILE", &marker)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for(|| marker.exists(), "the paused stage");
-    let stage_pid: i32 = std::fs::read_to_string(&marker)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert!(pid_alive(stage_pid));
+    let (mut child, stage_pid) = repro_paused_at(&p, "second");
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     wait_for(
@@ -110,21 +117,7 @@ pipeline.register(slow)
 "
         ),
     );
-    let marker = p.path("paused.pid");
-    let child = p
-        .command(&["repro"])
-        .env("PIVOT_TEST_PAUSE_STAGE", "slow")
-        .env("PIVOT_TEST_PAUSE_FILE", &marker)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for(|| marker.exists(), "the paused stage");
-    let stage_pid: i32 = std::fs::read_to_string(&marker)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let (child, stage_pid) = repro_paused_at(&p, "slow");
     // SAFETY: signalling the pivot process this test started.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);
