@@ -16,17 +16,30 @@ import sys
 import types
 
 _IMPORT_NAME = dis.opmap["IMPORT_NAME"]
+_EXTENDED_ARG = dis.opmap["EXTENDED_ARG"]
 _done: set[int] = set()
+_by_code: dict[types.CodeType, frozenset[str]] = {}
 
 
-def _code_imports(code: types.CodeType, out: set[str]) -> None:
-    if _IMPORT_NAME in code.co_code[::2]:
-        for ins in dis.get_instructions(code):
-            if ins.opcode == _IMPORT_NAME and isinstance(ins.argval, str):
-                out.add(ins.argval)
+def _code_imports(code: types.CodeType) -> frozenset[str]:
+    """Module names of the `IMPORT_NAME` instructions of `code` and its nested code objects."""
+    found = _by_code.get(code)
+    if found is not None:
+        return found
+    names: set[str] = set()
+    raw = code.co_code
+    if _IMPORT_NAME in raw[::2]:
+        ext = 0
+        for i in range(0, len(raw), 2):
+            op, arg = raw[i], raw[i + 1] | ext
+            ext = (arg << 8) if op == _EXTENDED_ARG else 0
+            if op == _IMPORT_NAME and arg < len(code.co_names):
+                names.add(code.co_names[arg])
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
-            _code_imports(const, out)
+            names |= _code_imports(const)
+    found = _by_code[code] = frozenset(names)
+    return found
 
 
 def _same_module_callees(func: types.FunctionType) -> list[types.FunctionType]:
@@ -51,7 +64,7 @@ def warm(func: object) -> None:
         if id(f) in seen:
             continue
         seen.add(id(f))
-        _code_imports(f.__code__, modules)
+        modules |= _code_imports(f.__code__)
         todo.extend(_same_module_callees(f))
     for name in sorted(modules):
         # Relative imports (`from . import x`) have no absolute name here; the child does them.
