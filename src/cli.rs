@@ -5,6 +5,15 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+const EXAMPLES: &str = "\
+Examples:
+  pivot init                        make the current directory a project
+  pivot repro                       bring every stage up to date
+  pivot repro train -j 4            bring `train` and its upstream up to date, 4 stages at a time
+  pivot status --json               which stages are stale, and why, for scripts
+  pivot run pipeline.py             the same as `pivot -p pipeline.py repro`
+  ./pipeline.py status              a `#!/usr/bin/env pivot` script runs itself";
+
 /// Pivot runs Python pipelines and re-runs only what changed: data, params or code.
 ///
 /// Stages are plain Python functions registered on a `Pipeline` in `pipeline.py`. Pivot works out
@@ -13,7 +22,7 @@ use clap::{Args, Parser, Subcommand};
 /// `pivot FILE.py [COMMAND ...]` is `pivot -p FILE.py COMMAND ...` (default command: `repro`),
 /// which is what a `#!/usr/bin/env pivot` pipeline script receives.
 #[derive(Debug, Parser)]
-#[command(name = "pivot", version, max_term_width = 100)]
+#[command(name = "pivot", version, max_term_width = 100, after_help = EXAMPLES)]
 pub struct Cli {
     /// The pipeline file to use (default: `pipeline.py` in the current directory or the project
     /// root). Without a `.pivot/` above it, its directory becomes a project on first use.
@@ -55,7 +64,7 @@ pub enum Command {
         #[arg(long)]
         deps: bool,
     },
-    /// Show the stage graph (default: an indented text tree of stages and their upstream).
+    /// Show the stage graph (default: a text tree from source stages down to their dependents).
     Dag(DagArgs),
 }
 
