@@ -2,7 +2,8 @@
 
 - `load_pipeline(pipeline_file, project_root)`: execute the pipeline file, describe its stages.
 - `stage_params(names)`: effective params per stage (memoised; the forked child reuses them).
-- `fingerprint(names)`: code manifest per stage.
+- `fingerprint(names)`: code manifest (and definition sites) per stage.
+- `user_sources()`, `environment_key()`: what memoised manifests depend on.
 - `prepare_fork(name)`: in the coordinator, just before forking the stage (warm imports).
 - `child_run(name, result_fd)`: inside a forked child, run one stage and write its result.
 
@@ -13,8 +14,10 @@ Per-stage problems come back as `{"error": ...}` entries; exceptions only escape
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 import traceback
 from typing import Any
 
@@ -25,6 +28,8 @@ from pivot.outputs import DirectoryOut, IncrementalOut, Metric, Out, Plot
 from pivot.pipeline import Pipeline
 
 _pipeline: Pipeline | None = None
+# Stage name -> (stage object, (manifest, locations)); a reloaded pipeline has new stage objects.
+_fingerprints: dict[str, tuple[Stage, tuple[dict[str, str], dict[str, str]]]] = {}
 
 
 def load_pipeline(pipeline_file: str, project_root: str) -> str:
@@ -39,8 +44,11 @@ def load_pipeline(pipeline_file: str, project_root: str) -> str:
 
     _paths.set_project_root(project_root)
     _params.forget()
+    _fingerprints.clear()
     _pipeline = None
-    pipeline = _discovery.load(pipeline_file)
+    # stdout carries pivot's data (`--json`, `list`): a print in the pipeline file goes to stderr.
+    with contextlib.redirect_stdout(sys.stderr):
+        pipeline = _discovery.load(pipeline_file)
     _pipeline = pipeline
     stages = [_describe(pipeline.get(name)) for name in pipeline.list_stages()]
     return json.dumps({"name": pipeline.name, "root": str(pipeline.root), "stages": stages})
@@ -64,16 +72,71 @@ def stage_params(names: list[str]) -> str:
 
 
 def fingerprint(names: list[str]) -> str:
-    """`{name: {"manifest": {key: digest}} | {"error": message}}`."""
+    """`{name: {"manifest": {key: digest}, "locations": {key: "file:line"}} | {"error": message}}`.
+
+    Manifest keys are sorted; `locations` names where each function or class behind a key is
+    defined (project-relative when inside the project). One stage failing never stops the others.
+    """
+    from pivot import _fingerprint
+
     answer: dict[str, Any] = {}
     for name in names:
         try:
-            answer[name] = {"manifest": _lookup(name).fingerprint}
+            stage = _lookup(name)
+            cached = _fingerprints.get(name)
+            if cached is None or cached[0] is not stage:
+                cached = _fingerprints[name] = (stage, _fingerprint.stage_fingerprint(stage))
+            manifest, locations = cached[1]
+            answer[name] = {"manifest": manifest, "locations": locations}
         except PivotError as e:
             answer[name] = {"error": e.message}
         except Exception as e:
             answer[name] = {"error": f"fingerprinting failed: {type(e).__name__}: {e}"}
     return json.dumps(answer)
+
+
+def user_sources() -> str:
+    """JSON sorted list of the absolute paths of every loaded user source file (and the pipeline
+    file): memoised manifests stay valid only while none of these changes. Call it after
+    `fingerprint`, which may import modules that stage bodies import."""
+    from pivot import _discovery, _fingerprint
+
+    sources = set(_fingerprint.user_sources())
+    module = sys.modules.get(_discovery.MODULE_NAME)
+    file = getattr(module, "__file__", None)
+    if isinstance(file, str) and os.path.isfile(file):
+        sources.add(os.path.abspath(file))
+    return json.dumps(sorted(sources))
+
+
+def environment_key() -> str:
+    """What besides source files invalidates memoised manifests (a text; the caller hashes it):
+    the Python build, `sys.path` (which modules are found, and which count as installed), and
+    the source of pivot's loaders and fingerprinter. Read, not imported: a memoised run never
+    compiles the fingerprinter."""
+    import importlib.util
+
+    from pivot._native import xxh64_hex
+
+    own = []
+    for name in ("pivot.loaders", "pivot._fingerprint", "pivot._closure"):
+        source = ""
+        try:
+            spec = importlib.util.find_spec(name)
+            source = (spec.loader.get_source(name) if spec and spec.loader else None) or ""  # type: ignore[union-attr]
+        except Exception:  # noqa: BLE001 - then the key says "no source", consistently
+            pass
+        own.append(f"{name}={xxh64_hex(source)}")
+    return json.dumps(
+        {
+            "python": sys.version,
+            "implementation": sys.implementation.cache_tag,
+            "prefix": [sys.prefix, sys.base_prefix],
+            "path": list(sys.path),
+            "pivot": own,
+        },
+        sort_keys=True,
+    )
 
 
 def prepare_fork(name: str) -> None:

@@ -128,11 +128,6 @@ def build(
             f"cannot tell the name of stage {func!r}", hint="pass `name=` to `register`"
         )
     _check_name(stage_name, taken)
-    if getattr(func, "__name__", None) == "<lambda>":
-        _console.warn(
-            f"stage `{stage_name}` is a lambda; its fingerprint may change between runs and "
-            "re-run it needlessly (use a named function)"
-        )
 
     annotations = _annotations.read(func, stage_name)
     params_instance = _params.registered_instance(params, annotations, stage_name)
