@@ -64,6 +64,9 @@ pub enum Command {
         #[arg(long)]
         deps: bool,
     },
+    /// Show stages' code fingerprints, or clear the fingerprint memo.
+    #[command(subcommand)]
+    Fingerprint(FingerprintCommand),
     /// Show the stage graph (default: a text tree from source stages down to their dependents).
     Dag(DagArgs),
 }
@@ -93,8 +96,12 @@ pub struct ReproArgs {
     /// Print what would run and why, run nothing.
     #[arg(short = 'n', long)]
     pub dry_run: bool,
-    /// With --dry-run: machine-readable output on stdout.
-    #[arg(long, requires = "dry_run")]
+    /// Print, for each stage, whether it would run and exactly what changed (code manifest
+    /// keys, params, deps, with old and new values); run nothing.
+    #[arg(short = 'e', long)]
+    pub explain: bool,
+    /// With --dry-run or --explain: machine-readable output on stdout.
+    #[arg(long)]
     pub json: bool,
 }
 
@@ -111,9 +118,27 @@ pub struct RunArgs {
 pub struct StatusArgs {
     /// Stages to report on, with everything upstream of them (all if none).
     pub stages: Vec<String>,
+    /// Also say exactly what changed for each stale stage: manifest keys (old and new digest,
+    /// and where the function or class is defined), params (old and new values), deps.
+    #[arg(short = 'e', long)]
+    pub explain: bool,
     /// Machine-readable output on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FingerprintCommand {
+    /// Print the code manifest of STAGES (all if none): each key, its digest and where the
+    /// function or class it stands for is defined.
+    Show {
+        stages: Vec<String>,
+        /// Machine-readable output on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget every memoised fingerprint (the next command re-walks all stages' code).
+    Reset,
 }
 
 #[derive(Debug, Args, Clone, Default)]

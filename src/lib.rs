@@ -25,6 +25,7 @@ pub mod commands;
 pub mod digest;
 pub mod error;
 pub mod executor;
+pub mod fingerprint;
 pub mod lockfile;
 pub mod pipeline;
 pub mod printer;

@@ -1,6 +1,7 @@
 //! One module per subcommand: arguments -> plain options -> domain -> render.
 
 mod dag;
+mod fingerprint;
 mod init;
 mod list;
 mod repro;
@@ -13,10 +14,12 @@ use anyhow::Context;
 
 use crate::cli::{Cli, Command};
 use crate::error::ExitStatus;
+use crate::executor::keys::Inputs;
 use crate::pipeline::{Dag, PipelineSpec};
 use crate::printer::Printer;
 use crate::project::{self, Project};
 use crate::python::{PythonError, Runtime};
+use crate::state::State;
 
 /// Global options every command sees.
 #[derive(Debug, Clone)]
@@ -40,6 +43,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Status(args) => status::run(&globals, args),
         Command::List { json, deps } => list::run(&globals, json, deps),
         Command::Dag(args) => dag::run(&globals, args),
+        Command::Fingerprint(cmd) => fingerprint::run(&globals, cmd),
     }
 }
 
@@ -49,6 +53,9 @@ pub struct Session {
     pub runtime: Runtime,
     pub dag: Dag,
     pub printer: Printer,
+    /// Wall clock (ns) just before the pipeline was imported: sources edited after it may
+    /// differ from the loaded code, so memos recorded now must not trust them.
+    pub imported_at: i64,
 }
 
 impl Session {
@@ -59,6 +66,7 @@ impl Session {
         let runtime =
             Runtime::start(printer.verbose).context("cannot start the python interpreter")?;
         let shown = project.rel(&project.pipeline_file);
+        let imported_at = crate::digest::now_ns();
         let json = runtime
             .load_pipeline(&project.pipeline_file, &project.root)
             .map_err(|e| match e {
@@ -97,6 +105,7 @@ impl Session {
             runtime,
             dag,
             printer,
+            imported_at,
         })
     }
 
@@ -113,6 +122,47 @@ impl Session {
         } else {
             self.dag.with_upstream(&targets)
         })
+    }
+
+    /// The state for a command that only reads: read-write (so memos are saved) when no other
+    /// pivot holds the project, read-only beside a running one. The lock file, if any, must be
+    /// kept while the state is used.
+    pub fn state_for_reading(&self) -> (Option<State>, Option<File>) {
+        let path = self.project.pivot_dir().join("lock");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .ok();
+        if let Some(file) = lock.filter(|f| f.try_lock().is_ok()) {
+            if let Ok(state) = State::open(&self.project.state_db()) {
+                return (Some(state), Some(file));
+            }
+        }
+        (
+            State::open_read_only(&self.project.state_db())
+                .ok()
+                .flatten(),
+            None,
+        )
+    }
+
+    /// Code manifests and params of the named stages (manifests memoised in `state`).
+    pub fn inputs(&self, state: Option<&State>, order: &[usize]) -> anyhow::Result<Inputs> {
+        let names: Vec<&str> = order.iter().map(|&i| self.dag.name(i)).collect();
+        let inputs = Inputs::load(
+            &self.runtime,
+            state,
+            &self.project.pipeline_file,
+            self.imported_at,
+            &names,
+        )?;
+        self.printer.detail(format!(
+            "fingerprints: {} from the memo, {} computed",
+            inputs.memo.reused, inputs.memo.computed
+        ));
+        Ok(inputs)
     }
 
     /// Takes the project write lock, waiting (and saying so once) while another pivot holds it.

@@ -6,7 +6,6 @@ use super::{status, Globals, Session};
 use crate::cache::Cache;
 use crate::cli::{ExecArgs, ReproArgs, RunArgs};
 use crate::error::ExitStatus;
-use crate::executor::keys::Inputs;
 use crate::executor::{Executor, RunOptions};
 use crate::settings::Settings;
 use crate::state::State;
@@ -14,6 +13,23 @@ use crate::state::State;
 pub fn repro(globals: &Globals, args: ReproArgs) -> anyhow::Result<ExitStatus> {
     let s = Session::load(globals)?;
     let order = s.order_with_upstream(&args.stages)?;
+    if args.json && !(args.dry_run || args.explain) {
+        return Err(crate::error::hinted(
+            "`repro --json` needs `--dry-run` or `--explain`",
+            "a run reports progress on stderr; use `--dry-run --json` for a plan",
+        ));
+    }
+    if args.explain {
+        let reports = status::compute(&s, &order, args.exec.force, true)?;
+        if args.json {
+            let doc = serde_json::json!({ "schema_version": 1, "stages": reports });
+            s.printer
+                .data(format!("{}\n", serde_json::to_string_pretty(&doc)?));
+        } else {
+            s.printer.data(status::render_explain(&reports));
+        }
+        return Ok(ExitStatus::Success);
+    }
     if args.dry_run {
         return dry_run(&s, &order, args.exec.force, args.json);
     }
@@ -28,7 +44,10 @@ pub fn run(globals: &Globals, args: RunArgs) -> anyhow::Result<ExitStatus> {
 }
 
 fn dry_run(s: &Session, order: &[usize], force: bool, json: bool) -> anyhow::Result<ExitStatus> {
-    let plans = status::compute(s, order, force)?;
+    let plans: Vec<_> = status::compute(s, order, force, false)?
+        .into_iter()
+        .map(|r| r.plan)
+        .collect();
     if json {
         let stages: serde_json::Map<String, serde_json::Value> = plans
             .iter()
@@ -66,8 +85,7 @@ fn execute(s: &Session, order: &[usize], exec: &ExecArgs) -> anyhow::Result<Exit
     let _lock = s.lock_project()?;
     let state = State::open(&s.project.state_db()).context("cannot open the state")?;
     let cache = Cache::new(s.project.cache_dir());
-    let names: Vec<&str> = order.iter().map(|&i| s.dag.name(i)).collect();
-    let inputs = Inputs::load(&s.runtime, &names)?;
+    let inputs = s.inputs(Some(&state), order)?;
     let executor = Executor {
         project: &s.project,
         runtime: &s.runtime,

@@ -2,10 +2,14 @@
 //! `repro --dry-run`.
 
 use crate::digest::{self, DigestMemo, NoMemo};
-use crate::executor::keys::{self, Inputs, KeyError};
+use crate::executor::keys::{self, KeyError};
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::pipeline::explain::Explanation;
 use crate::pipeline::plan::{self, StagePlan};
 use crate::stage_key::OUTPUTS_MISSING;
-use crate::state::State;
 
 use super::{Globals, Session};
 use crate::cli::StatusArgs;
@@ -41,16 +45,32 @@ fn outputs_servable(
     })
 }
 
+/// One stage in `status` / `--dry-run` / `--explain`: its plan line and, when asked for and the
+/// stage has a lock to compare with, exactly what changed.
+#[derive(Serialize)]
+pub struct StageReport {
+    #[serde(flatten)]
+    pub plan: StagePlan,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<Explanation>,
+}
+
 /// The plan for `order`: each stage compared with its lock file, then upstream propagation.
-pub fn compute(s: &Session, order: &[usize], force: bool) -> anyhow::Result<Vec<StagePlan>> {
-    let state = State::open_read_only(&s.project.state_db()).ok().flatten();
+/// With `explain`, stale stages also carry the exact differences.
+pub fn compute(
+    s: &Session,
+    order: &[usize],
+    force: bool,
+    explain: bool,
+) -> anyhow::Result<Vec<StageReport>> {
+    let (state, _lock) = s.state_for_reading();
     let memo: &dyn DigestMemo = match &state {
         Some(st) => st,
         None => &NoMemo,
     };
-    let names: Vec<&str> = order.iter().map(|&i| s.dag.name(i)).collect();
-    let inputs = Inputs::load(&s.runtime, &names)?;
+    let inputs = s.inputs(state.as_ref(), order)?;
     let mut own = Vec::with_capacity(order.len());
+    let mut explanations: HashMap<usize, Explanation> = HashMap::new();
     for &i in order {
         let stage = &s.dag.stages[i];
         let lock = match crate::lockfile::read(&s.project.lock_file(&stage.name)) {
@@ -60,7 +80,15 @@ pub fn compute(s: &Session, order: &[usize], force: bool) -> anyhow::Result<Vec<
                 None
             }
         };
-        let verdict = match (lock, keys::stage_key(&s.project, stage, &inputs, memo)) {
+        let key = keys::stage_key(&s.project, stage, &inputs, memo);
+        if let (true, Some(lock), Ok(key)) = (explain, &lock, &key) {
+            let locations = inputs
+                .fingerprint(&stage.name)
+                .map(|f| f.locations.clone())
+                .unwrap_or_default();
+            explanations.insert(i, Explanation::between(key, lock, &locations));
+        }
+        let verdict = match (lock, key) {
             // Never run: whatever else is true (deps an upstream stage has yet to write).
             (None, _) if force => Some(crate::stage_key::FORCED.to_owned()),
             (None, _) => Some(crate::stage_key::NO_PREVIOUS_RUN.to_owned()),
@@ -78,20 +106,57 @@ pub fn compute(s: &Session, order: &[usize], force: bool) -> anyhow::Result<Vec<
         };
         own.push((i, verdict));
     }
-    Ok(plan::propagate(&s.dag, order, &own))
+    let plans = plan::propagate(&s.dag, order, &own);
+    Ok(order
+        .iter()
+        .zip(plans)
+        .map(|(i, plan)| {
+            let explanation = if explain {
+                Some(explanations.remove(i).unwrap_or_default())
+            } else {
+                None
+            };
+            StageReport { plan, explanation }
+        })
+        .collect())
+}
+
+/// The `--explain` text: every stage's verdict, and under each stale one what changed.
+pub fn render_explain(reports: &[StageReport]) -> String {
+    let mut out = String::new();
+    for r in reports {
+        out.push_str(&format!(
+            "{}: {} ({})\n",
+            r.plan.name, r.plan.status, r.plan.reason
+        ));
+        if let Some(e) = r.explanation.as_ref().filter(|_| r.plan.is_stale()) {
+            out.push_str(&e.render());
+        }
+    }
+    let stale = reports.iter().filter(|r| r.plan.is_stale()).count();
+    out.push_str(&format!(
+        "Summary: {stale} will run, {} unchanged\n",
+        reports.len() - stale
+    ));
+    out
 }
 
 pub fn run(globals: &Globals, args: StatusArgs) -> anyhow::Result<ExitStatus> {
     let s = Session::load(globals)?;
     let order = s.order_with_upstream(&args.stages)?;
-    let plans = compute(&s, &order, false)?;
-    let stale = plans.iter().filter(|p| p.is_stale()).count();
+    let reports = compute(&s, &order, false, args.explain)?;
     if args.json {
-        let doc = serde_json::json!({ "schema_version": 1, "stages": plans });
+        let doc = serde_json::json!({ "schema_version": 1, "stages": reports });
         s.printer
             .data(format!("{}\n", serde_json::to_string_pretty(&doc)?));
         return Ok(ExitStatus::Success);
     }
+    if args.explain {
+        s.printer.data(render_explain(&reports));
+        return Ok(ExitStatus::Success);
+    }
+    let plans: Vec<&StagePlan> = reports.iter().map(|r| &r.plan).collect();
+    let stale = plans.iter().filter(|p| p.is_stale()).count();
     let width = plans
         .iter()
         .map(|p| p.name.len())

@@ -1,7 +1,7 @@
 //! Computing a stage's key: fingerprints and params from Python (one batch call each), dep
 //! digests through the stat memo.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io;
 use std::path::Path;
 
@@ -9,25 +9,13 @@ use rayon::prelude::*;
 use serde::Deserialize;
 
 use crate::digest::{self, Digest, DigestMemo, ManifestEntry};
+use crate::fingerprint::{self, Fingerprint, MemoStats};
 use crate::lockfile::LockEntry;
 use crate::pipeline::StageSpec;
 use crate::project::Project;
 use crate::python::{PythonError, Runtime};
 use crate::stage_key::StageKey;
-
-#[derive(Deserialize)]
-struct ManifestResult {
-    manifest: Option<BTreeMap<String, String>>,
-    error: Option<String>,
-}
-
-fn unpack<T>(value: Option<T>, error: Option<String>) -> Result<T, String> {
-    match (value, error) {
-        (_, Some(e)) => Err(e),
-        (Some(v), None) => Ok(v),
-        (None, None) => Err("no result".to_owned()),
-    }
-}
+use crate::state::State;
 
 #[derive(Deserialize)]
 struct ParamsResult {
@@ -38,8 +26,17 @@ struct ParamsResult {
 /// Fingerprints and effective params of the stages of one command.
 #[derive(Default)]
 pub struct Inputs {
-    manifests: HashMap<String, Result<BTreeMap<String, String>, String>>,
+    fingerprints: fingerprint::Fingerprints,
     params: HashMap<String, Result<serde_json::Map<String, serde_json::Value>, String>>,
+    pub memo: MemoStats,
+}
+
+fn unpack<T>(value: Option<T>, error: Option<String>) -> Result<T, String> {
+    match (value, error) {
+        (_, Some(e)) => Err(e),
+        (Some(v), None) => Ok(v),
+        (None, None) => Err("no result".to_owned()),
+    }
 }
 
 fn bad_json(what: &str, e: serde_json::Error) -> PythonError {
@@ -47,26 +44,42 @@ fn bad_json(what: &str, e: serde_json::Error) -> PythonError {
 }
 
 impl Inputs {
-    pub fn load(runtime: &Runtime, names: &[&str]) -> Result<Inputs, PythonError> {
+    pub fn load(
+        runtime: &Runtime,
+        state: Option<&State>,
+        pipeline: &Path,
+        imported_at: i64,
+        names: &[&str],
+    ) -> Result<Inputs, PythonError> {
         if names.is_empty() {
             return Ok(Inputs::default());
         }
         let params: HashMap<String, ParamsResult> =
             serde_json::from_str(&runtime.stage_params(names)?)
                 .map_err(|e| bad_json("stage_params", e))?;
-        let manifests: HashMap<String, ManifestResult> =
-            serde_json::from_str(&runtime.fingerprint(names)?)
-                .map_err(|e| bad_json("fingerprint", e))?;
+        let (fingerprints, memo) = fingerprint::load(runtime, state, pipeline, imported_at, names)?;
         Ok(Inputs {
-            manifests: manifests
-                .into_iter()
-                .map(|(k, v)| (k, unpack(v.manifest, v.error)))
-                .collect(),
+            fingerprints,
             params: params
                 .into_iter()
                 .map(|(k, v)| (k, unpack(v.params, v.error)))
                 .collect(),
+            memo,
         })
+    }
+
+    /// The stage's fingerprint, or why it could not be computed.
+    pub fn fingerprint_result(&self, name: &str) -> Result<&Fingerprint, String> {
+        match self.fingerprints.get(name) {
+            Some(Ok(f)) => Ok(f),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err("not computed".to_owned()),
+        }
+    }
+
+    /// The stage's fingerprint, when it could be computed.
+    pub fn fingerprint(&self, name: &str) -> Option<&Fingerprint> {
+        self.fingerprints.get(name).and_then(|r| r.as_ref().ok())
     }
 }
 
@@ -116,8 +129,8 @@ pub fn stage_key(
         Some(Err(e)) => return Err(KeyError::Params(e.clone())),
         None => return Err(KeyError::Params("params were not computed".into())),
     };
-    let manifest = match inputs.manifests.get(&stage.name) {
-        Some(Ok(m)) => m.clone(),
+    let manifest = match inputs.fingerprints.get(&stage.name) {
+        Some(Ok(f)) => f.manifest.clone(),
         Some(Err(e)) => return Err(KeyError::Fingerprint(e.clone())),
         None => return Err(KeyError::Fingerprint("not computed".into())),
     };

@@ -2,6 +2,7 @@
 //! stages are stale and why). No pyo3, no clap, no RocksDB here.
 
 pub mod dag;
+pub mod explain;
 pub mod plan;
 pub mod spec;
 

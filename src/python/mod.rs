@@ -194,6 +194,16 @@ impl Runtime {
         self.call_json("fingerprint", |py| pyo3::types::PyTuple::new(py, [names]))
     }
 
+    /// What besides source files invalidates memoised fingerprints (Python, `sys.path`, pivot).
+    pub fn environment_key(&self) -> Result<String, PythonError> {
+        self.call_json("environment_key", |py| Ok(pyo3::types::PyTuple::empty(py)))
+    }
+
+    /// JSON list of the source files of every loaded user module (and the pipeline file).
+    pub fn user_sources(&self) -> Result<String, PythonError> {
+        self.call_json("user_sources", |py| Ok(pyo3::types::PyTuple::empty(py)))
+    }
+
     /// Forks a child running the stage (see [`fork`]).
     pub fn spawn_stage(&self, stage: &str) -> Result<StageProcess, PythonError> {
         Python::attach(|py| fork::spawn_stage(py, self.module.bind(py), stage))

@@ -1,0 +1,203 @@
+//! Code fingerprints of stages, memoised in the state so an unchanged project re-walks no closures.
+//!
+//! The manifests come from Python (`pivot._runtime.fingerprint`). The memo is valid only while the
+//! environment key (Python version, `sys.path`, pivot's own loaders) and the stat identity of every
+//! loaded user source file are unchanged: any edit to any user module re-fingerprints every stage.
+//! That is coarse on purpose: a constant imported from another module leaves no trace of where it
+//! came from, so only "nothing changed anywhere" is a safe reason to skip the walk (SPEC.md 12.2 B2).
+//!
+//! Keys (state family `fp:`), per pipeline file:
+//! - `fp:env:<pipeline>` -> JSON `{"env": <digest>, "recorded_at": ns, "files": {path: [mtime_ns, size, inode]}}`
+//! - `fp:stage:<pipeline>\0<stage>` -> JSON `{"manifest": {...}, "locations": {...}}`
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::{Digest, FileStat};
+use crate::python::{PythonError, Runtime};
+use crate::state::State;
+
+/// Bumped when the memo's format or the meaning of a manifest changes.
+const SCHEMA: &str = "1";
+
+/// A file modified this close to when its stat was recorded may change again unseen within the
+/// same timestamp tick; such a memo is not trusted (the same rule as the digest memo).
+const RACY_WINDOW_NS: i64 = 100_000_000;
+
+pub const PREFIX: &[u8] = b"fp:";
+
+/// One stage's code manifest and where each keyed function or class is defined.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Fingerprint {
+    pub manifest: BTreeMap<String, String>,
+    #[serde(default)]
+    pub locations: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    manifest: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    locations: BTreeMap<String, String>,
+    error: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct EnvRecord {
+    env: String,
+    recorded_at: i64,
+    files: BTreeMap<String, (i64, u64, u64)>,
+}
+
+/// Each stage's fingerprint, or why it could not be computed.
+pub type Fingerprints = HashMap<String, Result<Fingerprint, String>>;
+
+/// How the manifests of one command were obtained (for `--verbose` and tests).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MemoStats {
+    pub reused: usize,
+    pub computed: usize,
+}
+
+fn env_key(pipeline: &Path) -> Vec<u8> {
+    let mut k = b"fp:env:".to_vec();
+    k.extend_from_slice(pipeline.as_os_str().as_bytes());
+    k
+}
+
+fn stage_prefix(pipeline: &Path) -> Vec<u8> {
+    let mut k = b"fp:stage:".to_vec();
+    k.extend_from_slice(pipeline.as_os_str().as_bytes());
+    k.push(0);
+    k
+}
+
+fn stage_key(pipeline: &Path, stage: &str) -> Vec<u8> {
+    let mut k = stage_prefix(pipeline);
+    k.extend_from_slice(stage.as_bytes());
+    k
+}
+
+fn stat_of(path: &str) -> Option<(i64, u64, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    let s = FileStat::of(&meta);
+    Some((s.mtime_ns, s.size, s.inode))
+}
+
+fn environment(runtime: &Runtime) -> Result<String, PythonError> {
+    let text = runtime.environment_key()?;
+    Ok(
+        Digest::of_bytes(format!("{SCHEMA}\0{}\0{text}", env!("CARGO_PKG_VERSION")).as_bytes())
+            .to_string(),
+    )
+}
+
+/// Whether the recorded environment and source files are exactly as they are now.
+fn memo_valid(state: &State, pipeline: &Path, env: &str) -> bool {
+    let Ok(Some(raw)) = state.get_raw(&env_key(pipeline)) else {
+        return false;
+    };
+    let Ok(rec) = serde_json::from_slice::<EnvRecord>(&raw) else {
+        return false;
+    };
+    rec.env == env
+        && !rec.files.is_empty()
+        && rec.files.iter().all(|(path, recorded)| {
+            stat_of(path).is_some_and(|now| {
+                now == *recorded && now.0 < rec.recorded_at.saturating_sub(RACY_WINDOW_NS)
+            })
+        })
+}
+
+/// Manifests of `names`: from the memo when nothing changed, else computed by Python (and the
+/// memo rewritten when `state` is writable). `imported_at` is when the pipeline was imported
+/// (wall clock, ns): a source edited after that may not be what the loaded code says.
+pub fn load(
+    runtime: &Runtime,
+    state: Option<&State>,
+    pipeline: &Path,
+    imported_at: i64,
+    names: &[&str],
+) -> Result<(Fingerprints, MemoStats), PythonError> {
+    let mut out = HashMap::new();
+    let mut stats = MemoStats::default();
+    if names.is_empty() {
+        return Ok((out, stats));
+    }
+    let env = environment(runtime)?;
+    let valid = state.is_some_and(|s| memo_valid(s, pipeline, &env));
+    let mut missing: Vec<&str> = Vec::new();
+    for &name in names {
+        let cached = valid
+            .then(|| state?.get_raw(&stage_key(pipeline, name)).ok().flatten())
+            .flatten()
+            .and_then(|raw| serde_json::from_slice::<Fingerprint>(&raw).ok());
+        match cached {
+            Some(fp) => {
+                stats.reused += 1;
+                out.insert(name.to_owned(), Ok(fp));
+            }
+            None => missing.push(name),
+        }
+    }
+    if missing.is_empty() {
+        return Ok((out, stats));
+    }
+    let recorded_at = imported_at;
+    let answers: HashMap<String, Answer> = serde_json::from_str(&runtime.fingerprint(&missing)?)
+        .map_err(|e| PythonError::Internal(format!("fingerprint returned malformed data: {e}")))?;
+    let sources: Vec<String> = serde_json::from_str(&runtime.user_sources()?)
+        .map_err(|e| PythonError::Internal(format!("user_sources returned malformed data: {e}")))?;
+    let mut puts = Vec::new();
+    for name in missing {
+        stats.computed += 1;
+        let result = match answers.get(name) {
+            Some(Answer { error: Some(e), .. }) => Err(e.clone()),
+            Some(Answer {
+                manifest: Some(m),
+                locations,
+                ..
+            }) => Ok(Fingerprint {
+                manifest: m.clone(),
+                locations: locations.clone(),
+            }),
+            _ => Err("fingerprinting returned nothing".to_owned()),
+        };
+        if let Ok(fp) = &result {
+            puts.push((
+                stage_key(pipeline, name),
+                serde_json::to_vec(fp).expect("manifest serialises"),
+            ));
+        }
+        out.insert(name.to_owned(), result);
+    }
+    if let Some(state) = state.filter(|s| !s.is_read_only()) {
+        let files: BTreeMap<String, (i64, u64, u64)> = sources
+            .iter()
+            .filter_map(|p| Some((p.clone(), stat_of(p)?)))
+            .collect();
+        let record = EnvRecord {
+            env,
+            recorded_at,
+            files,
+        };
+        if !valid {
+            // Manifests recorded under another environment are wrong now, not just old.
+            let _ = state.delete_prefix(&stage_prefix(pipeline));
+        }
+        puts.push((
+            env_key(pipeline),
+            serde_json::to_vec(&record).expect("record serialises"),
+        ));
+        let _ = state.write_batch(puts, Vec::new());
+    }
+    Ok((out, stats))
+}
+
+/// Drops every memoised manifest (`pivot fingerprint reset`); returns how many entries went.
+pub fn reset(state: &State) -> Result<usize, crate::state::StateError> {
+    state.delete_prefix(PREFIX)
+}
