@@ -3,11 +3,14 @@
 mod support;
 
 mod bad_input;
+mod compat;
 mod corrupt_lock;
 mod crash;
 mod environments;
 mod example;
+mod explain;
 mod failure;
+mod fingerprint;
 mod invocation;
 mod outputs;
 mod parallel;

@@ -302,3 +302,30 @@ impl Project {
         unreachable!()
     }
 }
+
+/// `major.minor` of the Python embedded in the pivot under test, asked of pivot itself once.
+pub fn embedded_python_version() -> &'static str {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| {
+        let p = Project::new();
+        p.write(
+            "pipeline.py",
+            r#"import sys
+from typing import Annotated
+
+from pivot import loaders, outputs
+from pivot.pipeline import Pipeline
+
+
+def version() -> Annotated[str, outputs.Out("version.txt", loaders.Text())]:
+    return "%d.%d" % sys.version_info[:2]
+
+
+pipeline = Pipeline("version")
+pipeline.register(version)
+"#,
+        );
+        p.pivot(&["repro", "-q"]).success();
+        p.read("version.txt")
+    })
+}
