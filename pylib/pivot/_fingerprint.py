@@ -47,11 +47,13 @@ def stage_fingerprint(stage: Any) -> tuple[dict[str, str], dict[str, str]]:
 
     `locations` maps each key whose digest comes from a function or class to `file:line`.
     """
-    from pivot import _closure
+    from pivot import _closure, _code_deps
 
     walk = _closure.Walk()
     entries = walk.fingerprint(stage.func)
     entries.update(walk.loaders(stage))
+    for entry, target in getattr(stage, "code_deps", ()):
+        entries[f"code:{entry}"] = (_code_deps.digest(target), None)
     manifest = {key: entries[key][0] for key in sorted(entries)}
     locations = {}
     for key in manifest:

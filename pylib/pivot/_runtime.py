@@ -99,9 +99,16 @@ def user_sources() -> str:
     """JSON sorted list of the absolute paths of every loaded user source file (and the pipeline
     file): memoised manifests stay valid only while none of these changes. Call it after
     `fingerprint`, which may import modules that stage bodies import."""
-    from pivot import _discovery, _fingerprint
+    from pivot import _code_deps, _discovery, _fingerprint
 
     sources = set(_fingerprint.user_sources())
+    if _pipeline is not None:
+        for name in _pipeline.list_stages():
+            for _, target in _pipeline.get(name).code_deps:
+                try:
+                    sources.update(_code_deps.files(target))
+                except PivotError:
+                    pass  # fingerprinting reports it for the stage
     module = sys.modules.get(_discovery.MODULE_NAME)
     file = getattr(module, "__file__", None)
     if isinstance(file, str) and os.path.isfile(file):

@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Container, Mapping
 from typing import Any
 
-from pivot import _annotations, _console, _params, _paths
+from pivot import _annotations, _code_deps, _console, _params, _paths
 from pivot.exceptions import InvalidPathError, ValidationError
 from pivot.loaders import Reader
 from pivot.outputs import DirectoryOut, IncrementalOut, Out, PathType, PlaceholderDep
@@ -63,6 +63,8 @@ class Stage:
     mutex: list[str]
     variant: str | None
     state_dir: pathlib.Path
+    # Explicit code dependencies: (entry as written, absolute path or module name).
+    code_deps: tuple[tuple[str, str], ...] = ()
     _manifest: dict[str, str] | None = dataclasses.field(default=None, repr=False)
 
     def __getitem__(self, key: str) -> Any:
@@ -74,7 +76,7 @@ class Stage:
         if self._manifest is None:
             from pivot import _fingerprint
 
-            self._manifest = _fingerprint.stage_manifest(self.func)
+            self._manifest = _fingerprint.stage_fingerprint(self)[0]
         return self._manifest
 
     @property
@@ -118,6 +120,7 @@ def build(
     root: str,
     state_dir: pathlib.Path,
     taken: Container[str],
+    code_deps: object = None,
 ) -> Stage:
     """Check a registration and build its `Stage`; raises a `PivotError` subclass."""
     if not callable(func):
@@ -171,6 +174,7 @@ def build(
         mutex=_mutex_groups(stage_name, mutex),
         variant=variant,
         state_dir=state_dir,
+        code_deps=_code_deps.resolve(stage_name, code_deps, root),
     )
 
 

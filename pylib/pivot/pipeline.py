@@ -73,6 +73,7 @@ class Pipeline:
         variant: str | None = None,
         dep_path_overrides: Mapping[str, Any] | None = None,
         out_path_overrides: Mapping[str, Any] | None = None,
+        code_deps: Sequence[str] | None = None,
     ) -> None:
         """Add a stage; deps, outputs and params come from `func`'s annotations.
 
@@ -80,6 +81,8 @@ class Pipeline:
         (default: the annotated class with its defaults). Stages sharing a `mutex` group never
         run at the same time. `dep_path_overrides` maps parameter names to paths;
         `out_path_overrides` maps output fields to a path or `{"path": ..., "cache": bool}`.
+        `code_deps` names code the stage uses that its fingerprint cannot find by itself (files or
+        directories relative to the pipeline, or module names): their content is hashed too.
         """
         stage = _stage.build(
             func,
@@ -92,6 +95,7 @@ class Pipeline:
             root=str(self._root),
             state_dir=self.state_dir,
             taken=self._stages,
+            code_deps=code_deps,
         )
         self._stages[stage.name] = stage
 

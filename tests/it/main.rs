@@ -3,6 +3,7 @@
 mod support;
 
 mod bad_input;
+mod code_deps;
 mod compat;
 mod corrupt_lock;
 mod crash;
