@@ -55,6 +55,9 @@ pub enum Command {
     Run(RunArgs),
     /// Show which stages are stale and why.
     Status(StatusArgs),
+    /// Record the workspace as it is: hash, cache and lock the outputs of STAGES (default: every
+    /// stale stage) without running them.
+    Commit(CommitArgs),
     /// List the registered stages.
     List {
         /// Machine-readable output on stdout.
@@ -69,6 +72,36 @@ pub enum Command {
     Fingerprint(FingerprintCommand),
     /// Show the stage graph (default: a text tree from source stages down to their dependents).
     Dag(DagArgs),
+    /// Start tracking data files or directories no stage writes: cache their content and
+    /// record it in `<path>.pvt` beside them (commit that file to git).
+    Track(TrackArgs),
+    /// Restore tracked data and cached stage outputs from the cache.
+    Checkout(CheckoutArgs),
+    /// Check that every stage is up to date and its cached outputs are in the cache (for CI).
+    Verify(VerifyArgs),
+    /// List recorded runs, newest first.
+    History(HistoryArgs),
+    /// Show one recorded run: each stage's outcome, why, and how long it took.
+    Show(ShowArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct HistoryArgs {
+    /// Show at most N runs.
+    #[arg(short = 'n', long = "limit", value_name = "N", default_value_t = 10)]
+    pub limit: usize,
+    /// Machine-readable output on stdout (the full run records).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct ShowArgs {
+    /// The run to show (an id from `pivot history`; default: the latest run).
+    pub run_id: Option<String>,
+    /// Machine-readable output on stdout (the run record).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -85,6 +118,23 @@ pub struct ExecArgs {
     /// Stop starting stages after the first failure (the default).
     #[arg(long)]
     pub fail_fast: bool,
+    /// Run and hash, but record nothing: no cache, lock files or state. Outputs stay plain files;
+    /// `pivot commit` records them later, a plain `repro` runs the stages again.
+    #[arg(long)]
+    pub no_commit: bool,
+    /// Let a stage start from an existing IncrementalOut file that no lock file records.
+    #[arg(long)]
+    pub allow_uncached_incremental: bool,
+    /// Fail at once instead of waiting while another pivot runs in this project.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Stream events as JSON lines on stdout (schema line first, then stage start/complete,
+    /// then the result). `--json` is accepted as an alias with --dry-run/--explain only.
+    #[arg(long)]
+    pub jsonl: bool,
+    /// Restore missing tracked files (`.pvt`) from the cache before running.
+    #[arg(long)]
+    pub checkout_missing: bool,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -112,6 +162,15 @@ pub struct RunArgs {
     pub targets: Vec<String>,
     #[command(flatten)]
     pub exec: ExecArgs,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct CommitArgs {
+    /// Stages to commit (named stages are committed even if they look up to date).
+    pub stages: Vec<String>,
+    /// Fail at once instead of waiting while another pivot runs in this project.
+    #[arg(long)]
+    pub no_wait: bool,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -154,6 +213,45 @@ pub struct DagArgs {
     /// Nodes are stages (default for --dot/--mermaid: artifacts, edges input -> output).
     #[arg(long)]
     pub stages: bool,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct TrackArgs {
+    /// Files or directories to track (inside the project; no stage may write them).
+    #[arg(value_name = "PATHS", required = true)]
+    pub paths: Vec<String>,
+    /// Track again paths that are already tracked (records their current content).
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct CheckoutArgs {
+    /// Tracked paths (`data.csv` or `data.csv.pvt`) or cached stage outputs (default: all).
+    pub targets: Vec<String>,
+    /// Restore only what is missing; leave files that exist (even modified ones) alone.
+    #[arg(long, conflicts_with = "force")]
+    pub only_missing: bool,
+    /// Replace files that differ from the cache (local changes are lost).
+    #[arg(short, long)]
+    pub force: bool,
+    /// How restored files appear: hardlink, symlink, copy or reflink. Exactly this mode, no
+    /// fallback (default: `cache.checkout_mode`, `hardlink,symlink,copy`, with fallback).
+    #[arg(long, value_name = "MODE", value_parser = parse_checkout_mode)]
+    pub checkout_mode: Option<crate::cache::CheckoutMode>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct VerifyArgs {
+    /// Stages to verify, with everything upstream of them (all if none).
+    pub stages: Vec<String>,
+    /// Machine-readable output on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_checkout_mode(s: &str) -> Result<crate::cache::CheckoutMode, String> {
+    s.parse()
 }
 
 fn parse_jobs(s: &str) -> Result<usize, String> {

@@ -120,8 +120,17 @@ impl DigestMemo for NoMemo {
     fn put(&self, _: &Path, _: &FileStat, _: &Digest) {}
 }
 
+/// How many files this process has read to hash (memo answers excluded): `--verbose` prints it,
+/// and tests use it to prove a no-op run hashes nothing.
+static FILES_HASHED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+pub fn files_hashed() -> usize {
+    FILES_HASHED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Digest of one regular file's bytes, without any memo.
 pub fn hash_file(path: &Path) -> io::Result<Digest> {
+    FILES_HASHED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let file = File::open(path)?;
     let len = file.metadata()?.len();
     if len >= MMAP_THRESHOLD {

@@ -18,6 +18,8 @@
 //! - **state**: RocksDB memo in `.pivot/state.rocksdb` (disposable); **cache**: content-addressed
 //!   blobs in `.pivot/cache/files`.
 //! - **plan**: which stages are stale and why; **run**: one execution of a plan.
+//! - **tracked data**: a file or directory no stage writes, cached by `pivot track` and
+//!   recorded in a `.pvt` file beside it ([`tracked`]).
 
 pub mod cache;
 pub mod cli;
@@ -26,6 +28,7 @@ pub mod digest;
 pub mod error;
 pub mod executor;
 pub mod fingerprint;
+pub mod history;
 pub mod lockfile;
 pub mod pipeline;
 pub mod printer;
@@ -34,6 +37,7 @@ pub mod python;
 pub mod settings;
 pub mod stage_key;
 pub mod state;
+pub mod tracked;
 
 use std::ffi::OsString;
 

@@ -125,7 +125,8 @@ fn entries_value(entries: &[LockEntry]) -> YamlValue {
     )
 }
 
-fn manifest_value(m: &ManifestEntry) -> YamlValue {
+/// A directory manifest entry as lock and `.pvt` files write it (`relpath, hash, size, isexec`).
+pub fn manifest_value(m: &ManifestEntry) -> YamlValue {
     YamlValue::Map(vec![
         ("relpath".into(), YamlValue::str(m.relpath.as_str())),
         ("hash".into(), YamlValue::str(m.hash.as_str())),
@@ -229,7 +230,8 @@ fn entries_from(v: &YamlValue, key: &str) -> Result<Vec<LockEntry>, String> {
         .collect()
 }
 
-fn manifest_entry_from(v: &YamlValue, at: &str) -> Result<ManifestEntry, String> {
+/// Reads one manifest entry of a lock or `.pvt` file; `at` names it in the error.
+pub fn manifest_entry_from(v: &YamlValue, at: &str) -> Result<ManifestEntry, String> {
     let size = match v.get("size") {
         Some(YamlValue::Int(i)) => {
             u64::try_from(*i).map_err(|_| format!("`{at}.size` is out of range"))?

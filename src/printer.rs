@@ -24,6 +24,11 @@ impl Printer {
         }
     }
 
+    /// Results a user must see even with `--quiet` (what a failed check found), on stderr.
+    pub fn result(&self, msg: impl AsRef<str>) {
+        eprintln!("{}", msg.as_ref());
+    }
+
     /// Warnings are shown even with `--quiet`.
     pub fn warn(&self, msg: impl AsRef<str>) {
         eprintln!("warning: {}", msg.as_ref());

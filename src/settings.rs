@@ -17,6 +17,8 @@ struct Raw {
 #[derive(Debug, Default, Deserialize)]
 struct RawCore {
     max_workers: Option<i64>,
+    run_history_retention: Option<i64>,
+    lock_timeout: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -28,13 +30,19 @@ struct RawCache {
 pub struct Settings {
     /// `core.max_workers`: positive = that many; negative = usable cores + value.
     pub max_workers: Option<i64>,
+    /// `core.lock_timeout`: seconds to wait for another pivot in the project (default: forever).
+    pub lock_timeout: Option<std::time::Duration>,
     pub checkout_modes: Vec<CheckoutMode>,
+    /// `core.run_history_retention`: how many run records the state keeps.
+    pub run_history_retention: usize,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             max_workers: None,
+            run_history_retention: crate::history::DEFAULT_RETENTION,
+            lock_timeout: None,
             checkout_modes: vec![
                 CheckoutMode::Hardlink,
                 CheckoutMode::Symlink,
@@ -71,6 +79,20 @@ impl Settings {
                 return Err(invalid("`core.max_workers` must not be 0".into()));
             }
             s.max_workers = Some(w);
+        }
+        if let Some(n) = raw.core.run_history_retention {
+            s.run_history_retention = usize::try_from(n)
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| invalid("`core.run_history_retention` must be at least 1".into()))?;
+        }
+        if let Some(t) = raw.core.lock_timeout {
+            if !(t >= 0.0 && t.is_finite()) {
+                return Err(invalid(
+                    "`core.lock_timeout` must be a number of seconds >= 0".into(),
+                ));
+            }
+            s.lock_timeout = Some(std::time::Duration::from_secs_f64(t));
         }
         if let Some(v) = raw.cache.checkout_mode {
             let text = match v {

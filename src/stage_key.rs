@@ -13,6 +13,8 @@ pub const OUT_PATHS_CHANGED: &str = "Output paths changed";
 pub const UNCHANGED: &str = "unchanged";
 pub const FORCED: &str = "forced";
 pub const OUTPUTS_MISSING: &str = "outputs missing from cache";
+pub const UNCHANGED_GENERATION: &str = "unchanged (generation)";
+pub const UNCHANGED_RUN_CACHE: &str = "unchanged (run cache)";
 
 /// What a stage's last committed run must match for the stage to be skipped.
 #[derive(Debug, Clone)]
@@ -73,6 +75,23 @@ impl StageKey {
         None
     }
 
+    /// The run-cache key: XXH3-128 of the canonical JSON (sorted keys, compact) of the code
+    /// manifest, params, dep digests and output specs (path, cached?). Including the cache flags
+    /// means turning an `Out` into a `Metric` does not reuse old entries (SPEC.md 5.3; we hash
+    /// project-relative paths, so the run cache survives moving the checkout).
+    pub fn input_hash(&self, out_specs: &[(String, bool)]) -> String {
+        let mut outs: Vec<&(String, bool)> = out_specs.iter().collect();
+        outs.sort();
+        let doc = serde_json::json!({
+            "code_manifest": self.code_manifest,
+            "deps": self.deps.iter().map(|d| (d.path.as_str(), d.hash.as_str())).collect::<Vec<_>>(),
+            "out_specs": outs,
+            "params": self.params,
+        });
+        let text = canonical_json(&doc);
+        format!("{:032x}", xxhash_rust::xxh3::xxh3_128(text.as_bytes()))
+    }
+
     /// The lock file recording a run with this key and these output digests.
     pub fn to_lock(&self, mut outs: Vec<LockEntry>) -> LockFile {
         outs.sort_by(|a, b| a.path.cmp(&b.path));
@@ -82,5 +101,52 @@ impl StageKey {
             deps: self.deps.clone(),
             outs,
         }
+    }
+}
+
+/// JSON text with every object's keys sorted (serde_json here preserves insertion order).
+fn canonical_json(v: &serde_json::Value) -> String {
+    fn sorted(v: &serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                serde_json::Value::Object(
+                    keys.into_iter()
+                        .map(|k| (k.clone(), sorted(&m[k])))
+                        .collect(),
+                )
+            }
+            serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    sorted(v).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(params: serde_json::Value) -> StageKey {
+        StageKey::new(
+            BTreeMap::from([("self:s".to_owned(), "0123456789abcdef".to_owned())]),
+            params.as_object().unwrap().clone(),
+            vec![],
+            vec!["out.json".to_owned()],
+        )
+    }
+
+    #[test]
+    fn input_hash_ignores_param_order_and_sees_cache_flags() {
+        let a = key(serde_json::json!({"a": 1, "b": {"x": 1, "y": 2}}));
+        let b = key(serde_json::json!({"b": {"y": 2, "x": 1}, "a": 1}));
+        let outs = [("out.json".to_owned(), true)];
+        assert_eq!(a.input_hash(&outs), b.input_hash(&outs));
+        assert_ne!(
+            a.input_hash(&outs),
+            a.input_hash(&[("out.json".to_owned(), false)])
+        );
+        assert_eq!(a.input_hash(&outs).len(), 32);
     }
 }

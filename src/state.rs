@@ -14,7 +14,7 @@
 //! - `gen:<absolute path>` (reserved): output generation counter, u64 BE.
 //! - `dep:<stage>:<absolute dep path>` (reserved): dep generations seen by a stage's last run.
 //! - `runcache:<stage>:<input hash>` (reserved): outputs of a run, for run-cache skips.
-//! - `run:<run id>` (reserved): run history records.
+//! - `run:<run id>`: run history records, JSON (see [`crate::history`]).
 //! - `fp:<...>` (reserved): code fingerprint cache.
 //!
 //! Writes are batched: memo entries collect in memory (visible to later lookups in this process)
@@ -50,6 +50,9 @@ pub fn hash_key(path: &Path) -> Vec<u8> {
     key.extend_from_slice(p);
     key
 }
+
+/// Keys and values read from the state, in key order.
+pub type KeyValues = Vec<(Vec<u8>, Vec<u8>)>;
 
 #[derive(thiserror::Error, Debug)]
 pub enum StateError {
@@ -199,6 +202,23 @@ impl State {
         pending.clear();
         self.dirty.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// Every written key starting with `prefix` and its value, in key order. Pending memo entries
+    /// are not included (no caller scans the memo family).
+    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<KeyValues, StateError> {
+        let mut out = Vec::new();
+        let iter = self
+            .db
+            .iterator(IteratorMode::From(prefix, rocksdb::Direction::Forward));
+        for item in iter {
+            let (k, v) = item.map_err(|e| self.error(e, Op::Read))?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push((k.into_vec(), v.into_vec()));
+        }
+        Ok(out)
     }
 
     /// Deletes every key starting with `prefix` (pending memo entries included) in one batch and
@@ -677,6 +697,25 @@ mod tests {
         assert_eq!(state.delete_prefix(HASH_PREFIX).unwrap(), 2);
         assert_eq!(state.get(Path::new("/p/a"), &st), None);
         assert_eq!(state.get(Path::new("/p/b"), &st), None);
+    }
+
+    #[test]
+    fn scan_prefix_returns_only_that_family_in_key_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::open(&db_path(&dir)).unwrap();
+        let puts = ["run:b", "run:a", "runcache:s:abc", "rum", "run;"]
+            .iter()
+            .map(|k| (k.as_bytes().to_vec(), k.as_bytes().to_vec()))
+            .collect();
+        state.write_batch(puts, vec![]).unwrap();
+        assert_eq!(
+            state.scan_prefix(b"run:").unwrap(),
+            vec![
+                (b"run:a".to_vec(), b"run:a".to_vec()),
+                (b"run:b".to_vec(), b"run:b".to_vec())
+            ]
+        );
+        assert!(state.scan_prefix(b"gen:").unwrap().is_empty());
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Checkout mechanics: materialising a cache blob in the workspace as a hard link, a symlink or a
-//! copy (SPEC.md 4.3), with fallback between modes and atomic replacement of whatever was there.
+//! Checkout mechanics: materialising a cache blob in the workspace as a hard link, a symlink, a
+//! copy or a reflink (SPEC.md 4.3), with fallback between modes and atomic replacement of whatever
+//! was there.
 //!
 //! Every checkout builds the new entry under a temporary name in the destination's directory and
 //! renames it over the destination, so a reader sees the old file or the new one, never a partial
@@ -24,6 +25,10 @@ pub enum CheckoutMode {
     Symlink,
     /// An independent, writable copy (0644, or 0755 for executables).
     Copy,
+    /// A copy-on-write clone of the blob (`FICLONE`: btrfs, XFS, bcachefs...): no bytes copied,
+    /// yet an independent, writable file like a copy. Filesystems without it (ext4, tmpfs) fail
+    /// with "not supported", which lets a configured mode list fall back.
+    Reflink,
 }
 
 impl CheckoutMode {
@@ -32,6 +37,7 @@ impl CheckoutMode {
             CheckoutMode::Hardlink => "hardlink",
             CheckoutMode::Symlink => "symlink",
             CheckoutMode::Copy => "copy",
+            CheckoutMode::Reflink => "reflink",
         }
     }
 }
@@ -42,22 +48,31 @@ impl fmt::Display for CheckoutMode {
     }
 }
 
+impl std::str::FromStr for CheckoutMode {
+    type Err = String;
+
+    fn from_str(word: &str) -> Result<CheckoutMode, String> {
+        match word {
+            "hardlink" => Ok(CheckoutMode::Hardlink),
+            "symlink" => Ok(CheckoutMode::Symlink),
+            "copy" => Ok(CheckoutMode::Copy),
+            "reflink" => Ok(CheckoutMode::Reflink),
+            other => Err(format!(
+                "unknown checkout mode `{other}` (expected `hardlink`, `symlink`, `copy` or `reflink`)"
+            )),
+        }
+    }
+}
+
 /// Parses a comma-separated mode list such as `hardlink,symlink,copy` (the config's
 /// `cache.checkout_mode`): at least one mode, each at most once.
 pub fn parse_checkout_modes(s: &str) -> Result<Vec<CheckoutMode>, String> {
     let mut modes = Vec::new();
     for word in s.split(',').map(str::trim) {
-        let mode = match word {
-            "hardlink" => CheckoutMode::Hardlink,
-            "symlink" => CheckoutMode::Symlink,
-            "copy" => CheckoutMode::Copy,
-            "" => return Err(format!("empty checkout mode in `{s}`")),
-            other => {
-                return Err(format!(
-                    "unknown checkout mode `{other}` (expected `hardlink`, `symlink` or `copy`)"
-                ))
-            }
-        };
+        if word.is_empty() {
+            return Err(format!("empty checkout mode in `{s}`"));
+        }
+        let mode: CheckoutMode = word.parse()?;
         if modes.contains(&mode) {
             return Err(format!("checkout mode `{word}` is listed twice in `{s}`"));
         }
@@ -70,7 +85,8 @@ pub fn parse_checkout_modes(s: &str) -> Result<Vec<CheckoutMode>, String> {
 /// entry cannot exist here" qualify (SPEC.md 4.3: EXDEV, EPERM, EACCES); anything else (a full
 /// disk, a missing blob) would fail the next mode too, and hiding it would only confuse.
 /// Additions: EMLINK for hard links (a blob shared by more files than the filesystem's link
-/// limit, common for empty files) and EOPNOTSUPP for symlinks (filesystems without them).
+/// limit, common for empty files), EOPNOTSUPP for symlinks (filesystems without them), and for
+/// reflinks every way a kernel says "no clones here" (see [`reflink_unsupported`]).
 pub(crate) fn allows_fallback(mode: CheckoutMode, err: &io::Error) -> bool {
     let Some(code) = err.raw_os_error() else {
         return false;
@@ -81,7 +97,18 @@ pub(crate) fn allows_fallback(mode: CheckoutMode, err: &io::Error) -> bool {
         }
         CheckoutMode::Symlink => [libc::EPERM, libc::EACCES, libc::EOPNOTSUPP].contains(&code),
         CheckoutMode::Copy => [libc::EXDEV, libc::EPERM, libc::EACCES].contains(&code),
+        CheckoutMode::Reflink => {
+            reflink_unsupported(err) || [libc::EPERM, libc::EACCES].contains(&code)
+        }
     }
+}
+
+/// Whether a failed `FICLONE` means the filesystem cannot clone these files at all: no support
+/// (EOPNOTSUPP, or ENOTTY/EINVAL from filesystems without the ioctl) or different filesystems.
+pub fn reflink_unsupported(err: &io::Error) -> bool {
+    err.raw_os_error().is_some_and(|code| {
+        [libc::EOPNOTSUPP, libc::ENOTTY, libc::EINVAL, libc::EXDEV].contains(&code)
+    })
 }
 
 /// Tries `attempt` with each mode in order until one succeeds or fails with an error that does not
@@ -125,7 +152,7 @@ pub(crate) fn existing_checkout(
         CheckoutMode::Symlink => {
             meta.file_type().is_symlink() && fs::read_link(dest).is_ok_and(|t| t == blob)
         }
-        CheckoutMode::Copy => {
+        CheckoutMode::Copy | CheckoutMode::Reflink => {
             meta.is_file()
                 && meta.nlink() == 1
                 && !same_inode
@@ -148,6 +175,7 @@ pub(crate) fn materialize(
         CheckoutMode::Hardlink => fs::hard_link(blob, &tmp),
         CheckoutMode::Symlink => std::os::unix::fs::symlink(blob, &tmp),
         CheckoutMode::Copy => copy_writable(blob, &tmp, exec),
+        CheckoutMode::Reflink => reflink(blob, &tmp, exec),
     };
     if let Err(e) = made {
         remove_quietly(&tmp);
@@ -172,6 +200,26 @@ fn copy_writable(blob: &Path, tmp: &Path, exec: bool) -> io::Result<()> {
         tmp,
         fs::Permissions::from_mode(if exec { 0o755 } else { 0o644 }),
     )
+}
+
+/// Clones `blob` into a new file `tmp` (0644, or 0755 if `exec`) with the `FICLONE` ioctl.
+fn reflink(blob: &Path, tmp: &Path, exec: bool) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let src = fs::File::open(blob)?;
+    let dst = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(if exec { 0o755 } else { 0o644 })
+        .open(tmp)?;
+    // SAFETY: FICLONE takes the source descriptor as its integer argument and reads no memory of
+    // ours; both descriptors are open for the whole call (`src` and `dst` outlive it).
+    let rc = unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // The umask may have narrowed the mode given at creation.
+    dst.set_permissions(fs::Permissions::from_mode(if exec { 0o755 } else { 0o644 }))
 }
 
 /// Renames `tmp` over `dest`. A real directory at `dest` (not a symlink to one) is removed first,
@@ -235,8 +283,12 @@ mod tests {
             [Copy, Hardlink]
         );
         assert_eq!(
-            parse_checkout_modes("reflink").unwrap_err(),
-            "unknown checkout mode `reflink` (expected `hardlink`, `symlink` or `copy`)"
+            parse_checkout_modes("reflink,copy").unwrap(),
+            [Reflink, Copy]
+        );
+        assert_eq!(
+            parse_checkout_modes("clone").unwrap_err(),
+            "unknown checkout mode `clone` (expected `hardlink`, `symlink`, `copy` or `reflink`)"
         );
         assert!(parse_checkout_modes("copy,copy").is_err());
         assert!(parse_checkout_modes("").is_err());
@@ -251,7 +303,7 @@ mod tests {
             match m {
                 Hardlink => Err(os_err(libc::EXDEV)),
                 Symlink => Err(os_err(libc::EPERM)),
-                Copy => Ok(()),
+                Copy | Reflink => Ok(()),
             }
         });
         assert_eq!(mode.unwrap(), Copy);
@@ -289,6 +341,38 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.0, Symlink);
         assert_eq!(err.1.raw_os_error(), Some(libc::EACCES));
+    }
+
+    #[test]
+    fn reflink_falls_back_where_the_filesystem_cannot_clone() {
+        let mode = with_fallback(&[Reflink, Copy], |m| match m {
+            Reflink => Err(os_err(libc::EOPNOTSUPP)),
+            _ => Ok(()),
+        });
+        assert_eq!(mode.unwrap(), Copy);
+        let err = with_fallback(&[Reflink], |_| Err(os_err(libc::EOPNOTSUPP))).unwrap_err();
+        assert_eq!(err.0, Reflink);
+    }
+
+    #[test]
+    fn reflink_clones_the_blob_or_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let blob = dir.path().join("blob");
+        fs::write(&blob, b"cow").unwrap();
+        let dest = dir.path().join("out");
+        match materialize(&blob, &dest, Reflink, true) {
+            Ok(()) => {
+                assert_eq!(fs::read(&dest).unwrap(), b"cow");
+                let meta = fs::metadata(&dest).unwrap();
+                assert_eq!(meta.mode() & 0o777, 0o755);
+                assert_eq!(meta.nlink(), 1);
+            }
+            // ext4, tmpfs: no clones; nothing may be left in the directory.
+            Err(e) => {
+                assert!(reflink_unsupported(&e), "{e}");
+                assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+            }
+        }
     }
 
     #[test]

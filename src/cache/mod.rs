@@ -21,7 +21,7 @@ use xxhash_rust::xxh64::Xxh64;
 
 use crate::digest::{hash_file, Digest, DigestMemo, FileStat};
 
-pub use checkout::{parse_checkout_modes, CheckoutMode};
+pub use checkout::{parse_checkout_modes, reflink_unsupported, CheckoutMode};
 
 #[derive(thiserror::Error, Debug)]
 pub enum CacheError {
@@ -91,8 +91,8 @@ impl Cache {
     ///
     /// If the blob is absent, `src` itself is hard-linked into the cache when it is on the same
     /// filesystem (no bytes copied; `src` becomes 0444), else copied. If `modes` starts with
-    /// `Copy`, `src` is copied into the cache and left as it is if it is a writable file without
-    /// other hard links (else replaced by a copy).
+    /// `Copy` or `Reflink`, `src` is copied into the cache and left as it is if it is a writable
+    /// file without other hard links (else replaced by a copy or clone of the blob).
     /// An existing blob is verified first; a corrupt one is replaced from `src`.
     pub fn store_and_link(
         &self,
@@ -105,13 +105,14 @@ impl Cache {
         // The exec bit of the output, for copies (hard-linking into the cache drops it).
         let meta = fs::metadata(src).map_err(io_err("read", src))?;
         let exec = meta.mode() & 0o100 != 0;
-        if first == CheckoutMode::Copy {
+        // A reflink, like a copy, leaves `src` an independent file: store a copy of it.
+        if matches!(first, CheckoutMode::Copy | CheckoutMode::Reflink) {
             self.ensure_stored(src, d, memo, false)?;
             // Already an independent, writable file: nothing to replace.
             let writable = meta.mode() & 0o200 != 0;
             if meta.nlink() == 1 && writable && fs::symlink_metadata(src).is_ok_and(|m| m.is_file())
             {
-                return Ok(CheckoutMode::Copy);
+                return Ok(first);
             }
         } else {
             self.ensure_stored(src, d, memo, true)?;

@@ -1,11 +1,16 @@
 //! One module per subcommand: arguments -> plain options -> domain -> render.
 
+mod checkout;
 mod dag;
 mod fingerprint;
+mod history;
 mod init;
 mod list;
 mod repro;
+mod show;
 mod status;
+mod track;
+mod verify;
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -41,9 +46,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Repro(args) => repro::repro(&globals, args),
         Command::Run(args) => repro::run(&globals, args),
         Command::Status(args) => status::run(&globals, args),
+        Command::Commit(args) => repro::commit(&globals, args),
         Command::List { json, deps } => list::run(&globals, json, deps),
         Command::Dag(args) => dag::run(&globals, args),
         Command::Fingerprint(cmd) => fingerprint::run(&globals, cmd),
+        Command::Track(args) => track::run(&globals, args),
+        Command::Checkout(args) => checkout::run(&globals, args),
+        Command::Verify(args) => verify::run(&globals, args),
+        Command::History(args) => history::run(&globals, args),
+        Command::Show(args) => show::run(&globals, args),
     }
 }
 
@@ -53,6 +64,8 @@ pub struct Session {
     pub runtime: Runtime,
     pub dag: Dag,
     pub printer: Printer,
+    /// Every valid `.pvt` file under the project root (tracked data).
+    pub tracked: Vec<crate::tracked::Tracked>,
     /// Wall clock (ns) just before the pipeline was imported: sources edited after it may
     /// differ from the loaded code, so memos recorded now must not trust them.
     pub imported_at: i64,
@@ -87,7 +100,12 @@ impl Session {
             .with_context(|| format!("while importing `{shown}`"))?;
         let spec =
             PipelineSpec::parse(&json).context("pivot._runtime returned a malformed pipeline")?;
-        let dag = Dag::build(spec, &project.root)
+        let found = crate::tracked::discover(&project.root);
+        for e in &found.invalid {
+            printer.warn(format!("{e}; skipped"));
+        }
+        let tracked_paths: Vec<PathBuf> = found.tracked.iter().map(|t| t.data.clone()).collect();
+        let dag = Dag::build_with_tracked(spec, &project.root, &tracked_paths)
             .with_context(|| format!("invalid pipeline `{shown}`"))?;
         if project.implicit && project.ensure_initialized()? {
             printer.info(format!(
@@ -105,6 +123,7 @@ impl Session {
             runtime,
             dag,
             printer,
+            tracked: found.tracked,
             imported_at,
         })
     }
@@ -165,8 +184,13 @@ impl Session {
         Ok(inputs)
     }
 
-    /// Takes the project write lock, waiting (and saying so once) while another pivot holds it.
-    pub fn lock_project(&self) -> anyhow::Result<File> {
+    /// Takes the project write lock, waiting (and saying so once) while another pivot holds it:
+    /// at most `timeout`, not at all with `no_wait`.
+    pub fn lock_project(
+        &self,
+        no_wait: bool,
+        timeout: Option<std::time::Duration>,
+    ) -> anyhow::Result<File> {
         let path = self.project.pivot_dir().join("lock");
         let file = File::options()
             .create(true)
@@ -176,11 +200,33 @@ impl Session {
             .with_context(|| format!("cannot open `{}`", path.display()))?;
         match file.try_lock() {
             Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) if no_wait => {
+                return Err(crate::error::hinted(
+                    "another pivot process is running in this project",
+                    "wait for it to finish, or run without `--no-wait` to wait for it",
+                ));
+            }
             Err(std::fs::TryLockError::WouldBlock) => {
                 self.printer
                     .info("waiting for another pivot process to finish in this project...");
-                file.lock()
-                    .with_context(|| format!("cannot lock `{}`", path.display()))?;
+                let deadline = timeout.map(|t| std::time::Instant::now() + t);
+                loop {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    match file.try_lock() {
+                        Ok(()) => break,
+                        Err(std::fs::TryLockError::WouldBlock) => {}
+                        Err(std::fs::TryLockError::Error(e)) => {
+                            return Err(e)
+                                .with_context(|| format!("cannot lock `{}`", path.display()));
+                        }
+                    }
+                    if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                        return Err(crate::error::hinted(
+                            "gave up waiting for another pivot process in this project",
+                            "raise `core.lock_timeout` (seconds) in `.pivot/config.yaml`, or wait",
+                        ));
+                    }
+                }
             }
             Err(std::fs::TryLockError::Error(e)) => {
                 return Err(e).with_context(|| format!("cannot lock `{}`", path.display()));

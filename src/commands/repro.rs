@@ -4,9 +4,14 @@ use anyhow::Context;
 
 use super::{status, Globals, Session};
 use crate::cache::Cache;
-use crate::cli::{ExecArgs, ReproArgs, RunArgs};
+use crate::cli::{CommitArgs, ExecArgs, ReproArgs, RunArgs};
 use crate::error::ExitStatus;
+use std::time::SystemTime;
+
+use crate::executor::events::JsonlSink;
+use crate::executor::keys::Inputs;
 use crate::executor::{Executor, RunOptions};
+use crate::history;
 use crate::settings::Settings;
 use crate::state::State;
 
@@ -33,14 +38,14 @@ pub fn repro(globals: &Globals, args: ReproArgs) -> anyhow::Result<ExitStatus> {
     if args.dry_run {
         return dry_run(&s, &order, args.exec.force, args.json);
     }
-    execute(&s, &order, &args.exec)
+    execute(&s, &order, &args.exec, &args.stages)
 }
 
 pub fn run(globals: &Globals, args: RunArgs) -> anyhow::Result<ExitStatus> {
     let s = Session::load(globals)?;
     let targets = s.lookup(&args.targets)?;
     let order = s.dag.only(&targets);
-    execute(&s, &order, &args.exec)
+    execute(&s, &order, &args.exec, &args.targets)
 }
 
 fn dry_run(s: &Session, order: &[usize], force: bool, json: bool) -> anyhow::Result<ExitStatus> {
@@ -76,33 +81,102 @@ fn dry_run(s: &Session, order: &[usize], force: bool, json: bool) -> anyhow::Res
     Ok(ExitStatus::Success)
 }
 
-fn execute(s: &Session, order: &[usize], exec: &ExecArgs) -> anyhow::Result<ExitStatus> {
+/// What a run or a commit needs besides the session: settings, the project lock, the state.
+struct Prepared {
+    settings: Settings,
+    _lock: std::fs::File,
+    state: State,
+    cache: Cache,
+}
+
+fn prepare(s: &Session, no_wait: bool) -> anyhow::Result<Prepared> {
+    let settings = Settings::load(&s.project.pivot_dir())?;
+    let lock = s.lock_project(no_wait, settings.lock_timeout)?;
+    let state = State::open(&s.project.state_db()).context("cannot open the state")?;
+    let cache = Cache::new(s.project.cache_dir());
+    Ok(Prepared {
+        settings,
+        _lock: lock,
+        state,
+        cache,
+    })
+}
+
+fn executor<'a>(
+    s: &'a Session,
+    p: &'a Prepared,
+    inputs: &'a Inputs,
+    events: Option<&'a JsonlSink>,
+) -> Executor<'a> {
+    Executor {
+        project: &s.project,
+        runtime: &s.runtime,
+        dag: &s.dag,
+        state: &p.state,
+        cache: &p.cache,
+        modes: &p.settings.checkout_modes,
+        printer: s.printer,
+        inputs,
+        run_id: history::new_run_id(SystemTime::now()),
+        events,
+    }
+}
+
+fn execute(
+    s: &Session,
+    order: &[usize],
+    exec: &ExecArgs,
+    targets: &[String],
+) -> anyhow::Result<ExitStatus> {
+    let sink = exec.jsonl.then(JsonlSink::stdout);
     if order.is_empty() {
         s.printer.info("No stages to run");
         return Ok(ExitStatus::Success);
     }
-    let settings = Settings::load(&s.project.pivot_dir())?;
-    let _lock = s.lock_project()?;
-    let state = State::open(&s.project.state_db()).context("cannot open the state")?;
-    let cache = Cache::new(s.project.cache_dir());
-    let inputs = s.inputs(Some(&state), order)?;
-    let executor = Executor {
-        project: &s.project,
-        runtime: &s.runtime,
-        dag: &s.dag,
-        state: &state,
-        cache: &cache,
-        modes: &settings.checkout_modes,
-        printer: s.printer,
-        inputs: &inputs,
-    };
+    let prepared = prepare(s, exec.no_wait)?;
+    if exec.checkout_missing {
+        let memo: &dyn crate::digest::DigestMemo = &prepared.state;
+        super::checkout::restore_missing_tracked(
+            s,
+            &prepared.cache,
+            &prepared.settings.checkout_modes,
+            memo,
+        )?;
+    }
+    super::track::check_tracked_deps(s, order, &prepared.state)?;
+    let inputs = s.inputs(Some(&prepared.state), order)?;
+    let executor = executor(s, &prepared, &inputs, sink.as_ref());
     let opts = RunOptions {
-        jobs: settings.jobs(exec.jobs),
+        jobs: prepared.settings.jobs(exec.jobs),
         force: exec.force,
         keep_going: exec.keep_going,
+        no_commit: exec.no_commit,
+        allow_uncached_incremental: exec.allow_uncached_incremental,
     };
+    let started = SystemTime::now();
     let summary = executor.run(order, opts);
+    if let Some(sink) = &sink {
+        sink.finish(&summary, &executor.run_id);
+    }
+    let record = history::RunRecord::from_summary(
+        &executor.run_id,
+        started,
+        SystemTime::now(),
+        targets,
+        &summary,
+        &summary.input_hashes,
+    );
+    if let Err(e) = history::record(
+        &prepared.state,
+        &record,
+        prepared.settings.run_history_retention,
+    ) {
+        s.printer
+            .warn(format!("could not record the run in the history: {e}"));
+    }
     eprintln!("{}", summary.line());
+    s.printer
+        .detail(format!("hashed {} file(s)", crate::digest::files_hashed()));
     if summary.interrupted {
         eprintln!("error: interrupted; stages that were running were stopped and nothing of theirs was recorded");
         return Ok(ExitStatus::Interrupted);
@@ -112,4 +186,38 @@ fn execute(s: &Session, order: &[usize], exec: &ExecArgs) -> anyhow::Result<Exit
     } else {
         ExitStatus::Success
     })
+}
+
+/// `pivot commit [STAGES]`.
+pub fn commit(globals: &Globals, args: CommitArgs) -> anyhow::Result<ExitStatus> {
+    let s = Session::load(globals)?;
+    let named = !args.stages.is_empty();
+    let order = if named {
+        s.dag.only(&s.lookup(&args.stages)?)
+    } else {
+        s.dag.order()
+    };
+    let prepared = prepare(&s, args.no_wait)?;
+    let inputs = s.inputs(Some(&prepared.state), &order)?;
+    let report = executor(&s, &prepared, &inputs, None).commit_workspace(&order, named);
+    prepared.state.flush().context("cannot save the state")?;
+    if report.committed.is_empty() && report.failed.is_empty() {
+        s.printer.info("Nothing to commit");
+        return Ok(ExitStatus::Success);
+    }
+    if !report.committed.is_empty() {
+        s.printer
+            .info(format!("Committed {} stage(s):", report.committed.len()));
+        for name in &report.committed {
+            s.printer.info(format!("  {name}"));
+        }
+    }
+    if !report.failed.is_empty() {
+        eprintln!("Failed {} stage(s):", report.failed.len());
+        for (name, reason) in &report.failed {
+            eprintln!("  {name}: {reason}");
+        }
+        return Ok(ExitStatus::Failure);
+    }
+    Ok(ExitStatus::Success)
 }

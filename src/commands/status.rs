@@ -141,12 +141,79 @@ pub fn render_explain(reports: &[StageReport]) -> String {
     out
 }
 
+/// One tracked file or directory in `status`: its `.pvt` file compared with the workspace.
+#[derive(Serialize)]
+pub struct TrackedReport {
+    /// Project-relative path of the data.
+    pub path: String,
+    /// `clean`, `modified` or `missing`.
+    pub status: &'static str,
+    /// Size recorded in the `.pvt` file.
+    pub size: u64,
+}
+
+/// Every tracked item compared with its `.pvt` file (hashing through the stat memo).
+pub fn tracked_reports(s: &Session) -> Vec<TrackedReport> {
+    if s.tracked.is_empty() {
+        return Vec::new();
+    }
+    let (state, _lock) = s.state_for_reading();
+    let memo: &dyn DigestMemo = match &state {
+        Some(st) => st,
+        None => &NoMemo,
+    };
+    s.tracked
+        .iter()
+        .map(|t| TrackedReport {
+            path: s.project.rel(&t.data),
+            status: t.state(memo).as_str(),
+            size: t.file.size,
+        })
+        .collect()
+}
+
+/// The `Tracked files` section of the text report (empty when nothing is tracked).
+fn render_tracked(reports: &[TrackedReport]) -> String {
+    if reports.is_empty() {
+        return String::new();
+    }
+    let count = |status: &str| reports.iter().filter(|r| r.status == status).count();
+    let (modified, missing) = (count("modified"), count("missing"));
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    let mut out = format!(
+        "\n{} tracked file{}: {} clean, {modified} modified, {missing} missing\n",
+        reports.len(),
+        plural(reports.len()),
+        count("clean"),
+    );
+    for r in reports {
+        out.push_str(&format!("  {:<8} {}\n", r.status, r.path));
+    }
+    if modified > 0 {
+        out.push_str(&format!(
+            "\nRun `pivot track --force PATH` to record {modified} modified file{}\n",
+            plural(modified)
+        ));
+    }
+    if missing > 0 {
+        out.push_str(&format!(
+            "\nRun `pivot checkout` to restore {missing} missing file{}\n",
+            plural(missing)
+        ));
+    }
+    out
+}
+
 pub fn run(globals: &Globals, args: StatusArgs) -> anyhow::Result<ExitStatus> {
     let s = Session::load(globals)?;
     let order = s.order_with_upstream(&args.stages)?;
     let reports = compute(&s, &order, false, args.explain)?;
     if args.json {
-        let doc = serde_json::json!({ "schema_version": 1, "stages": reports });
+        let mut doc = serde_json::json!({ "schema_version": 1, "stages": reports });
+        let tracked = tracked_reports(&s);
+        if !tracked.is_empty() {
+            doc["tracked_files"] = serde_json::to_value(&tracked)?;
+        }
         s.printer
             .data(format!("{}\n", serde_json::to_string_pretty(&doc)?));
         return Ok(ExitStatus::Success);
@@ -182,6 +249,7 @@ pub fn run(globals: &Globals, args: StatusArgs) -> anyhow::Result<ExitStatus> {
             if stale == 1 { "" } else { "s" }
         ));
     }
+    out.push_str(&render_tracked(&tracked_reports(&s)));
     s.printer.data(out);
     Ok(ExitStatus::Success)
 }

@@ -19,6 +19,8 @@ pub struct Child {
     pub name: String,
     pub key: StageKey,
     pub reason: String,
+    /// The run-cache key computed when the stage was decided; it travels with the result.
+    pub input_hash: String,
     pub started: Instant,
     proc: StageProcess,
     bufs: [Vec<u8>; 2],
@@ -79,6 +81,7 @@ impl Child {
         proc: StageProcess,
         key: StageKey,
         reason: String,
+        input_hash: String,
     ) -> Child {
         for fd in [&proc.stdout, &proc.stderr, &proc.result] {
             set_nonblocking(fd.as_raw_fd());
@@ -88,6 +91,7 @@ impl Child {
             name,
             key,
             reason,
+            input_hash,
             started: Instant::now(),
             proc,
             bufs: [Vec::new(), Vec::new()],

@@ -77,6 +77,11 @@ impl Inputs {
         }
     }
 
+    /// The stage's effective params, when they could be computed.
+    pub fn params(&self, name: &str) -> Option<&serde_json::Map<String, serde_json::Value>> {
+        self.params.get(name).and_then(|r| r.as_ref().ok())
+    }
+
     /// The stage's fingerprint, when it could be computed.
     pub fn fingerprint(&self, name: &str) -> Option<&Fingerprint> {
         self.fingerprints.get(name).and_then(|r| r.as_ref().ok())

@@ -3,7 +3,11 @@
 //! streams their output, and commits each finished stage (blobs -> lock file -> state batch).
 
 mod child;
+mod commit;
+mod decide;
+pub mod events;
 pub mod keys;
+pub mod ledger;
 pub mod outputs;
 mod signals;
 pub mod summary;
@@ -17,19 +21,23 @@ use crate::pipeline::Dag;
 use crate::printer::Printer;
 use crate::project::Project;
 use crate::python::Runtime;
-use crate::stage_key::{StageKey, FORCED, UNCHANGED};
 use crate::state::State;
 
 use child::{Child, Finished};
+use decide::Decision;
 use keys::Inputs;
 use outputs::Store;
 pub use summary::{StageResult, Status, Summary};
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct RunOptions {
     pub jobs: usize,
     pub force: bool,
     pub keep_going: bool,
+    /// Run and hash, but write nothing durable (no cache, lock, generation, run cache).
+    pub no_commit: bool,
+    /// Accept an existing IncrementalOut file that no lock records.
+    pub allow_uncached_incremental: bool,
 }
 
 /// Everything a run needs, borrowed from the command.
@@ -42,6 +50,10 @@ pub struct Executor<'a> {
     pub modes: &'a [CheckoutMode],
     pub printer: Printer,
     pub inputs: &'a Inputs,
+    /// This run's id (run-cache entries and history records name it).
+    pub run_id: String,
+    /// `--jsonl`: stage events on stdout as they happen.
+    pub events: Option<&'a events::JsonlSink>,
 }
 
 /// Outcomes so far, and what failures have blocked.
@@ -82,13 +94,6 @@ enum Slot {
     Done,
 }
 
-/// What deciding a stage led to.
-enum Decision {
-    Skipped(String),
-    Run { key: StageKey, reason: String },
-    Failed(String),
-}
-
 impl Executor<'_> {
     fn store(&self) -> Store<'_> {
         Store {
@@ -100,45 +105,21 @@ impl Executor<'_> {
     }
 
     fn read_lock(&self, name: &str) -> Option<lockfile::LockFile> {
+        self.read_lock_checked(name).0
+    }
+
+    /// The stage's lock, and whether it was unreadable (then the stage re-runs: a damaged lock
+    /// is not trusted to pick a run-cache entry either).
+    fn read_lock_checked(&self, name: &str) -> (Option<lockfile::LockFile>, bool) {
         let path = self.project.lock_file(name);
         match lockfile::read(&path) {
-            Ok(lock) => lock,
+            Ok(lock) => (lock, false),
             Err(e) => {
                 self.printer.warn(format!(
                     "{e}; stage `{name}` will re-run and its lock file will be rewritten"
                 ));
-                None
+                (None, true)
             }
-        }
-    }
-
-    fn decide(&self, i: usize, force: bool) -> Decision {
-        let stage = &self.dag.stages[i];
-        let key = match keys::stage_key(self.project, stage, self.inputs, self.state) {
-            Ok(k) => k,
-            Err(e) => return Decision::Failed(e.to_string()),
-        };
-        let lock = self.read_lock(&stage.name);
-        let reason = if force {
-            Some(FORCED)
-        } else {
-            key.stale_reason(lock.as_ref())
-        };
-        match (reason, lock) {
-            (None, Some(lock)) => match self.store().verify(stage, &lock) {
-                Ok(restored) => {
-                    for r in restored {
-                        self.printer
-                            .info(format!("{}: restored `{r}` from the cache", stage.name));
-                    }
-                    Decision::Skipped(UNCHANGED.to_owned())
-                }
-                Err(reason) => Decision::Run { key, reason },
-            },
-            (reason, _) => Decision::Run {
-                key,
-                reason: reason.unwrap_or(FORCED).to_owned(),
-            },
         }
     }
 
@@ -155,8 +136,36 @@ impl Executor<'_> {
         let mut progress = Progress::default();
         let mut running: Vec<Child> = Vec::new();
         let mut mutex_busy: HashMap<String, usize> = HashMap::new();
+        let mut input_hashes: HashMap<String, String> = HashMap::new();
+        let position: HashMap<usize, usize> =
+            order.iter().enumerate().map(|(k, &i)| (i, k + 1)).collect();
+        let mut emitted: std::collections::HashSet<usize> = std::collections::HashSet::new();
+        let emit_completed = |progress: &Progress,
+                              emitted: &mut std::collections::HashSet<usize>,
+                              hashes: &HashMap<String, String>| {
+            let Some(sink) = self.events else { return };
+            let mut done: Vec<(&usize, &StageResult)> = progress
+                .results
+                .iter()
+                .filter(|(i, _)| !emitted.contains(*i))
+                .collect();
+            done.sort_by_key(|(i, _)| position[*i]);
+            for (i, r) in done {
+                sink.stage_complete(
+                    r,
+                    position[i],
+                    order.len(),
+                    hashes.get(&r.name).map(String::as_str),
+                );
+                emitted.insert(*i);
+            }
+        };
+        if let Some(sink) = self.events {
+            sink.start();
+        }
 
         loop {
+            emit_completed(&progress, &mut emitted, &input_hashes);
             if signals::interrupted() {
                 for c in &mut running {
                     c.kill();
@@ -210,10 +219,13 @@ impl Executor<'_> {
                         continue;
                     }
                     let name = self.dag.name(i).to_owned();
+                    if let Some(sink) = self.events {
+                        sink.stage_start(&name, position[&i], order.len());
+                    }
                     let t0 = Instant::now();
-                    match self.decide(i, opts.force) {
+                    match self.decide(i, opts) {
                         Decision::Skipped(reason) => {
-                            self.printer.info(format!("{name}: up to date"));
+                            self.printer.info(self.up_to_date_line(&name, &reason));
                             let ms = t0.elapsed().as_secs_f64() * 1000.0;
                             progress
                                 .results
@@ -224,10 +236,15 @@ impl Executor<'_> {
                             progress.fail(self.dag, i, &reason, "", opts.keep_going);
                             slot.insert(i, Slot::Done);
                         }
-                        Decision::Run { key, reason } => {
+                        Decision::Run {
+                            key,
+                            reason,
+                            input_hash,
+                        } => {
                             self.printer.info(format!("{name}: running ({reason})"));
-                            let spawned = outputs::clear(&self.dag.stages[i])
+                            let spawned = outputs::clear(&self.dag.stages[i], false)
                                 .map_err(|e| format!("cannot remove old outputs: {e}"))
+                                .and_then(|_| self.prepare_incremental(i, opts))
                                 .and_then(|_| {
                                     self.runtime.spawn_stage(&name).map_err(|e| e.to_string())
                                 });
@@ -236,7 +253,9 @@ impl Executor<'_> {
                                     for m in mutex {
                                         *mutex_busy.entry(m.clone()).or_default() += 1;
                                     }
-                                    running.push(Child::new(i, name, proc, key, reason));
+                                    input_hashes.insert(name.clone(), input_hash.clone());
+                                    running
+                                        .push(Child::new(i, name, proc, key, reason, input_hash));
                                     slot.insert(i, Slot::Running);
                                 }
                                 Err(e) => {
@@ -265,23 +284,25 @@ impl Executor<'_> {
                 slot.insert(i, Slot::Done);
                 let ms = child.started.elapsed().as_secs_f64() * 1000.0;
                 match outcome {
-                    Ok(()) => match self.commit(i, &child.key) {
-                        Ok(()) => {
-                            self.printer.info(format!(
-                                "{}: done in {:.2}s",
-                                child.name,
-                                ms / 1000.0
-                            ));
-                            progress.results.insert(
-                                i,
-                                StageResult::new(&child.name, Status::Ran, &child.reason, ms),
-                            );
+                    Ok(()) => {
+                        match self.commit_ran(i, &child.key, &child.input_hash, opts.no_commit) {
+                            Ok(_) => {
+                                self.printer.info(format!(
+                                    "{}: done in {:.2}s",
+                                    child.name,
+                                    ms / 1000.0
+                                ));
+                                progress.results.insert(
+                                    i,
+                                    StageResult::new(&child.name, Status::Ran, &child.reason, ms),
+                                );
+                            }
+                            Err(reason) => {
+                                self.discard_outputs(i);
+                                progress.fail(self.dag, i, &reason, "", opts.keep_going)
+                            }
                         }
-                        Err(reason) => {
-                            self.discard_outputs(i);
-                            progress.fail(self.dag, i, &reason, "", opts.keep_going)
-                        }
-                    },
+                    }
                     Err((reason, traceback)) => {
                         self.discard_outputs(i);
                         progress.fail(self.dag, i, &reason, &traceback, opts.keep_going)
@@ -311,6 +332,20 @@ impl Executor<'_> {
             }
             ordered.push(r);
         }
+        for r in &ordered {
+            let i = self
+                .dag
+                .lookup(&r.name)
+                .expect("invariant: results name known stages");
+            if let (Some(sink), false) = (self.events, emitted.contains(&i)) {
+                sink.stage_complete(
+                    r,
+                    position[&i],
+                    order.len(),
+                    input_hashes.get(&r.name).map(String::as_str),
+                );
+            }
+        }
         if let Err(e) = self.state.flush() {
             self.printer.warn(format!("could not save the state: {e}"));
         }
@@ -318,31 +353,30 @@ impl Executor<'_> {
             stages: ordered,
             elapsed: started.elapsed(),
             interrupted: signals::interrupted(),
+            input_hashes,
+        }
+    }
+
+    /// `train: up to date`; with `--verbose` the skip tier too (`(unchanged (generation))`).
+    /// A run-cache restore always says so: the workspace changed.
+    fn up_to_date_line(&self, name: &str, reason: &str) -> String {
+        if self.printer.verbose {
+            format!("{name}: up to date ({reason})")
+        } else if reason == crate::stage_key::UNCHANGED_RUN_CACHE {
+            format!("{name}: up to date (restored from the run cache)")
+        } else {
+            format!("{name}: up to date")
         }
     }
 
     /// Removes what a stage that failed or was stopped left behind: a half-written output must
     /// never be read by a later stage as if it were the stage's result.
     fn discard_outputs(&self, i: usize) {
-        if let Err(e) = outputs::clear(&self.dag.stages[i]) {
+        if let Err(e) = outputs::clear(&self.dag.stages[i], true) {
             self.printer.warn(format!(
                 "cannot remove the outputs of `{}`: {e}",
                 self.dag.name(i)
             ));
         }
-    }
-
-    /// Commit order: blobs into the cache -> lock file -> state batch.
-    fn commit(&self, i: usize, key: &StageKey) -> Result<(), String> {
-        let stage = &self.dag.stages[i];
-        let outs = self.store().commit(stage)?;
-        let lock = key.to_lock(outs);
-        let path = self.project.lock_file(&stage.name);
-        lockfile::write_atomic(&path, &lock)
-            .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
-        // One WAL batch per stage; memtables are flushed once, when the run ends.
-        self.state
-            .write_batch(Vec::new(), Vec::new())
-            .map_err(|e| format!("cannot save the state: {e}"))
     }
 }

@@ -32,10 +32,13 @@ fn remove_path(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Deletes every output before the stage runs (SPEC.md 7.5 step 1).
-pub fn clear(stage: &StageSpec) -> io::Result<()> {
+/// Deletes every output before the stage runs (SPEC.md 7.5 step 1). Incremental outputs are
+/// deleted only with `incremental` (they are restored from the cache before a run instead).
+pub fn clear(stage: &StageSpec, incremental: bool) -> io::Result<()> {
     for o in &stage.outs {
-        remove_path(o.abs())?;
+        if incremental || o.kind != crate::pipeline::OutKind::Incremental {
+            remove_path(o.abs())?;
+        }
     }
     Ok(())
 }
@@ -44,6 +47,19 @@ impl Store<'_> {
     /// Hashes every output after a successful run and caches the cached ones. Err: the reason
     /// the stage failed (an output it did not produce, or an I/O error).
     pub fn commit(&self, stage: &StageSpec) -> Result<Vec<LockEntry>, String> {
+        self.hash_and_store(stage, true)
+    }
+
+    /// Hashes every output without caching anything (`--no-commit`: outputs stay plain files).
+    pub fn hash_outputs(&self, stage: &StageSpec) -> Result<Vec<LockEntry>, String> {
+        self.hash_and_store(stage, false)
+    }
+
+    fn hash_and_store(
+        &self,
+        stage: &StageSpec,
+        store_cached: bool,
+    ) -> Result<Vec<LockEntry>, String> {
         let mut entries = Vec::with_capacity(stage.outs.len());
         for o in &stage.outs {
             let rel = out_lock_path(self.project, o);
@@ -55,7 +71,7 @@ impl Store<'_> {
                 }
                 Err(e) => return Err(format!("cannot hash output `{rel}`: {e}")),
             };
-            if o.cache {
+            if o.cache && store_cached {
                 let store = |file: &Path, d: &digest::Digest| {
                     self.cache
                         .store_and_link(file, d, self.modes, self.memo)

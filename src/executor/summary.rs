@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Ran,
@@ -37,6 +37,8 @@ pub struct Summary {
     pub stages: Vec<StageResult>,
     pub elapsed: Duration,
     pub interrupted: bool,
+    /// Stage -> the input hash it ran with (stages that were decided and ran or failed).
+    pub input_hashes: std::collections::HashMap<String, String>,
 }
 
 impl Summary {

@@ -88,6 +88,18 @@ fn display(root: &Path, p: &Path) -> String {
 impl Dag {
     /// Builds and validates the graph. `root` is the project root (for messages and relative paths).
     pub fn build(spec: PipelineSpec, root: &Path) -> Result<Dag, DagError> {
+        Dag::build_with_tracked(spec, root, &[])
+    }
+
+    /// [`Dag::build`], where a dep that no stage produces may also be missing from disk when it
+    /// is tracked data: one of `tracked` (absolute paths of `.pvt`-tracked files and
+    /// directories) or inside one. `pivot checkout` can restore it, so the pipeline is valid;
+    /// running a stage that reads it while it is missing is refused later, with that hint.
+    pub fn build_with_tracked(
+        spec: PipelineSpec,
+        root: &Path,
+        tracked: &[PathBuf],
+    ) -> Result<Dag, DagError> {
         let stages = spec.stages;
         let index: HashMap<String, usize> = stages
             .iter()
@@ -147,7 +159,8 @@ impl Dag {
                 }
                 producers.sort_unstable();
                 producers.dedup();
-                if producers.is_empty() && !p.exists() {
+                let restorable = || tracked.iter().any(|t| p.starts_with(t));
+                if producers.is_empty() && !p.exists() && !restorable() {
                     let rel = display(root, p);
                     let known: Vec<String> = outputs.keys().map(|o| display(root, o)).collect();
                     let suggestion =

@@ -133,3 +133,74 @@ pipeline.register(slow)
     assert!(!p.exists(".pivot/stages/slow.lock"));
     assert!(!p.exists("data/slow.txt"));
 }
+
+/// `kill -9` of pivot at a commit step of `second` (after its blobs are cached, or after its lock
+/// is written but before the state batch), then a plain repro: correct results, no false
+/// "up to date".
+fn kill_during_commit(step: &str) {
+    let p = Project::new();
+    p.write("data/raw.txt", "a\n");
+    p.write(
+        "pipeline.py",
+        &format!(
+            "{PRELUDE}
+def first(raw: Annotated[str, outputs.Dep('data/raw.txt', loaders.Text())]
+          ) -> Annotated[str, outputs.Out('data/first.txt', loaders.Text())]:
+    _ran('first')
+    return raw * 2
+
+
+def second(x: Annotated[str, outputs.Dep('data/first.txt', loaders.Text())]
+           ) -> Annotated[str, outputs.Out('data/second.txt', loaders.Text())]:
+    _ran('second')
+    return x.upper()
+
+
+pipeline = Pipeline('crash')
+pipeline.register(first)
+pipeline.register(second)
+"
+        ),
+    );
+    p.pivot(&["repro"]).success();
+    p.take_runs();
+    p.write("data/raw.txt", "b\n");
+    let marker = p.path("paused.pid");
+    let mut child = p
+        .command(&["repro"])
+        .env("PIVOT_TEST_PAUSE_COMMIT", format!("second:{step}"))
+        .env("PIVOT_TEST_PAUSE_FILE", &marker)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(|| marker.exists(), "the paused commit");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(p.take_runs(), ["first", "second"]);
+    let r = p.pivot(&["repro"]);
+    r.success();
+    // Killed after its lock was written, `second` is consistent (lock, outputs and cache agree)
+    // and may be skipped; killed before, it must run again. Either way the outputs are right.
+    let reran = p.take_runs();
+    if step == "after-blobs" {
+        assert_eq!(reran, ["second"], "{}", r.stderr);
+    } else {
+        assert!(reran.is_empty() || reran == ["second"], "{reran:?}");
+    }
+    assert_eq!(p.read("data/second.txt"), "B\nB\n");
+    p.pivot(&["repro"]).success();
+    assert_eq!(p.take_runs(), Vec::<String>::new());
+    let v = p.pivot(&["verify"]);
+    assert_eq!(v.code, 0, "{}{}", v.stdout, v.stderr);
+}
+
+#[test]
+fn kill_9_after_a_stage_caches_its_outputs_but_before_its_lock_reruns_it() {
+    kill_during_commit("after-blobs");
+}
+
+#[test]
+fn kill_9_after_a_stage_writes_its_lock_but_before_the_state_batch_is_repaired() {
+    kill_during_commit("after-lock");
+}

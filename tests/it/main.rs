@@ -3,17 +3,26 @@
 mod support;
 
 mod bad_input;
+mod checkout;
 mod code_deps;
+mod commit;
 mod compat;
+mod concurrency;
 mod corrupt_lock;
 mod crash;
+mod directory_out;
 mod environments;
 mod example;
 mod explain;
 mod failure;
 mod fingerprint;
+mod history;
+mod incremental;
 mod invocation;
 mod outputs;
 mod parallel;
 mod plan;
+mod run_cache;
 mod streaming;
+mod tracked;
+mod verify;

@@ -1,0 +1,225 @@
+//! `pivot track PATHS...`: cache data no stage writes and record it in `<path>.pvt` beside it
+//! (SPEC.md 8.5, 4.5). Also the pre-run check that tracked deps are present.
+
+use std::fs;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::Context;
+use rayon::prelude::*;
+
+use super::{Globals, Session};
+use crate::cache::Cache;
+use crate::cli::TrackArgs;
+use crate::digest::{self, DigestMemo};
+use crate::error::{hinted, ExitStatus};
+use crate::settings::Settings;
+use crate::state::State;
+use crate::tracked::{self, PvtFile, TrackedState};
+
+pub fn run(globals: &Globals, args: TrackArgs) -> anyhow::Result<ExitStatus> {
+    let s = Session::load(globals)?;
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let cwd = fs::canonicalize(&cwd).unwrap_or(cwd);
+    let settings = Settings::load(&s.project.pivot_dir())?;
+    let _lock = s.lock_project(false, settings.lock_timeout)?;
+    let state = State::open(&s.project.state_db()).context("cannot open the state")?;
+    let cache = Cache::new(s.project.cache_dir());
+    let mut known: Vec<PathBuf> = s.tracked.iter().map(|t| t.data.clone()).collect();
+    for arg in &args.paths {
+        let data = check_path(&s, &cwd, arg, &known, args.force)?;
+        let file = store(&cache, &data, &state).with_context(|| format!("cannot track `{arg}`"))?;
+        let pvt = tracked::pvt_path(&data);
+        tracked::write(&pvt, &file)
+            .with_context(|| format!("cannot write `{}`", s.project.rel(&pvt)))?;
+        if !known.contains(&data) {
+            known.push(data);
+        }
+        s.printer.info(format!("Tracked: {arg}"));
+    }
+    state.flush().context("cannot write the state")?;
+    Ok(ExitStatus::Success)
+}
+
+/// Validates one PATHS argument and returns its absolute path.
+fn check_path(
+    s: &Session,
+    cwd: &Path,
+    arg: &str,
+    known: &[PathBuf],
+    force: bool,
+) -> anyhow::Result<PathBuf> {
+    if Path::new(arg)
+        .components()
+        .any(|c| c == Component::ParentDir)
+    {
+        return Err(hinted(
+            format!("cannot track `{arg}`: paths with `..` are not allowed"),
+            "name the path from the project root or a directory above it",
+        ));
+    }
+    let root = &s.project.root;
+    let data = crate::project::normalize(cwd, Path::new(arg));
+    if data == *root || !data.starts_with(root) {
+        return Err(hinted(
+            format!("cannot track `{arg}`: it is not inside the project"),
+            format!("tracked data lives under `{}`", root.display()),
+        ));
+    }
+    if data.starts_with(s.project.pivot_dir()) || data.extension().is_some_and(|e| e == "pvt") {
+        return Err(anyhow::anyhow!(
+            "cannot track `{arg}`: pivot's own files are not data"
+        ));
+    }
+    match fs::symlink_metadata(&data) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(anyhow::anyhow!("cannot track `{arg}`: it does not exist"));
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read `{arg}`")),
+        Ok(m) if m.file_type().is_symlink() && fs::metadata(&data).is_err() => {
+            return Err(anyhow::anyhow!(
+                "cannot track `{arg}`: it is a broken symlink"
+            ));
+        }
+        Ok(_) => {}
+    }
+    let rel = s.project.rel(&data);
+    if data
+        .ancestors()
+        .skip(1)
+        .take_while(|a| a.starts_with(root) && *a != root)
+        .any(|a| fs::symlink_metadata(a).is_ok_and(|m| m.file_type().is_symlink()))
+    {
+        s.printer.warn(format!(
+            "`{rel}` is inside a symlinked directory; its `.pvt` file may not work on another machine"
+        ));
+    }
+    // Outputs are compared both as spelled and with symlinks resolved, so an alias of an output
+    // directory cannot be tracked either.
+    let resolved = fs::canonicalize(&data).unwrap_or_else(|_| data.clone());
+    let overlaps = |a: &Path, b: &Path| a.starts_with(b) || b.starts_with(a);
+    for stage in &s.dag.stages {
+        for o in &stage.outs {
+            let out = o.abs();
+            let out_resolved = resolve_lenient(out);
+            if overlaps(&data, out) || overlaps(&resolved, &out_resolved) {
+                return Err(hinted(
+                    format!(
+                        "cannot track `{rel}`: it overlaps `{}`, an output of stage `{}`",
+                        s.project.rel(out),
+                        stage.name
+                    ),
+                    "stage outputs are cached by their stage; track only data no stage writes",
+                ));
+            }
+        }
+    }
+    for t in known {
+        if *t == data {
+            if !force {
+                return Err(hinted(
+                    format!("`{rel}` is already tracked"),
+                    format!("use `pivot track --force {arg}` to record its current content"),
+                ));
+            }
+        } else if overlaps(&data, t) {
+            return Err(hinted(
+                format!(
+                    "cannot track `{rel}`: it overlaps tracked `{}`",
+                    s.project.rel(t)
+                ),
+                "a tracked directory covers every file in it; track either, not both",
+            ));
+        }
+    }
+    if !force && tracked::pvt_path(&data).exists() {
+        return Err(hinted(
+            format!("`{rel}` already has a `.pvt` file"),
+            format!("use `pivot track --force {arg}` to replace it"),
+        ));
+    }
+    Ok(data)
+}
+
+/// `path` with symlinks resolved as far as it exists (outputs may not exist yet).
+fn resolve_lenient(path: &Path) -> PathBuf {
+    if let Ok(p) = fs::canonicalize(path) {
+        return p;
+    }
+    match (path.parent(), path.file_name()) {
+        (Some(parent), Some(name)) => resolve_lenient(parent).join(name),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// Hashes `data` and copies its content into the cache (the workspace is left as it is: tracked
+/// data stays an ordinary, writable file). Returns what its `.pvt` file records.
+fn store(cache: &Cache, data: &Path, memo: &dyn DigestMemo) -> anyhow::Result<PvtFile> {
+    let name = data
+        .file_name()
+        .expect("invariant: a path inside the project has a name")
+        .to_string_lossy()
+        .into_owned();
+    let meta = fs::metadata(data)?;
+    if meta.is_dir() {
+        let tree = digest::hash_dir(data, memo)?;
+        tree.manifest
+            .par_iter()
+            .try_for_each(|e| cache.store_copy(&data.join(&e.relpath), &e.hash, memo))?;
+        Ok(PvtFile::dir(name, tree.digest, tree.manifest))
+    } else {
+        let hash = digest::hash_file_memo(data, &meta, memo)?;
+        cache.store_copy(data, &hash, memo)?;
+        Ok(PvtFile::file(name, hash, meta.len()))
+    }
+}
+
+/// Before a run: every tracked item that a stage of `order` reads (the dep is the tracked path,
+/// inside it, or contains it) must be present; one whose content changed since it was tracked
+/// is only a warning (the stage reads what is there). For `repro`, after
+/// [`super::checkout::restore_missing_tracked`] when `--checkout-missing` is given.
+pub fn check_tracked_deps(
+    s: &Session,
+    order: &[usize],
+    memo: &dyn DigestMemo,
+) -> anyhow::Result<()> {
+    let mut missing = Vec::new();
+    for t in &s.tracked {
+        let read = order.iter().any(|&i| {
+            s.dag.stages[i]
+                .deps
+                .iter()
+                .any(|d| d.abs().starts_with(&t.data) || t.data.starts_with(d.abs()))
+        });
+        if !read {
+            continue;
+        }
+        let rel = s.project.rel(&t.data);
+        match t.state(memo) {
+            TrackedState::Clean => {}
+            TrackedState::Modified => s.printer.warn(format!(
+                "tracked `{rel}` has changed since it was tracked; run `pivot track --force {rel}` to record it"
+            )),
+            TrackedState::Missing => missing.push(rel),
+        }
+    }
+    match missing.as_slice() {
+        [] => Ok(()),
+        [one] => Err(hinted(
+            format!("tracked `{one}` is missing"),
+            format!("restore it with `pivot checkout {one}`, or run with `--checkout-missing`"),
+        )),
+        many => Err(hinted(
+            format!("tracked data is missing: {}", quoted(many)),
+            "restore it with `pivot checkout`, or run with `--checkout-missing`",
+        )),
+    }
+}
+
+fn quoted(paths: &[String]) -> String {
+    paths
+        .iter()
+        .map(|p| format!("`{p}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,155 @@
+//! `pivot verify [STAGES]`: a CI gate (SPEC.md 8.4). Passes when every stage is up to date (the
+//! `status` plan) and every blob its cached outputs need is in the local cache and intact, so a
+//! fresh checkout of the repository plus this cache reproduces the workspace without running.
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::{status, Globals, Session};
+use crate::cache::{Cache, CacheError};
+use crate::cli::VerifyArgs;
+use crate::digest::{Digest, DigestMemo, NoMemo};
+use crate::error::{hinted, ExitStatus};
+use crate::executor::keys::out_lock_path;
+
+/// One stage's verdict (text and `--json`).
+#[derive(Serialize)]
+struct StageVerdict {
+    name: String,
+    /// `passed` or `failed`.
+    status: &'static str,
+    /// Why it failed: the stale reason or `Missing files: ...`; empty when it passed.
+    reason: String,
+    /// Outputs (directory outputs: their files) whose blob is missing or corrupt.
+    missing_files: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Report {
+    schema_version: u32,
+    passed: bool,
+    stages: Vec<StageVerdict>,
+}
+
+pub fn run(globals: &Globals, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
+    let s = Session::load(globals)?;
+    if s.dag.is_empty() {
+        return Err(hinted(
+            "no stages to verify",
+            "register stages on the `Pipeline` in the pipeline file",
+        ));
+    }
+    let order = s.order_with_upstream(&args.stages)?;
+    let plans = status::compute(&s, &order, false, false)?;
+    let (state, _lock) = s.state_for_reading();
+    let memo: &dyn DigestMemo = match &state {
+        Some(st) => st,
+        None => &NoMemo,
+    };
+    let cache = Cache::new(s.project.cache_dir());
+    let mut stages = Vec::with_capacity(order.len());
+    for (&i, report) in order.iter().zip(plans) {
+        let plan = report.plan;
+        let verdict = if plan.is_stale() {
+            StageVerdict {
+                name: plan.name,
+                status: "failed",
+                reason: plan.reason,
+                missing_files: Vec::new(),
+            }
+        } else {
+            let missing = missing_blobs(&s, i, &cache, memo)?;
+            StageVerdict {
+                name: plan.name,
+                status: if missing.is_empty() {
+                    "passed"
+                } else {
+                    "failed"
+                },
+                reason: if missing.is_empty() {
+                    String::new()
+                } else {
+                    format!("Missing files: {}", missing.join(", "))
+                },
+                missing_files: missing,
+            }
+        };
+        stages.push(verdict);
+    }
+    let passed = stages.iter().all(|v| v.status == "passed");
+    let report = Report {
+        schema_version: 1,
+        passed,
+        stages,
+    };
+    if args.json {
+        s.printer
+            .data(format!("{}\n", serde_json::to_string_pretty(&report)?));
+    } else {
+        s.printer.data(render(&report));
+    }
+    Ok(if passed {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Failure
+    })
+}
+
+/// The files of stage `i`'s cached outputs whose blob is not in the cache (or is corrupt, and
+/// has been evicted). Non-cached outputs (`Metric`, `cache=False`) have no blob to check.
+fn missing_blobs(
+    s: &Session,
+    i: usize,
+    cache: &Cache,
+    memo: &dyn DigestMemo,
+) -> anyhow::Result<Vec<String>> {
+    let stage = &s.dag.stages[i];
+    // A stage the plan calls cached has a readable lock; if it vanished since, nothing is cached.
+    let Some(lock) = crate::lockfile::read(&s.project.lock_file(&stage.name))? else {
+        return Ok(Vec::new());
+    };
+    let mut blobs: Vec<(String, &Digest)> = Vec::new();
+    for out in stage.outs.iter().filter(|o| o.cache) {
+        let rel = out_lock_path(&s.project, out);
+        let Some(entry) = lock.outs.iter().find(|e| e.path == rel) else {
+            continue;
+        };
+        let shown = s.project.rel(out.abs());
+        match &entry.manifest {
+            Some(files) => blobs.extend(
+                files
+                    .iter()
+                    .map(|f| (format!("{shown}/{}", f.relpath), &f.hash)),
+            ),
+            None => blobs.push((shown, &entry.hash)),
+        }
+    }
+    let mut missing: Vec<String> = blobs
+        .par_iter()
+        .filter_map(|(shown, d)| match cache.verify_blob(d, memo) {
+            Ok(()) => None,
+            Err(CacheError::MissingBlob { .. } | CacheError::CorruptBlob { .. }) => {
+                Some(shown.clone())
+            }
+            // Unreadable is as good as missing for a gate.
+            Err(_) => Some(shown.clone()),
+        })
+        .collect();
+    missing.sort();
+    Ok(missing)
+}
+
+fn render(report: &Report) -> String {
+    let mut out = format!(
+        "Verification {}\n\n",
+        if report.passed { "passed" } else { "failed" }
+    );
+    for v in &report.stages {
+        let mark = if v.status == "passed" { "✓" } else { "✗" };
+        out.push_str(&format!("  {mark} {}: {}\n", v.name, v.status));
+        if !v.reason.is_empty() {
+            out.push_str(&format!("      {}\n", v.reason));
+        }
+    }
+    out
+}

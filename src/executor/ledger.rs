@@ -1,0 +1,131 @@
+//! What the state remembers about runs, beyond the digest memo (SPEC.md 4.7, 5.2, 5.3):
+//! output generations, the dep generations each stage last committed with, and the run cache.
+//!
+//! Key families (values JSON unless noted):
+//! - `gen:<absolute output path>` -> u64 BE: bumped each time a stage that RAN writes the output.
+//! - `dep:<stage>` -> `{dep path: generation}`: the generations of the stage's deps at its last
+//!   commit (the whole map is replaced at once).
+//! - `runcache:<stage>\0<input hash>` -> [`RunCacheEntry`]: the outputs a run with that input
+//!   produced, so returning to an earlier input restores them instead of running.
+//!
+//! Everything a stage commit changes here goes into one [`Deferred`] and one state batch.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::lockfile::LockEntry;
+use crate::state::{State, StateError};
+
+fn gen_key(path: &Path) -> Vec<u8> {
+    let mut k = b"gen:".to_vec();
+    k.extend_from_slice(path.as_os_str().as_encoded_bytes());
+    k
+}
+
+fn dep_key(stage: &str) -> Vec<u8> {
+    let mut k = b"dep:".to_vec();
+    k.extend_from_slice(stage.as_bytes());
+    k
+}
+
+fn run_cache_key(stage: &str, input_hash: &str) -> Vec<u8> {
+    let mut k = b"runcache:".to_vec();
+    k.extend_from_slice(stage.as_bytes());
+    k.push(0);
+    k.extend_from_slice(input_hash.as_bytes());
+    k
+}
+
+/// The generation of an output (None: never produced by a stage that ran here).
+pub fn generation(state: &State, path: &Path) -> Option<u64> {
+    let raw = state.get_raw(&gen_key(path)).ok()??;
+    Some(u64::from_be_bytes(raw.as_slice().try_into().ok()?))
+}
+
+/// The dep generations `stage` last committed with.
+pub fn recorded_dep_generations(state: &State, stage: &str) -> Option<BTreeMap<String, u64>> {
+    let raw = state.get_raw(&dep_key(stage)).ok()??;
+    serde_json::from_slice(&raw).ok()
+}
+
+/// One output of a run-cache entry: every output is recorded (so a non-cached one can be
+/// checked against what the run wrote); only cached ones can be restored.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CachedOutput {
+    pub path: String,
+    pub hash: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<Vec<crate::digest::ManifestEntry>>,
+    pub cached: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunCacheEntry {
+    pub outputs: Vec<CachedOutput>,
+    #[serde(default)]
+    pub run_id: Option<String>,
+}
+
+impl RunCacheEntry {
+    /// The lock entries of the outputs, as a lock file lists them.
+    pub fn lock_entries(&self) -> Option<Vec<LockEntry>> {
+        self.outputs
+            .iter()
+            .map(|o| {
+                Some(LockEntry {
+                    path: o.path.clone(),
+                    hash: crate::digest::Digest::parse(&o.hash)?,
+                    manifest: o.manifest.clone(),
+                })
+            })
+            .collect()
+    }
+}
+
+pub fn run_cache(state: &State, stage: &str, input_hash: &str) -> Option<RunCacheEntry> {
+    let raw = state.get_raw(&run_cache_key(stage, input_hash)).ok()??;
+    serde_json::from_slice(&raw).ok()
+}
+
+/// The state writes of one stage commit, applied in one batch after its lock file is written.
+#[derive(Debug, Default, Clone)]
+pub struct Deferred {
+    pub stage: String,
+    /// Replace the stage's recorded dep generations.
+    pub dep_generations: Option<BTreeMap<String, u64>>,
+    /// Outputs whose generation is bumped (only for a stage that RAN).
+    pub bump_outputs: Vec<std::path::PathBuf>,
+    pub run_cache: Option<(String, RunCacheEntry)>,
+}
+
+impl Deferred {
+    pub fn apply(&self, state: &State) -> Result<(), StateError> {
+        let mut puts = Vec::new();
+        if let Some(gens) = &self.dep_generations {
+            puts.push((
+                dep_key(&self.stage),
+                serde_json::to_vec(gens).expect("map serialises"),
+            ));
+        }
+        for out in &self.bump_outputs {
+            let next = generation(state, out).unwrap_or(0) + 1;
+            puts.push((gen_key(out), next.to_be_bytes().to_vec()));
+        }
+        if let Some((input_hash, entry)) = &self.run_cache {
+            let value = serde_json::to_vec(entry).expect("entry serialises");
+            puts.push((run_cache_key(&self.stage, input_hash), value));
+        }
+        state.write_batch(puts, Vec::new())
+    }
+}
+
+/// Current generations of `deps` (deps no stage here ever produced have none and are left out).
+pub fn current_dep_generations<'a>(
+    state: &State,
+    deps: impl Iterator<Item = (&'a str, &'a Path)>,
+) -> BTreeMap<String, u64> {
+    deps.filter_map(|(rel, abs)| Some((rel.to_owned(), generation(state, abs)?)))
+        .collect()
+}

@@ -1,0 +1,397 @@
+//! Tracked data: the `.pvt` files `pivot track` writes next to a file or directory no stage
+//! produces (SPEC.md 4.5), their exact text, and finding them under the project root.
+//!
+//! A `.pvt` file names its data by basename, relative to its own directory (`images.pvt` holds
+//! `path: images`), so a tracked file and its `.pvt` move together. The text is what the reference
+//! writes (PyYAML `safe_dump(sort_keys=False)` through [`lockfile::to_yaml`]), so either tool
+//! rewrites the other's `.pvt` without a diff.
+
+use std::fs;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+use crate::digest::{self, Digest, DigestMemo, ManifestEntry};
+use crate::lockfile::{self, YamlValue};
+
+/// Directories discovery never descends into: pivot's own, VCS and environments.
+const SKIP_DIRS: &[&str] = &[
+    ".pivot",
+    ".git",
+    ".venv",
+    "venv",
+    "node_modules",
+    "__pycache__",
+];
+
+/// The content of one `.pvt` file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PvtFile {
+    /// The tracked item, relative to the `.pvt` file's directory (its basename when pivot wrote it).
+    pub path: String,
+    /// File digest, or tree digest of a directory.
+    pub hash: Digest,
+    /// Bytes of the file, or sum of the manifest's sizes.
+    pub size: u64,
+    /// Directories only: the number of manifest entries.
+    pub num_files: Option<u64>,
+    /// Directories only: every file with its digest (the tree digest is computed from it).
+    pub manifest: Option<Vec<ManifestEntry>>,
+}
+
+/// A `.pvt` file found in the project, with the absolute paths of it and of its data.
+#[derive(Clone, Debug)]
+pub struct Tracked {
+    pub pvt: PathBuf,
+    pub data: PathBuf,
+    pub file: PvtFile,
+}
+
+/// How a tracked item compares with its `.pvt` file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrackedState {
+    Clean,
+    Modified,
+    Missing,
+}
+
+impl TrackedState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrackedState::Clean => "clean",
+            TrackedState::Modified => "modified",
+            TrackedState::Missing => "missing",
+        }
+    }
+}
+
+#[derive(thiserror::Error, Debug)]
+pub enum TrackedError {
+    #[error("cannot read `{}`", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("invalid tracking file `{}`{}: {message}", path.display(), line.map(|l| format!(" at line {l}")).unwrap_or_default())]
+    Invalid {
+        path: PathBuf,
+        line: Option<usize>,
+        message: String,
+    },
+}
+
+/// The `.pvt` file of `data`: `data.csv` -> `data.csv.pvt`, `images/` -> `images.pvt`.
+pub fn pvt_path(data: &Path) -> PathBuf {
+    let mut name = data.file_name().unwrap_or_default().to_os_string();
+    name.push(".pvt");
+    data.with_file_name(name)
+}
+
+impl PvtFile {
+    /// Describes a file of `size` bytes with digest `hash`, named `path`.
+    pub fn file(path: String, hash: Digest, size: u64) -> PvtFile {
+        PvtFile {
+            path,
+            hash,
+            size,
+            num_files: None,
+            manifest: None,
+        }
+    }
+
+    /// Describes a directory named `path` from its tree digest and manifest.
+    pub fn dir(path: String, hash: Digest, manifest: Vec<ManifestEntry>) -> PvtFile {
+        PvtFile {
+            path,
+            hash,
+            size: manifest.iter().map(|e| e.size).sum(),
+            num_files: Some(manifest.len() as u64),
+            manifest: Some(manifest),
+        }
+    }
+
+    pub fn is_dir(&self) -> bool {
+        self.manifest.is_some()
+    }
+
+    /// The file's text, byte for byte what the reference writes for the same data.
+    pub fn render(&self) -> String {
+        let mut fields = vec![
+            ("path".to_owned(), YamlValue::str(self.path.as_str())),
+            ("hash".to_owned(), YamlValue::str(self.hash.as_str())),
+            ("size".to_owned(), YamlValue::from(self.size)),
+        ];
+        if let Some(n) = self.num_files {
+            fields.push(("num_files".to_owned(), YamlValue::from(n)));
+        }
+        if let Some(manifest) = &self.manifest {
+            fields.push((
+                "manifest".to_owned(),
+                YamlValue::Seq(manifest.iter().map(lockfile::manifest_value).collect()),
+            ));
+        }
+        lockfile::to_yaml(&YamlValue::Map(fields))
+    }
+
+    /// Parses and validates a `.pvt` document: keys `path, hash, size` required, `num_files` and
+    /// `manifest` optional, nothing else; `path` relative and without `..`.
+    pub fn parse(text: &str) -> Result<PvtFile, (Option<usize>, String)> {
+        let doc = lockfile::from_yaml(text).map_err(|e| (e.line, e.message))?;
+        let YamlValue::Map(entries) = &doc else {
+            return Err((None, "the document is not a mapping".into()));
+        };
+        const KEYS: [&str; 5] = ["path", "hash", "size", "num_files", "manifest"];
+        if let Some((k, _)) = entries.iter().find(|(k, _)| !KEYS.contains(&k.as_str())) {
+            return Err((None, format!("unexpected key `{k}`")));
+        }
+        let int = |key: &str| -> Result<Option<u64>, String> {
+            match doc.get(key) {
+                None => Ok(None),
+                Some(YamlValue::Int(i)) => u64::try_from(*i)
+                    .map(Some)
+                    .map_err(|_| format!("`{key}` is out of range")),
+                Some(_) => Err(format!("`{key}` is not an integer")),
+            }
+        };
+        let fail = |m: String| (None, m);
+        let path = match doc.get("path") {
+            Some(YamlValue::Str(p)) => p.clone(),
+            Some(_) => return Err(fail("`path` is not a string".into())),
+            None => return Err(fail("missing `path`".into())),
+        };
+        let escapes = Path::new(&path)
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir));
+        if path.is_empty() || escapes {
+            return Err(fail(format!(
+                "`path` must stay in the file's directory: `{path}`"
+            )));
+        }
+        let hash = match doc.get("hash") {
+            Some(YamlValue::Str(h)) => {
+                Digest::parse(h).ok_or_else(|| fail(format!("`hash` is not a digest: `{h}`")))?
+            }
+            Some(_) => return Err(fail("`hash` is not a string".into())),
+            None => return Err(fail("missing `hash`".into())),
+        };
+        let size = int("size")
+            .map_err(fail)?
+            .ok_or_else(|| fail("missing `size`".into()))?;
+        let num_files = int("num_files").map_err(fail)?;
+        let manifest = match doc.get("manifest") {
+            None => None,
+            Some(YamlValue::Seq(items)) => Some(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| lockfile::manifest_entry_from(e, &format!("manifest[{i}]")))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(fail)?,
+            ),
+            Some(_) => return Err(fail("`manifest` is not a list".into())),
+        };
+        Ok(PvtFile {
+            path,
+            hash,
+            size,
+            num_files,
+            manifest,
+        })
+    }
+}
+
+/// Reads the `.pvt` file at `pvt` (absolute).
+pub fn read(pvt: &Path) -> Result<Tracked, TrackedError> {
+    let text = fs::read_to_string(pvt).map_err(|source| match source.kind() {
+        io::ErrorKind::InvalidData => TrackedError::Invalid {
+            path: pvt.to_owned(),
+            line: None,
+            message: "not valid UTF-8".into(),
+        },
+        _ => TrackedError::Io {
+            path: pvt.to_owned(),
+            source,
+        },
+    })?;
+    let file = PvtFile::parse(&text).map_err(|(line, message)| TrackedError::Invalid {
+        path: pvt.to_owned(),
+        line,
+        message,
+    })?;
+    let dir = pvt.parent().unwrap_or(Path::new("/"));
+    let data = crate::project::normalize(dir, Path::new(&file.path));
+    Ok(Tracked {
+        pvt: pvt.to_owned(),
+        data,
+        file,
+    })
+}
+
+/// Writes `file` to `pvt` atomically.
+pub fn write(pvt: &Path, file: &PvtFile) -> io::Result<()> {
+    lockfile::write_file_atomic(pvt, file.render().as_bytes())
+}
+
+/// Every `.pvt` file under `root`, sorted by path, and the ones that could not be read.
+#[derive(Debug, Default)]
+pub struct Discovery {
+    pub tracked: Vec<Tracked>,
+    pub invalid: Vec<TrackedError>,
+}
+
+/// Finds the `.pvt` files under `root` (symlinked directories are not followed; pivot's and
+/// environment directories are skipped).
+pub fn discover(root: &Path) -> Discovery {
+    let mut found = Vec::new();
+    walk(root, &mut found);
+    found.sort();
+    let mut d = Discovery::default();
+    for pvt in found {
+        match read(&pvt) {
+            Ok(t) => d.tracked.push(t),
+            Err(e) => d.invalid.push(e),
+        }
+    }
+    d
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    // An unreadable directory holds nothing we can track.
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Ok(ft) = entry.file_type() else { continue };
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if ft.is_dir() {
+            if !SKIP_DIRS.contains(&name.as_ref()) {
+                walk(&entry.path(), out);
+            }
+        } else if name.ends_with(".pvt") && name.len() > 4 {
+            let path = entry.path();
+            if fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+                out.push(path);
+            }
+        }
+    }
+}
+
+/// Whether `path` is tracked data or lies inside a tracked directory.
+pub fn covers(tracked: &[PathBuf], path: &Path) -> bool {
+    tracked.iter().any(|t| path.starts_with(t))
+}
+
+impl Tracked {
+    /// Compares the data on disk with the `.pvt` file (hashing through `memo`).
+    pub fn state(&self, memo: &dyn DigestMemo) -> TrackedState {
+        let meta = match fs::metadata(&self.data) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return TrackedState::Missing,
+            Err(_) => return TrackedState::Modified,
+        };
+        let current = if meta.is_dir() {
+            digest::hash_dir(&self.data, memo).map(|t| t.digest)
+        } else {
+            digest::hash_file_memo(&self.data, &meta, memo)
+        };
+        match current {
+            Ok(d) if d == self.file.hash => TrackedState::Clean,
+            Ok(_) => TrackedState::Modified,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => TrackedState::Missing,
+            Err(_) => TrackedState::Modified,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Digest {
+        Digest::parse(s).unwrap()
+    }
+
+    #[test]
+    fn pvt_path_appends_the_suffix_to_the_name() {
+        assert_eq!(
+            pvt_path(Path::new("/p/data.csv")),
+            Path::new("/p/data.csv.pvt")
+        );
+        assert_eq!(pvt_path(Path::new("/p/images")), Path::new("/p/images.pvt"));
+    }
+
+    #[test]
+    fn file_and_directory_render_as_pyyaml_does() {
+        // An all-digit digest would read back as an integer: PyYAML quotes it.
+        let f = PvtFile::file("raw.csv".into(), d("1234567890123456"), 6);
+        assert_eq!(
+            f.render(),
+            "path: raw.csv\nhash: '1234567890123456'\nsize: 6\n"
+        );
+        assert_eq!(PvtFile::parse(&f.render()).unwrap(), f);
+        let m = vec![
+            ManifestEntry {
+                relpath: "a.txt".into(),
+                hash: d("522e6fd1b4018a55"),
+                size: 13,
+                isexec: false,
+            },
+            ManifestEntry {
+                relpath: "sub/b.sh".into(),
+                hash: d("6bf3636c3b7c6c01"),
+                size: 14,
+                isexec: true,
+            },
+        ];
+        let dir = PvtFile::dir("images".into(), d("1b0108f0608a1113"), m);
+        let text = dir.render();
+        assert_eq!(
+            text,
+            "path: images\nhash: 1b0108f0608a1113\nsize: 27\nnum_files: 2\nmanifest:\n\
+             - relpath: a.txt\n  hash: 522e6fd1b4018a55\n  size: 13\n  isexec: false\n\
+             - relpath: sub/b.sh\n  hash: 6bf3636c3b7c6c01\n  size: 14\n  isexec: true\n"
+        );
+        assert_eq!(PvtFile::parse(&text).unwrap(), dir);
+    }
+
+    #[test]
+    fn invalid_documents_are_refused() {
+        let bad = [
+            "path: x\nhash: 0123456789abcdef\n",
+            "path: x\nhash: 0123456789abcdef\nsize: 1\nextra: 1\n",
+            "path: ../x\nhash: 0123456789abcdef\nsize: 1\n",
+            "path: /etc/passwd\nhash: 0123456789abcdef\nsize: 1\n",
+            "path: x\nhash: nothex\nsize: 1\n",
+            "- a\n",
+            "path: [\n",
+        ];
+        for text in bad {
+            assert!(PvtFile::parse(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn discovery_finds_pvt_files_and_skips_environments() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        fs::create_dir_all(root.join("data/deep")).unwrap();
+        fs::create_dir_all(root.join(".venv")).unwrap();
+        let f = PvtFile::file("x.csv".into(), d("0123456789abcdef"), 1);
+        write(&root.join("data/deep/x.csv.pvt"), &f).unwrap();
+        write(&root.join(".venv/y.pvt"), &f).unwrap();
+        fs::write(root.join("data/broken.pvt"), "size: [").unwrap();
+        let found = discover(root);
+        assert_eq!(found.tracked.len(), 1);
+        assert_eq!(found.tracked[0].data, root.join("data/deep/x.csv"));
+        assert_eq!(found.invalid.len(), 1);
+        assert!(covers(
+            &[root.join("data/deep")],
+            &root.join("data/deep/x.csv")
+        ));
+        assert!(!covers(
+            &[root.join("data/deep")],
+            &root.join("data/deeper")
+        ));
+    }
+}

@@ -1,0 +1,75 @@
+//! Two pivots in one project: the second waits for the first (or fails at once with --no-wait)
+//! and nothing is corrupted.
+
+use crate::support::{Project, PRELUDE};
+
+#[test]
+fn two_concurrent_repros_both_finish_and_every_stage_runs_once() {
+    let p = Project::new();
+    let stages: String = (0..6)
+        .map(|i| {
+            format!(
+                "
+def s{i}() -> Annotated[str, outputs.Out('out/{i}.txt', loaders.Text())]:
+    _ran('s{i}')
+    import time
+    time.sleep(0.1)
+    return 'x'
+"
+            )
+        })
+        .collect();
+    let regs: String = (0..6)
+        .map(|i| format!("pipeline.register(s{i})\n"))
+        .collect();
+    p.write(
+        "pipeline.py",
+        &format!("{PRELUDE}{stages}\npipeline = Pipeline('cc')\n{regs}"),
+    );
+    let a = p.command(&["repro", "-j", "2"]).spawn().unwrap();
+    let b = p.command(&["repro", "-j", "2"]).spawn().unwrap();
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success() && b.status.success());
+    let runs = p.take_runs();
+    assert_eq!(runs.len(), 6, "every stage ran exactly once: {runs:?}");
+    let status = p.pivot(&["status", "--json"]);
+    assert!(status.json()["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["status"] == "cached"));
+}
+
+#[test]
+fn no_wait_fails_at_once_while_another_pivot_holds_the_project() {
+    let p = Project::new();
+    p.write(
+        "pipeline.py",
+        &format!("{PRELUDE}\ndef s() -> Annotated[str, outputs.Out('o.txt', loaders.Text())]:\n    return 'x'\n\npipeline = Pipeline('nw')\npipeline.register(s)\n"),
+    );
+    let marker = p.path("paused.pid");
+    let mut holder = p
+        .command(&["repro"])
+        .env("PIVOT_TEST_PAUSE_STAGE", "s")
+        .env("PIVOT_TEST_PAUSE_FILE", &marker)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !marker.exists() {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let r = p.pivot(&["repro", "--no-wait"]);
+    r.code(2);
+    assert!(
+        r.stderr
+            .contains("another pivot process is running in this project"),
+        "{}",
+        r.stderr
+    );
+    // status keeps working beside it.
+    p.pivot(&["status"]).success();
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+}
