@@ -84,9 +84,11 @@ fn dry_run(s: &Session, order: &[usize], force: bool, json: bool) -> anyhow::Res
 /// What a run or a commit needs besides the session: settings, the project lock, the state.
 struct Prepared {
     settings: Settings,
-    _lock: std::fs::File,
     state: State,
     cache: Cache,
+    /// Last: fields drop in order, and the project lock must outlive the state's close (a
+    /// waiting pivot takes the lock and then opens the state).
+    _lock: std::fs::File,
 }
 
 fn prepare(s: &Session, no_wait: bool) -> anyhow::Result<Prepared> {
@@ -96,9 +98,9 @@ fn prepare(s: &Session, no_wait: bool) -> anyhow::Result<Prepared> {
     let cache = Cache::new(s.project.cache_dir());
     Ok(Prepared {
         settings,
-        _lock: lock,
         state,
         cache,
+        _lock: lock,
     })
 }
 
@@ -108,6 +110,7 @@ fn executor<'a>(
     inputs: &'a Inputs,
     events: Option<&'a JsonlSink>,
 ) -> Executor<'a> {
+    let started = SystemTime::now();
     Executor {
         project: &s.project,
         runtime: &s.runtime,
@@ -117,7 +120,8 @@ fn executor<'a>(
         modes: &p.settings.checkout_modes,
         printer: s.printer,
         inputs,
-        run_id: history::new_run_id(SystemTime::now()),
+        run_id: history::new_run_id(started),
+        started,
         events,
     }
 }
@@ -153,26 +157,26 @@ fn execute(
         no_commit: exec.no_commit,
         allow_uncached_incremental: exec.allow_uncached_incremental,
     };
-    let started = SystemTime::now();
+    let started = executor.started;
     let summary = executor.run(order, opts);
     if let Some(sink) = &sink {
         sink.finish(&summary, &executor.run_id);
     }
-    let record = history::RunRecord::from_summary(
-        &executor.run_id,
-        started,
-        SystemTime::now(),
-        targets,
-        &summary,
-        &summary.input_hashes,
-    );
-    if let Err(e) = history::record(
-        &prepared.state,
-        &record,
-        prepared.settings.run_history_retention,
-    ) {
-        s.printer
-            .warn(format!("could not record the run in the history: {e}"));
+    // `--no-commit` records nothing durable, run history included.
+    if !exec.no_commit {
+        let record = history::RunRecord::from_summary(
+            &executor.run_id,
+            started,
+            SystemTime::now(),
+            targets,
+            &summary,
+            &summary.input_hashes,
+        );
+        let retention = prepared.settings.run_history_retention;
+        if let Err(e) = history::record(&prepared.state, &record, retention) {
+            s.printer
+                .warn(format!("could not record the run in the history: {e}"));
+        }
     }
     eprintln!("{}", summary.line());
     s.printer

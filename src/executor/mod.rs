@@ -50,8 +50,9 @@ pub struct Executor<'a> {
     pub modes: &'a [CheckoutMode],
     pub printer: Printer,
     pub inputs: &'a Inputs,
-    /// This run's id (run-cache entries and history records name it).
+    /// This run's id (run-cache entries and history records name it), from `started`.
     pub run_id: String,
+    pub started: std::time::SystemTime,
     /// `--jsonl`: stage events on stdout as they happen.
     pub events: Option<&'a events::JsonlSink>,
 }
