@@ -230,7 +230,11 @@ pub fn wait_any(running: &mut Vec<Child>, printer: &Printer) -> Vec<Finished> {
         if !c.open[2] && c.exit.is_none() {
             // All pipes closed: the child is in `_exit`; waiting is a matter of microseconds,
             // where a non-blocking check would miss it and cost a poll round.
-            let flags = if c.open.iter().any(|o| *o) { libc::WNOHANG } else { 0 };
+            let flags = if c.open.iter().any(|o| *o) {
+                libc::WNOHANG
+            } else {
+                0
+            };
             c.exit = waitpid(c.proc.pid, flags);
         }
         if c.exit.is_some() && !c.open[2] {

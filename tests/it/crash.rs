@@ -24,30 +24,8 @@ fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
     }
 }
 
-/// Starts `pivot repro` with `stage` paused inside its child; returns pivot and the stage's pid.
-fn repro_paused_at(p: &Project, stage: &str) -> (std::process::Child, i32) {
-    let marker = p.path("paused.pid");
-    let _ = std::fs::remove_file(&marker);
-    let child = p
-        .command(&["repro"])
-        .env("PIVOT_TEST_PAUSE_STAGE", stage)
-        .env("PIVOT_TEST_PAUSE_FILE", &marker)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for(|| marker.exists(), "the paused stage");
-    let stage_pid: i32 = std::fs::read_to_string(&marker)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert!(pid_alive(stage_pid));
-    (child, stage_pid)
-}
-
-#[test]
-fn kill_9_during_a_stage_leaves_no_child_and_next_run_is_correct() {
+/// `first` reads data/raw.txt, `second` reads first's output.
+fn two_stage_project() -> Project {
     let p = Project::new();
     p.write("data/raw.txt", "a\n");
     p.write(
@@ -72,6 +50,34 @@ pipeline.register(second)
 "
         ),
     );
+    p
+}
+
+/// Starts `pivot repro` with `stage` paused inside its child; returns pivot and the stage's pid.
+fn repro_paused_at(p: &Project, stage: &str) -> (std::process::Child, i32) {
+    let marker = p.path("paused.pid");
+    let _ = std::fs::remove_file(&marker);
+    let child = p
+        .command(&["repro"])
+        .env("PIVOT_TEST_PAUSE_STAGE", stage)
+        .env("PIVOT_TEST_PAUSE_FILE", &marker)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(|| marker.exists(), "the paused stage");
+    let stage_pid: i32 = std::fs::read_to_string(&marker)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(pid_alive(stage_pid));
+    (child, stage_pid)
+}
+
+#[test]
+fn kill_9_during_a_stage_leaves_no_child_and_next_run_is_correct() {
+    let p = two_stage_project();
     p.pivot(&["repro"]).success();
     p.take_runs();
     // Change the input, then kill pivot while `second` is paused inside its child.
@@ -138,30 +144,7 @@ pipeline.register(slow)
 /// is written but before the state batch), then a plain repro: correct results, no false
 /// "up to date".
 fn kill_during_commit(step: &str) {
-    let p = Project::new();
-    p.write("data/raw.txt", "a\n");
-    p.write(
-        "pipeline.py",
-        &format!(
-            "{PRELUDE}
-def first(raw: Annotated[str, outputs.Dep('data/raw.txt', loaders.Text())]
-          ) -> Annotated[str, outputs.Out('data/first.txt', loaders.Text())]:
-    _ran('first')
-    return raw * 2
-
-
-def second(x: Annotated[str, outputs.Dep('data/first.txt', loaders.Text())]
-           ) -> Annotated[str, outputs.Out('data/second.txt', loaders.Text())]:
-    _ran('second')
-    return x.upper()
-
-
-pipeline = Pipeline('crash')
-pipeline.register(first)
-pipeline.register(second)
-"
-        ),
-    );
+    let p = two_stage_project();
     p.pivot(&["repro"]).success();
     p.take_runs();
     p.write("data/raw.txt", "b\n");
