@@ -68,8 +68,16 @@ fn no_wait_fails_at_once_while_another_pivot_holds_the_project() {
         "{}",
         r.stderr
     );
-    // status keeps working beside it.
+    // Read-only commands keep working beside it.
     p.pivot(&["status"]).success();
+    p.pivot(&["list"]).success();
+    let v = p.pivot(&["verify"]);
+    assert!(
+        v.code == 0 || v.code == 1,
+        "verify answers (stale is fine): {v:?}"
+    );
+    assert!(v.stdout.starts_with("Verification"), "{v:?}");
+    p.pivot(&["history"]).success();
     holder.kill().unwrap();
     holder.wait().unwrap();
 }

@@ -147,3 +147,49 @@ fn an_edit_behind_the_generations_back_is_still_seen() {
     r.success();
     assert_eq!(p.take_runs(), ["prep", "train"], "{}", r.stderr);
 }
+
+#[test]
+fn deleting_the_state_costs_time_only() {
+    let p = project();
+    std::fs::remove_dir_all(p.path(".pivot/state.rocksdb")).unwrap();
+    let r = p.pivot(&["repro"]);
+    r.success();
+    assert_eq!(p.take_runs(), Vec::<String>::new(), "{}", r.stderr);
+    p.write("data/raw.txt", "Z\n");
+    p.pivot(&["repro"]).success();
+    assert_eq!(p.take_runs(), ["prep", "train"]);
+}
+
+#[test]
+fn jsonl_streams_a_schema_line_stage_events_and_the_result() {
+    let p = project();
+    p.write("data/raw.txt", "Q\n");
+    let r = p.pivot(&["repro", "--jsonl"]);
+    r.success();
+    let events: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "schema_version",
+            "stage_start",
+            "stage_complete",
+            "stage_start",
+            "stage_complete",
+            "execution_result"
+        ]
+    );
+    assert_eq!(events[0]["version"], 1);
+    assert_eq!(events[2]["stage"], "prep");
+    assert_eq!(events[2]["status"], "ran");
+    assert_eq!(events[2]["reason"], "Input dependencies changed");
+    assert_eq!(events[2]["index"], 1);
+    assert_eq!(events[2]["total"], 2);
+    assert_eq!(events[2]["input_hash"].as_str().unwrap().len(), 32);
+    assert_eq!(events[5]["ran"], 2);
+    assert_eq!(events[5]["failed"], 0);
+}
