@@ -122,6 +122,26 @@ fn benches(c: &mut Criterion) {
     g.bench_function("hash_files_memo_hit", |b| {
         b.iter(|| hash_files(black_box(&refs), &memo))
     });
+    // The real memo: the RocksDB state, filled by a first pass and reopened (entries flushed to
+    // disk), with the files old enough not to fall in the racy window.
+    let old = std::time::SystemTime::now() - Duration::from_secs(10);
+    for p in &paths {
+        fs::File::options()
+            .write(true)
+            .open(p)
+            .and_then(|f| f.set_modified(old))
+            .expect("mtime");
+    }
+    let state_dir = dir.path().join("state.rocksdb");
+    {
+        let state = pivot::state::State::open(&state_dir).expect("state");
+        assert!(hash_files(&refs, &state).iter().all(|r| r.is_ok()));
+        state.flush().expect("flush");
+    }
+    let state = pivot::state::State::open(&state_dir).expect("reopen state");
+    g.bench_function("hash_files_rocksdb_memo_hit", |b| {
+        b.iter(|| hash_files(black_box(&refs), &state))
+    });
     g.bench_function("bare_stat_rayon", |b| {
         b.iter(|| {
             refs.par_iter()

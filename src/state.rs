@@ -284,12 +284,11 @@ impl DigestMemo for State {
     fn get(&self, path: &Path, stat: &FileStat) -> Option<Digest> {
         let key = hash_key(path);
         let pending = self.pending().get(&key).copied();
-        let value = match pending {
-            Some(v) => v.to_vec(),
+        let entry = match pending {
+            Some(v) => MemoEntry::decode(&v)?,
             // A read error is a miss: the caller hashes the file instead.
-            None => self.db.get(&key).ok()??,
+            None => MemoEntry::decode(&self.db.get_pinned(&key).ok()??)?,
         };
-        let entry = MemoEntry::decode(&value)?;
         let same = entry.stat == *stat;
         let racy = entry.stat.mtime_ns >= entry.recorded_at_ns.saturating_sub(RACY_WINDOW_NS);
         (same && !racy).then_some(entry.digest)
