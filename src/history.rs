@@ -331,6 +331,7 @@ mod tests {
             elapsed: Duration::from_millis(1300),
             interrupted: false,
             input_hashes: Default::default(),
+            outputs: Default::default(),
         }
     }
 

@@ -164,7 +164,7 @@ fn execute(
     }
     // `--no-commit` records nothing durable, run history included.
     if !exec.no_commit {
-        let record = history::RunRecord::from_summary(
+        let mut record = history::RunRecord::from_summary(
             &executor.run_id,
             started,
             SystemTime::now(),
@@ -172,6 +172,9 @@ fn execute(
             &summary,
             &summary.input_hashes,
         );
+        for (stage, tail) in summary.outputs.clone() {
+            record.set_output(&stage, tail);
+        }
         let retention = prepared.settings.run_history_retention;
         if let Err(e) = history::record(&prepared.state, &record, retention) {
             s.printer

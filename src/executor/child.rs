@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use serde::Deserialize;
 
+use crate::history::OutputTail;
 use crate::printer::Printer;
 use crate::python::StageProcess;
 use crate::stage_key::StageKey;
@@ -22,6 +23,8 @@ pub struct Child {
     /// The run-cache key computed when the stage was decided; it travels with the result.
     pub input_hash: String,
     pub started: Instant,
+    /// The last lines of its stdout and stderr, kept for the run record (even with `--quiet`).
+    pub output: OutputTail,
     proc: StageProcess,
     bufs: [Vec<u8>; 2],
     result: Vec<u8>,
@@ -93,6 +96,7 @@ impl Child {
             reason,
             input_hash,
             started: Instant::now(),
+            output: OutputTail::default(),
             proc,
             bufs: [Vec::new(), Vec::new()],
             result: Vec::new(),
@@ -143,11 +147,14 @@ impl Child {
         let buf = &mut self.bufs[k];
         let mut start = 0;
         while let Some(pos) = buf[start..].iter().position(|&b| b == b'\n') {
-            printer.stage_output(&self.name, &buf[start..start + pos + 1]);
+            let line = &buf[start..start + pos + 1];
+            printer.stage_output(&self.name, line);
+            self.output.push(line);
             start += pos + 1;
         }
         if (all || buf.len() - start > MAX_PARTIAL_LINE) && start < buf.len() {
             printer.stage_output(&self.name, &buf[start..]);
+            self.output.push(&buf[start..]);
             start = buf.len();
         }
         buf.drain(..start);

@@ -203,6 +203,7 @@ mod tests {
             elapsed: Duration::from_micros(2_657_049),
             interrupted: false,
             input_hashes: Default::default(),
+            outputs: Default::default(),
         };
         // 2026-11-21T22:21:14.5Z
         let now = UNIX_EPOCH + Duration::from_millis(1_795_299_674_500);

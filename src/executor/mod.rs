@@ -138,6 +138,7 @@ impl Executor<'_> {
         let mut running: Vec<Child> = Vec::new();
         let mut mutex_busy: HashMap<String, usize> = HashMap::new();
         let mut input_hashes: HashMap<String, String> = HashMap::new();
+        let mut stage_outputs: HashMap<String, crate::history::OutputTail> = HashMap::new();
         let position: HashMap<usize, usize> =
             order.iter().enumerate().map(|(k, &i)| (i, k + 1)).collect();
         let mut emitted: std::collections::HashSet<usize> = std::collections::HashSet::new();
@@ -275,8 +276,9 @@ impl Executor<'_> {
                 break;
             }
             for finished in child::wait_any(&mut running, &self.printer) {
-                let Finished { child, outcome } = finished;
+                let Finished { mut child, outcome } = finished;
                 let i = child.stage;
+                stage_outputs.insert(child.name.clone(), std::mem::take(&mut child.output));
                 for m in &self.dag.stages[i].mutex {
                     if let Some(n) = mutex_busy.get_mut(m) {
                         *n -= 1;
@@ -355,6 +357,7 @@ impl Executor<'_> {
             elapsed: started.elapsed(),
             interrupted: signals::interrupted(),
             input_hashes,
+            outputs: stage_outputs,
         }
     }
 

@@ -81,3 +81,32 @@ fn quiet_hides_stage_output_and_progress() {
     assert!(!r.stderr.contains("[greet]"), "{}", r.stderr);
     assert!(!r.stderr.contains("running"), "{}", r.stderr);
 }
+
+#[test]
+fn stage_output_is_kept_in_the_run_record_even_when_quiet() {
+    let p = project();
+    p.pivot(&["-q", "repro"]).success();
+    let r = p.pivot(&["show", "--json"]);
+    r.success();
+    let mut greet: Vec<String> = r.json()["run"]["stages"]["greet"]["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap().to_owned())
+        .collect();
+    // stdout and stderr are separate pipes: their relative order is not kept.
+    greet.sort();
+    assert_eq!(
+        greet,
+        [
+            "hello from stdout",
+            "no newline at the end",
+            "warning on stderr"
+        ]
+    );
+    let lines = r.json()["run"]["stages"]["chatty"]["output"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(lines, 1000, "the last 1000 lines are kept");
+}
