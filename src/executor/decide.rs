@@ -126,11 +126,13 @@ impl Executor<'_> {
             (None, Some(lock)) => match self.store().verify(stage, lock) {
                 Ok(restored) => {
                     self.report_restored(&stage.name, restored);
-                    if !opts.no_commit {
+                    let gens = self.dep_generations(i);
+                    let recorded = ledger::recorded_dep_generations(self.state, &stage.name);
+                    if !opts.no_commit && recorded.as_ref() != Some(&gens) {
                         // Record the dep generations now seen, so the next run can use tier 1.
                         self.apply(Deferred {
                             stage: stage.name.clone(),
-                            dep_generations: Some(self.dep_generations(i)),
+                            dep_generations: Some(gens),
                             ..Deferred::default()
                         });
                     }
