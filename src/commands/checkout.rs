@@ -436,7 +436,7 @@ fn restore(
                 outcome.skipped += p.skipped;
                 outcome.conflicts.extend(p.conflict);
                 for path in p.remove_before {
-                    if let Err(e) = remove(&path) {
+                    if let Err(e) = crate::executor::outputs::remove_path(&path) {
                         outcome.errors.push(
                             anyhow::Error::new(e)
                                 .context(format!("cannot remove `{}`", path.display())),
@@ -471,7 +471,7 @@ fn restore(
         }
     });
     for path in remove_after {
-        if let Err(e) = remove(&path) {
+        if let Err(e) = crate::executor::outputs::remove_path(&path) {
             outcome
                 .errors
                 .push(anyhow::Error::new(e).context(format!("cannot remove `{}`", path.display())));
@@ -480,16 +480,6 @@ fn restore(
     outcome.missing.sort();
     outcome.conflicts.sort();
     outcome
-}
-
-/// Deletes a file or directory without writing into it (it may be a hard link to a blob).
-fn remove(path: &Path) -> io::Result<()> {
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
-        Ok(_) => fs::remove_file(path),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
 }
 
 fn missing_report(missing: &[String]) -> String {
@@ -504,7 +494,8 @@ fn missing_report(missing: &[String]) -> String {
     out
 }
 
-fn quoted(paths: &[String]) -> String {
+/// `a`, `b`: paths as messages name them.
+pub(super) fn quoted(paths: &[String]) -> String {
     paths
         .iter()
         .map(|p| format!("`{p}`"))

@@ -143,17 +143,21 @@ impl Session {
         })
     }
 
+    /// The project lock file (`.pivot/lock`), opened but not locked.
+    fn lock_file(&self) -> std::io::Result<File> {
+        let path = self.project.pivot_dir().join("lock");
+        File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+    }
+
     /// The state for a command that only reads: read-write (so memos are saved) when no other
     /// pivot holds the project, read-only beside a running one. The lock file, if any, must be
     /// kept while the state is used.
     pub fn state_for_reading(&self) -> (Option<State>, Option<File>) {
-        let path = self.project.pivot_dir().join("lock");
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .ok();
+        let lock = self.lock_file().ok();
         if let Some(file) = lock.filter(|f| f.try_lock().is_ok()) {
             if let Ok(state) = State::open(&self.project.state_db()) {
                 return (Some(state), Some(file));
@@ -192,11 +196,8 @@ impl Session {
         timeout: Option<std::time::Duration>,
     ) -> anyhow::Result<File> {
         let path = self.project.pivot_dir().join("lock");
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
+        let file = self
+            .lock_file()
             .with_context(|| format!("cannot open `{}`", path.display()))?;
         match file.try_lock() {
             Ok(()) => {}

@@ -210,16 +210,8 @@ pub fn check_tracked_deps(
             format!("restore it with `pivot checkout {one}`, or run with `--checkout-missing`"),
         )),
         many => Err(hinted(
-            format!("tracked data is missing: {}", quoted(many)),
+            format!("tracked data is missing: {}", super::checkout::quoted(many)),
             "restore it with `pivot checkout`, or run with `--checkout-missing`",
         )),
     }
-}
-
-fn quoted(paths: &[String]) -> String {
-    paths
-        .iter()
-        .map(|p| format!("`{p}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

@@ -22,7 +22,8 @@ pub struct Store<'a> {
     pub memo: &'a dyn DigestMemo,
 }
 
-fn remove_path(path: &Path) -> io::Result<()> {
+/// Deletes a file or directory without writing into it (it may be a hard link to a blob).
+pub fn remove_path(path: &Path) -> io::Result<()> {
     match fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => fs::remove_dir_all(path),
         // Unlinking never writes into the file, so a hardlinked blob stays intact.
