@@ -29,6 +29,7 @@ pub mod error;
 pub mod executor;
 pub mod fingerprint;
 pub mod history;
+pub mod interrupt;
 pub mod lockfile;
 pub mod pipeline;
 pub mod printer;
@@ -37,6 +38,7 @@ pub mod python;
 pub mod settings;
 pub mod stage_key;
 pub mod state;
+pub mod testhook;
 pub mod tracked;
 
 use std::ffi::OsString;

@@ -9,7 +9,6 @@ pub mod events;
 pub mod keys;
 pub mod ledger;
 pub mod outputs;
-mod signals;
 pub mod summary;
 
 use std::collections::HashMap;
@@ -127,7 +126,7 @@ impl Executor<'_> {
     /// Runs `order` (dependencies first). Stages whose upstream failed are reported blocked.
     pub fn run(&self, order: &[usize], opts: RunOptions) -> Summary {
         let started = Instant::now();
-        signals::install();
+        crate::interrupt::install();
         let in_run: Vec<bool> = {
             let mut v = vec![false; self.dag.len()];
             order.iter().for_each(|&i| v[i] = true);
@@ -168,7 +167,7 @@ impl Executor<'_> {
 
         loop {
             emit_completed(&progress, &mut emitted, &input_hashes);
-            if signals::interrupted() {
+            if crate::interrupt::interrupted() {
                 for c in &mut running {
                     c.kill();
                 }
@@ -355,7 +354,7 @@ impl Executor<'_> {
         Summary {
             stages: ordered,
             elapsed: started.elapsed(),
-            interrupted: signals::interrupted(),
+            interrupted: crate::interrupt::interrupted(),
             input_hashes,
             outputs: stage_outputs,
         }

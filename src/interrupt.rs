@@ -1,5 +1,6 @@
-//! Ctrl-C / SIGTERM: the coordinator notes the request; its loop kills every child's process
-//! group and commits nothing half-done. (Python's own handlers are disabled at start-up.)
+//! Ctrl-C / SIGTERM: pivot notes the request and every long loop (the run's coordinator loop,
+//! checkout, track, commit) checks it between units of work, so it stops with nothing
+//! half-written and exits 130. (Python's own handlers are disabled at start-up.)
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

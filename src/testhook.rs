@@ -1,0 +1,55 @@
+//! Test hooks: named points where an integration test can pause pivot to act on the filesystem
+//! at a known moment (rename a file mid-hash, rewrite an output before it is cached, send SIGINT
+//! to a checkout half done). Inert unless `PIVOT_TEST_PAUSE` is set.
+//!
+//! `PIVOT_TEST_PAUSE=<point>[:<subject suffix>]` (several separated by `,`) pauses at the first
+//! call of [`pause`] whose point matches and whose subject ends with the suffix (any subject when
+//! none is given). Pausing writes this process's pid to `$PIVOT_TEST_PAUSE_FILE` (atomically),
+//! then waits until `$PIVOT_TEST_PAUSE_FILE.resume` exists (it is removed) or a SIGINT/SIGTERM
+//! arrives ([`crate::interrupt`]). Each entry pauses once per process.
+//!
+//! Points: `hash-after-stat` (subject: the file's path; after the stat a memo lookup uses,
+//! before the file is opened), `cache-before-link` (subject: the output's path; after it was
+//! hashed, before it is linked or copied into the cache), `checkout-progress`, `track-progress`
+//! and `commit-progress` (subject: the command name; after the first batch of files).
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+static FIRED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Pauses here when a test asked for `point` (with a subject ending as asked).
+pub fn pause(point: &str, subject: &str) {
+    let Ok(spec) = std::env::var("PIVOT_TEST_PAUSE") else {
+        return;
+    };
+    let Some(entry) = spec.split(',').find(|entry| {
+        let (name, suffix) = entry.split_once(':').unwrap_or((entry, ""));
+        name == point && subject.ends_with(suffix)
+    }) else {
+        return;
+    };
+    {
+        let mut fired = FIRED.lock().unwrap_or_else(|e| e.into_inner());
+        if fired.iter().any(|f| f == entry) {
+            return;
+        }
+        fired.push(entry.to_owned());
+    }
+    let Some(file) = std::env::var_os("PIVOT_TEST_PAUSE_FILE").map(PathBuf::from) else {
+        return;
+    };
+    let tmp = file.with_extension("pid-tmp");
+    let _ = std::fs::write(&tmp, std::process::id().to_string());
+    let _ = std::fs::rename(&tmp, &file);
+    let mut resume = file.into_os_string();
+    resume.push(".resume");
+    let resume = PathBuf::from(resume);
+    while !crate::interrupt::interrupted() {
+        if std::fs::remove_file(&resume).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
