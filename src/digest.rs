@@ -15,6 +15,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh64::{xxh64, Xxh64};
 
+use crate::repo_path::RepoPath;
+
 /// Files at least this large are hashed through mmap.
 const MMAP_THRESHOLD: u64 = 1 << 20;
 
@@ -172,7 +174,7 @@ pub fn hash_file_memo(path: &Path, meta: &Metadata, memo: &dyn DigestMemo) -> io
 /// One file of a directory manifest (field order is the lock file's).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestEntry {
-    pub relpath: String,
+    pub relpath: RepoPath,
     pub hash: Digest,
     pub size: u64,
     pub isexec: bool,
@@ -260,8 +262,10 @@ pub fn hash_dir(dir: &Path, memo: &dyn DigestMemo) -> io::Result<TreeDigest> {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
                 Err(e) => return Err(e),
             };
+            let relpath = RepoPath::parse(relpath)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
             Ok(Some(ManifestEntry {
-                relpath: relpath.clone(),
+                relpath,
                 hash,
                 size: meta.len(),
                 isexec: meta.permissions().mode() & 0o100 != 0,
@@ -287,7 +291,7 @@ pub fn manifest_digest(manifest: &[ManifestEntry]) -> Digest {
         s.push_str("\",\"isexec\":");
         s.push_str(if e.isexec { "true" } else { "false" });
         s.push_str(",\"relpath\":");
-        push_json_ascii(&mut s, &e.relpath);
+        push_json_ascii(&mut s, e.relpath.as_str());
         s.push_str(",\"size\":");
         s.push_str(&e.size.to_string());
         s.push('}');
@@ -337,7 +341,7 @@ mod tests {
 
     fn entry(relpath: &str, hash: &str, size: u64) -> ManifestEntry {
         ManifestEntry {
-            relpath: relpath.into(),
+            relpath: RepoPath::parse(relpath).unwrap(),
             hash: Digest::parse(hash).unwrap(),
             size,
             isexec: false,

@@ -158,16 +158,47 @@ pub fn read(path: &Path) -> Result<Option<LockFile>, LockError> {
     let doc = from_yaml(&text).map_err(|e| corrupt(e.line, e.message))?;
     from_value(&doc)
         .map(Some)
-        .map_err(|message| corrupt(None, message))
+        .map_err(|e| corrupt(e.needle.and_then(|n| line_of(&text, &n)), e.message))
 }
 
-fn from_value(doc: &YamlValue) -> Result<LockFile, String> {
+/// Why a document is not a valid lock or `.pvt` file, and a piece of its text that locates the
+/// problem (the offending value), so the message can name the line.
+#[derive(Debug)]
+pub struct Invalid {
+    pub message: String,
+    pub needle: Option<String>,
+}
+
+impl From<String> for Invalid {
+    fn from(message: String) -> Invalid {
+        Invalid {
+            message,
+            needle: None,
+        }
+    }
+}
+
+impl From<&str> for Invalid {
+    fn from(message: &str) -> Invalid {
+        Invalid::from(message.to_owned())
+    }
+}
+
+/// The 1-based number of the first line of `text` that holds `needle`.
+pub fn line_of(text: &str, needle: &str) -> Option<usize> {
+    if needle.is_empty() {
+        return None;
+    }
+    text.lines().position(|l| l.contains(needle)).map(|i| i + 1)
+}
+
+fn from_value(doc: &YamlValue) -> Result<LockFile, Invalid> {
     if !matches!(doc, YamlValue::Map(_)) {
         return Err("the document is not a mapping".into());
     }
     match doc.get("schema_version") {
         None | Some(YamlValue::Int(0 | 1)) => {}
-        Some(YamlValue::Int(v)) => return Err(format!("unsupported `schema_version` {v}")),
+        Some(YamlValue::Int(v)) => return Err(format!("unsupported `schema_version` {v}").into()),
         Some(_) => return Err("`schema_version` is not an integer".into()),
     }
     let required = |key: &str| match doc.get(key) {
@@ -193,6 +224,18 @@ fn from_value(doc: &YamlValue) -> Result<LockFile, String> {
     };
     let deps = entries_from(required("deps")?, "deps")?;
     let outs = entries_from(required("outs")?, "outs")?;
+    for (i, d) in deps.iter().enumerate() {
+        crate::repo_path::check_dep_path(&d.path).map_err(|e| Invalid {
+            message: format!("`deps[{i}].path`: {e}"),
+            needle: Some(d.path.clone()),
+        })?;
+    }
+    for (i, o) in outs.iter().enumerate() {
+        crate::repo_path::parse_out_path(&o.path).map_err(|e| Invalid {
+            message: format!("`outs[{i}].path`: {e}"),
+            needle: Some(o.path.clone()),
+        })?;
+    }
     required("dep_generations")?;
     Ok(LockFile {
         code_manifest,
@@ -202,9 +245,9 @@ fn from_value(doc: &YamlValue) -> Result<LockFile, String> {
     })
 }
 
-fn entries_from(v: &YamlValue, key: &str) -> Result<Vec<LockEntry>, String> {
+fn entries_from(v: &YamlValue, key: &str) -> Result<Vec<LockEntry>, Invalid> {
     let YamlValue::Seq(items) = v else {
-        return Err(format!("`{key}` is not a list"));
+        return Err(format!("`{key}` is not a list").into());
     };
     items
         .iter()
@@ -217,33 +260,59 @@ fn entries_from(v: &YamlValue, key: &str) -> Result<Vec<LockEntry>, String> {
                     m.iter()
                         .enumerate()
                         .map(|(j, e)| manifest_entry_from(e, &format!("{at}.manifest[{j}]")))
-                        .collect::<Result<_, _>>()?,
+                        .collect::<Result<Vec<_>, _>>()?,
                 ),
-                Some(_) => return Err(format!("`{at}.manifest` is not a list")),
+                Some(_) => return Err(format!("`{at}.manifest` is not a list").into()),
             };
+            let hash = digest_field(item, &at)?;
+            if let Some(m) = &manifest {
+                check_tree_digest(&hash, m, &at)?;
+            }
             Ok(LockEntry {
                 path: str_field(item, "path", &at)?.to_owned(),
-                hash: digest_field(item, &at)?,
+                hash,
                 manifest,
             })
         })
         .collect()
 }
 
+/// A directory's digest must be the digest of its manifest: a lock or `.pvt` whose manifest was
+/// edited (or forged) would otherwise restore files its digest never vouched for.
+pub fn check_tree_digest(
+    hash: &Digest,
+    manifest: &[ManifestEntry],
+    at: &str,
+) -> Result<(), Invalid> {
+    let computed = crate::digest::manifest_digest(manifest);
+    if computed == *hash {
+        return Ok(());
+    }
+    Err(Invalid {
+        message: format!("`{at}.hash` `{hash}` is not the digest of its manifest (`{computed}`)"),
+        needle: Some(hash.to_string()),
+    })
+}
+
 /// Reads one manifest entry of a lock or `.pvt` file; `at` names it in the error.
-pub fn manifest_entry_from(v: &YamlValue, at: &str) -> Result<ManifestEntry, String> {
+pub fn manifest_entry_from(v: &YamlValue, at: &str) -> Result<ManifestEntry, Invalid> {
     let size = match v.get("size") {
         Some(YamlValue::Int(i)) => {
             u64::try_from(*i).map_err(|_| format!("`{at}.size` is out of range"))?
         }
-        _ => return Err(format!("`{at}.size` is not an integer")),
+        _ => return Err(format!("`{at}.size` is not an integer").into()),
     };
     let isexec = match v.get("isexec") {
         Some(YamlValue::Bool(b)) => *b,
-        _ => return Err(format!("`{at}.isexec` is not a boolean")),
+        _ => return Err(format!("`{at}.isexec` is not a boolean").into()),
     };
+    let relpath = str_field(v, "relpath", at)?;
+    let relpath = crate::repo_path::RepoPath::parse(relpath).map_err(|e| Invalid {
+        message: format!("`{at}.relpath`: {e}"),
+        needle: Some(relpath.to_owned()),
+    })?;
     Ok(ManifestEntry {
-        relpath: str_field(v, "relpath", at)?.to_owned(),
+        relpath,
         hash: digest_field(v, at)?,
         size,
         isexec,

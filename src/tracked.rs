@@ -8,10 +8,11 @@
 
 use std::fs;
 use std::io;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use crate::digest::{self, Digest, DigestMemo, ManifestEntry};
 use crate::lockfile::{self, YamlValue};
+use crate::repo_path::RepoPath;
 
 /// Directories discovery never descends into: pivot's own, VCS and environments.
 const SKIP_DIRS: &[&str] = &[
@@ -27,7 +28,7 @@ const SKIP_DIRS: &[&str] = &[
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PvtFile {
     /// The tracked item, relative to the `.pvt` file's directory (its basename when pivot wrote it).
-    pub path: String,
+    pub path: RepoPath,
     /// File digest, or tree digest of a directory.
     pub hash: Digest,
     /// Bytes of the file, or sum of the manifest's sizes.
@@ -89,7 +90,7 @@ pub fn pvt_path(data: &Path) -> PathBuf {
 
 impl PvtFile {
     /// Describes a file of `size` bytes with digest `hash`, named `path`.
-    pub fn file(path: String, hash: Digest, size: u64) -> PvtFile {
+    pub fn file(path: RepoPath, hash: Digest, size: u64) -> PvtFile {
         PvtFile {
             path,
             hash,
@@ -100,7 +101,7 @@ impl PvtFile {
     }
 
     /// Describes a directory named `path` from its tree digest and manifest.
-    pub fn dir(path: String, hash: Digest, manifest: Vec<ManifestEntry>) -> PvtFile {
+    pub fn dir(path: RepoPath, hash: Digest, manifest: Vec<ManifestEntry>) -> PvtFile {
         PvtFile {
             path,
             hash,
@@ -134,15 +135,29 @@ impl PvtFile {
     }
 
     /// Parses and validates a `.pvt` document: keys `path, hash, size` required, `num_files` and
-    /// `manifest` optional, nothing else; `path` relative and without `..`.
+    /// `manifest` optional, nothing else; `path` a plain relative path (a [`RepoPath`]), every
+    /// manifest `relpath` too, and a directory's digest the digest of its manifest. Errors carry
+    /// the line of the offending value when it can be found.
     pub fn parse(text: &str) -> Result<PvtFile, (Option<usize>, String)> {
         let doc = lockfile::from_yaml(text).map_err(|e| (e.line, e.message))?;
-        let YamlValue::Map(entries) = &doc else {
-            return Err((None, "the document is not a mapping".into()));
+        Self::from_doc(&doc).map_err(|e| {
+            (
+                e.needle.and_then(|n| lockfile::line_of(text, &n)),
+                e.message,
+            )
+        })
+    }
+
+    fn from_doc(doc: &YamlValue) -> Result<PvtFile, lockfile::Invalid> {
+        let YamlValue::Map(entries) = doc else {
+            return Err("the document is not a mapping".into());
         };
         const KEYS: [&str; 5] = ["path", "hash", "size", "num_files", "manifest"];
         if let Some((k, _)) = entries.iter().find(|(k, _)| !KEYS.contains(&k.as_str())) {
-            return Err((None, format!("unexpected key `{k}`")));
+            return Err(lockfile::Invalid {
+                message: format!("unexpected key `{k}`"),
+                needle: Some(format!("{k}:")),
+            });
         }
         let int = |key: &str| -> Result<Option<u64>, String> {
             match doc.get(key) {
@@ -153,42 +168,37 @@ impl PvtFile {
                 Some(_) => Err(format!("`{key}` is not an integer")),
             }
         };
-        let fail = |m: String| (None, m);
         let path = match doc.get("path") {
             Some(YamlValue::Str(p)) => p.clone(),
-            Some(_) => return Err(fail("`path` is not a string".into())),
-            None => return Err(fail("missing `path`".into())),
+            Some(_) => return Err("`path` is not a string".into()),
+            None => return Err("missing `path`".into()),
         };
-        let escapes = Path::new(&path)
-            .components()
-            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir));
-        if path.is_empty() || escapes {
-            return Err(fail(format!(
-                "`path` must stay in the file's directory: `{path}`"
-            )));
-        }
+        let path = RepoPath::parse(&path).map_err(|e| lockfile::Invalid {
+            message: format!("`path` must be a plain path inside the file's directory: {e}"),
+            needle: Some(path.clone()),
+        })?;
         let hash = match doc.get("hash") {
-            Some(YamlValue::Str(h)) => {
-                Digest::parse(h).ok_or_else(|| fail(format!("`hash` is not a digest: `{h}`")))?
-            }
-            Some(_) => return Err(fail("`hash` is not a string".into())),
-            None => return Err(fail("missing `hash`".into())),
+            Some(YamlValue::Str(h)) => Digest::parse(h).ok_or_else(|| lockfile::Invalid {
+                message: format!("`hash` is not a digest: `{h}`"),
+                needle: Some(h.clone()),
+            })?,
+            Some(_) => return Err("`hash` is not a string".into()),
+            None => return Err("missing `hash`".into()),
         };
-        let size = int("size")
-            .map_err(fail)?
-            .ok_or_else(|| fail("missing `size`".into()))?;
-        let num_files = int("num_files").map_err(fail)?;
+        let size = int("size")?.ok_or("missing `size`")?;
+        let num_files = int("num_files")?;
         let manifest = match doc.get("manifest") {
             None => None,
-            Some(YamlValue::Seq(items)) => Some(
-                items
+            Some(YamlValue::Seq(items)) => {
+                let m = items
                     .iter()
                     .enumerate()
                     .map(|(i, e)| lockfile::manifest_entry_from(e, &format!("manifest[{i}]")))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(fail)?,
-            ),
-            Some(_) => return Err(fail("`manifest` is not a list".into())),
+                    .collect::<Result<Vec<_>, _>>()?;
+                lockfile::check_tree_digest(&hash, &m, "")?;
+                Some(m)
+            }
+            Some(_) => return Err("`manifest` is not a list".into()),
         };
         Ok(PvtFile {
             path,
@@ -219,7 +229,7 @@ pub fn read(pvt: &Path) -> Result<Tracked, TrackedError> {
         message,
     })?;
     let dir = pvt.parent().unwrap_or(Path::new("/"));
-    let data = crate::project::normalize(dir, Path::new(&file.path));
+    let data = dir.join(file.path.as_path());
     Ok(Tracked {
         pvt: pvt.to_owned(),
         data,
@@ -312,6 +322,10 @@ mod tests {
         Digest::parse(s).unwrap()
     }
 
+    fn rp(s: &str) -> RepoPath {
+        RepoPath::parse(s).unwrap()
+    }
+
     #[test]
     fn pvt_path_appends_the_suffix_to_the_name() {
         assert_eq!(
@@ -324,7 +338,7 @@ mod tests {
     #[test]
     fn file_and_directory_render_as_pyyaml_does() {
         // An all-digit digest would read back as an integer: PyYAML quotes it.
-        let f = PvtFile::file("raw.csv".into(), d("1234567890123456"), 6);
+        let f = PvtFile::file(rp("raw.csv"), d("1234567890123456"), 6);
         assert_eq!(
             f.render(),
             "path: raw.csv\nhash: '1234567890123456'\nsize: 6\n"
@@ -332,23 +346,23 @@ mod tests {
         assert_eq!(PvtFile::parse(&f.render()).unwrap(), f);
         let m = vec![
             ManifestEntry {
-                relpath: "a.txt".into(),
+                relpath: rp("a.txt"),
                 hash: d("522e6fd1b4018a55"),
                 size: 13,
                 isexec: false,
             },
             ManifestEntry {
-                relpath: "sub/b.sh".into(),
+                relpath: rp("sub/b.sh"),
                 hash: d("6bf3636c3b7c6c01"),
                 size: 14,
                 isexec: true,
             },
         ];
-        let dir = PvtFile::dir("images".into(), d("1b0108f0608a1113"), m);
+        let dir = PvtFile::dir(rp("images"), d("46f9885db5956493"), m);
         let text = dir.render();
         assert_eq!(
             text,
-            "path: images\nhash: 1b0108f0608a1113\nsize: 27\nnum_files: 2\nmanifest:\n\
+            "path: images\nhash: 46f9885db5956493\nsize: 27\nnum_files: 2\nmanifest:\n\
              - relpath: a.txt\n  hash: 522e6fd1b4018a55\n  size: 13\n  isexec: false\n\
              - relpath: sub/b.sh\n  hash: 6bf3636c3b7c6c01\n  size: 14\n  isexec: true\n"
         );
@@ -377,7 +391,7 @@ mod tests {
         let root = t.path();
         fs::create_dir_all(root.join("data/deep")).unwrap();
         fs::create_dir_all(root.join(".venv")).unwrap();
-        let f = PvtFile::file("x.csv".into(), d("0123456789abcdef"), 1);
+        let f = PvtFile::file(rp("x.csv"), d("0123456789abcdef"), 1);
         write(&root.join("data/deep/x.csv.pvt"), &f).unwrap();
         write(&root.join(".venv/y.pvt"), &f).unwrap();
         fs::write(root.join("data/broken.pvt"), "size: [").unwrap();

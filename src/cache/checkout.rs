@@ -14,6 +14,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::beneath::{kind_of, Dir, Kind};
 use crate::digest::{Digest, DigestMemo, FileStat};
 
 /// How a cached blob appears in the workspace.
@@ -155,6 +156,7 @@ pub(crate) fn existing_checkout(
         CheckoutMode::Copy | CheckoutMode::Reflink => {
             meta.is_file()
                 && meta.nlink() == 1
+                && meta.mode() & 0o200 != 0
                 && !same_inode
                 && (meta.mode() & 0o100 != 0) == exec
                 && memo.get(dest, &FileStat::of(&meta)).as_ref() == Some(digest)
@@ -162,89 +164,70 @@ pub(crate) fn existing_checkout(
     })
 }
 
-/// Materialises `blob` at `dest` in one `mode`, replacing what is there atomically. `blob` must be
-/// absolute (symlinks point at it). Parent directories must exist.
-pub(crate) fn materialize(
+/// Materialises `blob` as `name` in `dir` in one `mode`, replacing what is there atomically: the
+/// new entry is built under a temp name created exclusively in `dir` (never through a symlink),
+/// then renamed over `name`. A real directory at `name` is removed first (rename cannot replace
+/// a directory with a file); a symlink at `name` is replaced, never followed. `blob` must be
+/// absolute (symlinks point at it).
+pub(crate) fn materialize_in(
+    dir: &Dir,
+    name: &str,
     blob: &Path,
-    dest: &Path,
     mode: CheckoutMode,
     exec: bool,
 ) -> io::Result<()> {
-    let tmp = temp_path(dest);
+    let tmp = Dir::temp_name(name);
     let made = match mode {
-        CheckoutMode::Hardlink => fs::hard_link(blob, &tmp),
-        CheckoutMode::Symlink => std::os::unix::fs::symlink(blob, &tmp),
-        CheckoutMode::Copy => copy_writable(blob, &tmp, exec),
-        CheckoutMode::Reflink => reflink(blob, &tmp, exec),
+        CheckoutMode::Hardlink => dir.hard_link_from(blob, &tmp),
+        CheckoutMode::Symlink => dir.symlink(blob, &tmp),
+        CheckoutMode::Copy => copy_writable(dir, blob, &tmp, exec),
+        CheckoutMode::Reflink => reflink(dir, blob, &tmp, exec),
     };
     if let Err(e) = made {
-        remove_quietly(&tmp);
+        let _ = dir.unlink(&tmp);
         return Err(e);
     }
-    if let Err(e) = replace_with(&tmp, dest) {
-        remove_quietly(&tmp);
+    let replaced = match dir.stat(name) {
+        Ok(Some(st)) if kind_of(&st) == Kind::Dir => dir.remove_all(name),
+        Ok(_) => Ok(()),
+        Err(e) => Err(e),
+    }
+    .and_then(|()| dir.rename(&tmp, name));
+    if let Err(e) = replaced {
+        let _ = dir.unlink(&tmp);
         return Err(e);
     }
     if mode == CheckoutMode::Hardlink {
         // rename(2) is a no-op when both names are links to the same inode, which can happen
-        // only if something else linked `dest` to the blob meanwhile; drop our temp name then.
-        remove_quietly(&tmp);
+        // only if something else linked `name` to the blob meanwhile; drop our temp name then.
+        let _ = dir.unlink(&tmp);
     }
     Ok(())
 }
 
-fn copy_writable(blob: &Path, tmp: &Path, exec: bool) -> io::Result<()> {
-    // fs::copy uses copy_file_range, which lets filesystems that can share extents do so.
-    fs::copy(blob, tmp)?;
-    fs::set_permissions(
-        tmp,
-        fs::Permissions::from_mode(if exec { 0o755 } else { 0o644 }),
-    )
+fn copy_mode(exec: bool) -> u32 {
+    if exec {
+        0o755
+    } else {
+        0o644
+    }
+}
+
+fn copy_writable(dir: &Dir, blob: &Path, tmp: &str, exec: bool) -> io::Result<()> {
+    let mut src = fs::File::open(blob)?;
+    let mut dst = dir.create_new(tmp, copy_mode(exec))?;
+    // io::copy between files uses copy_file_range, which lets filesystems share extents.
+    io::copy(&mut src, &mut dst)?;
+    // The umask may have narrowed the mode given at creation.
+    dst.set_permissions(fs::Permissions::from_mode(copy_mode(exec)))
 }
 
 /// Clones `blob` into a new file `tmp` (0644, or 0755 if `exec`) with the `FICLONE` ioctl.
-fn reflink(blob: &Path, tmp: &Path, exec: bool) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::fs::OpenOptionsExt;
+fn reflink(dir: &Dir, blob: &Path, tmp: &str, exec: bool) -> io::Result<()> {
     let src = fs::File::open(blob)?;
-    let dst = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(if exec { 0o755 } else { 0o644 })
-        .open(tmp)?;
-    // SAFETY: FICLONE takes the source descriptor as its integer argument and reads no memory of
-    // ours; both descriptors are open for the whole call (`src` and `dst` outlive it).
-    let rc = unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // The umask may have narrowed the mode given at creation.
-    dst.set_permissions(fs::Permissions::from_mode(if exec { 0o755 } else { 0o644 }))
-}
-
-/// Renames `tmp` over `dest`. A real directory at `dest` (not a symlink to one) is removed first,
-/// since rename cannot replace a directory with a file.
-fn replace_with(tmp: &Path, dest: &Path) -> io::Result<()> {
-    match fs::symlink_metadata(dest) {
-        Ok(m) if m.is_dir() => fs::remove_dir_all(dest)?,
-        _ => {}
-    }
-    fs::rename(tmp, dest)
-}
-
-/// Creates `dest`'s parent directories, and makes the parent writable by its owner if it is not
-/// (a read-only directory would refuse our temp file). Never touches `dest` itself.
-pub(crate) fn prepare_parent(dest: &Path) -> io::Result<()> {
-    let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) else {
-        return Ok(());
-    };
-    fs::create_dir_all(parent)?;
-    let meta = fs::metadata(parent)?;
-    let mode = meta.permissions().mode();
-    if mode & 0o200 == 0 {
-        fs::set_permissions(parent, fs::Permissions::from_mode(mode | 0o200))?;
-    }
-    Ok(())
+    let dst = dir.create_new(tmp, copy_mode(exec))?;
+    rustix::fs::ioctl_ficlone(&dst, &src)?;
+    dst.set_permissions(fs::Permissions::from_mode(copy_mode(exec)))
 }
 
 /// A fresh name beside `path` for building its replacement: `.<name>.<pid>.<n>.pivot-tmp`.
@@ -360,7 +343,8 @@ mod tests {
         let blob = dir.path().join("blob");
         fs::write(&blob, b"cow").unwrap();
         let dest = dir.path().join("out");
-        match materialize(&blob, &dest, Reflink, true) {
+        let d = Dir::open_root(dir.path()).unwrap();
+        match materialize_in(&d, "out", &blob, Reflink, true) {
             Ok(()) => {
                 assert_eq!(fs::read(&dest).unwrap(), b"cow");
                 let meta = fs::metadata(&dest).unwrap();
@@ -383,7 +367,8 @@ mod tests {
         let dest = dir.path().join("out");
         fs::create_dir_all(dest.join("sub")).unwrap();
         fs::write(dest.join("sub/f"), b"old").unwrap();
-        materialize(&blob, &dest, Copy, false).unwrap();
+        let d = Dir::open_root(dir.path()).unwrap();
+        materialize_in(&d, "out", &blob, Copy, false).unwrap();
         assert_eq!(fs::read(&dest).unwrap(), b"x");
         let names: Vec<_> = fs::read_dir(dir.path())
             .unwrap()

@@ -10,7 +10,9 @@
 //!   use, and a blob whose content does not match its name is evicted, never checked out.
 //! - Pivot never opens a workspace file for writing or chmods it: it may be a hard link to a blob.
 
+mod beneath;
 mod checkout;
+pub mod materialise;
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -22,6 +24,7 @@ use xxhash_rust::xxh64::Xxh64;
 use crate::digest::{hash_file, Digest, DigestMemo, FileStat};
 
 pub use checkout::{parse_checkout_modes, reflink_unsupported, CheckoutMode};
+pub use materialise::{Materialiser, Outcome as RestoreOutcome, Policy, Target as RestoreTarget};
 
 #[derive(thiserror::Error, Debug)]
 pub enum CacheError {
@@ -235,14 +238,17 @@ impl Cache {
         {
             return Ok(mode);
         }
-        checkout::prepare_parent(dest).map_err(io_err("create the parent directory of", dest))?;
-        checkout::with_fallback(modes, |mode| checkout::materialize(&blob, dest, mode, exec))
-            .map_err(|(mode, source)| CacheError::Checkout {
-                digest: d.clone(),
-                dest: dest.to_owned(),
-                mode,
-                source,
-            })
+        let (dir, name) =
+            beneath::parent_of(dest).map_err(io_err("create the parent directory of", dest))?;
+        checkout::with_fallback(modes, |mode| {
+            checkout::materialize_in(&dir, &name, &blob, mode, exec)
+        })
+        .map_err(|(mode, source)| CacheError::Checkout {
+            digest: d.clone(),
+            dest: dest.to_owned(),
+            mode,
+            source,
+        })
     }
 
     /// Makes sure a good blob `d` exists, storing it from `src` if it is absent or corrupt.

@@ -155,11 +155,10 @@ fn resolve_lenient(path: &Path) -> PathBuf {
 /// Hashes `data` and copies its content into the cache (the workspace is left as it is: tracked
 /// data stays an ordinary, writable file). Returns what its `.pvt` file records.
 fn store(cache: &Cache, data: &Path, memo: &dyn DigestMemo) -> anyhow::Result<PvtFile> {
-    let name = data
-        .file_name()
-        .expect("invariant: a path inside the project has a name")
-        .to_string_lossy()
-        .into_owned();
+    let name = crate::repo_path::RepoPath::from_relative(Path::new(
+        data.file_name()
+            .expect("invariant: a path inside the project has a name"),
+    ))?;
     let meta = fs::metadata(data)?;
     if meta.is_dir() {
         let tree = digest::hash_dir(data, memo)?;

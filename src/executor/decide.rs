@@ -8,8 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::cache::CheckoutMode;
+use crate::cache::{CheckoutMode, Policy, RestoreTarget};
 use crate::lockfile::LockFile;
+use crate::repo_path::RepoPath;
 use crate::stage_key::{StageKey, FORCED, UNCHANGED, UNCHANGED_GENERATION, UNCHANGED_RUN_CACHE};
 
 use super::keys::{self, out_lock_path};
@@ -143,7 +144,18 @@ impl Executor<'_> {
             (reason, _) => reason.unwrap_or(FORCED).to_owned(),
         };
         if !opts.force && !damaged && !self.has_incremental(i) {
-            if let Some(entry) = ledger::run_cache(self.state, &stage.name, &input_hash) {
+            let entry = match ledger::run_cache(self.state, &stage.name, &input_hash) {
+                Some(Ok(entry)) => Some(entry),
+                Some(Err(e)) => {
+                    self.printer.warn(format!(
+                        "ignoring the corrupt run-cache entry of stage `{}`: {e}",
+                        stage.name
+                    ));
+                    None
+                }
+                None => None,
+            };
+            if let Some(entry) = entry {
                 if self.restore_run_cache(i, &entry) {
                     if !opts.no_commit {
                         if let Err(e) = self.commit_skip(i, &key, &input_hash, &entry) {
@@ -259,15 +271,37 @@ impl Executor<'_> {
                 .and_then(|l| l.outs.iter().find(|e| e.path == rel));
             match locked {
                 Some(entry) => {
-                    self.cache
-                        .checkout(&entry.hash, o.abs(), &[CheckoutMode::Copy], self.state)
-                        .map_err(|e| {
-                            format!(
-                                "cannot restore incremental output `{rel}`: {e}; run `pivot pull` to \
-                                 fetch it, or delete `{}` to start from empty",
-                                self.project.rel(&lock_path)
-                            )
-                        })?;
+                    let restore_err = |e: String| {
+                        format!(
+                            "cannot restore incremental output `{rel}`: {e}; run `pivot pull` to \
+                             fetch it, or delete `{}` to start from empty",
+                            self.project.rel(&lock_path)
+                        )
+                    };
+                    let dest = RepoPath::parse(&self.project.rel(o.abs()))
+                        .map_err(|e| restore_err(e.to_string()))?;
+                    let target = RestoreTarget {
+                        dest,
+                        hash: entry.hash.clone(),
+                        manifest: entry.manifest.clone(),
+                    };
+                    // A writable copy: a hard link would let the stage write into the blob.
+                    let store = self.store();
+                    let outcome = store
+                        .materialiser(&[CheckoutMode::Copy])
+                        .restore(std::slice::from_ref(&target), Policy::Replace);
+                    if let Some(e) = outcome.errors.first() {
+                        return Err(restore_err(e.to_string()));
+                    }
+                    if !outcome.missing.is_empty() {
+                        return Err(restore_err(format!(
+                            "not in the cache: {}",
+                            outcome.missing.join(", ")
+                        )));
+                    }
+                    if !outcome.is_clean() {
+                        return Err(restore_err("interrupted".to_owned()));
+                    }
                 }
                 None if o.abs().exists() && !opts.allow_uncached_incremental => {
                     return Err(format!(

@@ -84,9 +84,37 @@ impl RunCacheEntry {
     }
 }
 
-pub fn run_cache(state: &State, stage: &str, input_hash: &str) -> Option<RunCacheEntry> {
+/// The run-cache entry of `stage` for `input_hash`: `None` if there is none, `Some(Err)` if it
+/// is not a valid entry (a path that is not a plain project-relative path, a directory digest
+/// that is not its manifest's, bad JSON). Entries will come from shared remotes: they are
+/// validated like lock files before anything is restored from them.
+pub fn run_cache(
+    state: &State,
+    stage: &str,
+    input_hash: &str,
+) -> Option<Result<RunCacheEntry, String>> {
     let raw = state.get_raw(&run_cache_key(stage, input_hash)).ok()??;
-    serde_json::from_slice(&raw).ok()
+    Some(parse_run_cache(&raw))
+}
+
+fn parse_run_cache(raw: &[u8]) -> Result<RunCacheEntry, String> {
+    let entry: RunCacheEntry = serde_json::from_slice(raw).map_err(|e| e.to_string())?;
+    for (i, o) in entry.outputs.iter().enumerate() {
+        crate::repo_path::parse_out_path(&o.path)
+            .map_err(|e| format!("`outputs[{i}].path`: {e}"))?;
+        let hash = crate::digest::Digest::parse(&o.hash)
+            .ok_or_else(|| format!("`outputs[{i}].hash` is not a digest"))?;
+        if let Some(m) = &o.manifest {
+            crate::lockfile::check_tree_digest(&hash, m, &format!("outputs[{i}]"))
+                .map_err(|e| e.message)?;
+        }
+    }
+    Ok(entry)
+}
+
+/// The state key of a run-cache entry (tests plant entries with it).
+pub fn run_cache_key_of(stage: &str, input_hash: &str) -> Vec<u8> {
+    run_cache_key(stage, input_hash)
 }
 
 /// The state writes of one stage commit, applied in one batch after its lock file is written.

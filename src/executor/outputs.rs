@@ -5,11 +5,12 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
-use crate::cache::{Cache, CheckoutMode};
+use crate::cache::{Cache, CheckoutMode, Materialiser, Policy, RestoreTarget};
 use crate::digest::{self, DigestMemo};
 use crate::lockfile::{LockEntry, LockFile};
 use crate::pipeline::StageSpec;
 use crate::project::Project;
+use crate::repo_path::RepoPath;
 use crate::stage_key::OUTPUTS_MISSING;
 
 use super::keys::{hash_path, out_lock_path};
@@ -98,9 +99,11 @@ impl Store<'_> {
     }
 
     /// Makes the workspace outputs match `lock` on the skip path: cached outputs missing or
-    /// modified are restored from the cache. Returns the restored paths, or Err(reason) when
-    /// the stage has to run instead.
+    /// modified are restored from the cache (through the materialiser, so nothing is written
+    /// outside the project or through a symlink). Returns the restored paths, or Err(reason)
+    /// when the stage has to run instead.
     pub fn verify(&self, stage: &StageSpec, lock: &LockFile) -> Result<Vec<String>, String> {
+        let mut targets = Vec::new();
         let mut restored = Vec::new();
         for o in &stage.outs {
             let rel = out_lock_path(self.project, o);
@@ -118,31 +121,37 @@ impl Store<'_> {
                     Some(_) => format!("Output modified: {rel}"),
                 });
             }
-            self.restore(o.abs(), locked)
-                .map_err(|_| OUTPUTS_MISSING.to_owned())?;
+            let dest = RepoPath::parse(&self.project.rel(o.abs()))
+                .map_err(|e| format!("output outside the project: {e}"))?;
+            targets.push(RestoreTarget {
+                dest,
+                hash: locked.hash.clone(),
+                manifest: locked.manifest.clone(),
+            });
             restored.push(rel);
+        }
+        if targets.is_empty() {
+            return Ok(restored);
+        }
+        let outcome = self
+            .materialiser(self.modes)
+            .restore(&targets, Policy::Replace);
+        if let Some(e) = outcome.errors.first() {
+            return Err(format!("{OUTPUTS_MISSING} ({e})"));
+        }
+        if !outcome.is_clean() {
+            return Err(OUTPUTS_MISSING.to_owned());
         }
         Ok(restored)
     }
 
-    fn restore(&self, abs: &Path, locked: &LockEntry) -> Result<(), crate::cache::CacheError> {
-        match &locked.manifest {
-            None => self
-                .cache
-                .checkout(&locked.hash, abs, self.modes, self.memo)
-                .map(|_| ()),
-            Some(files) => {
-                // Check every blob first so a failed restore leaves the old tree in place.
-                for f in files {
-                    self.cache.verify_blob(&f.hash, self.memo)?;
-                }
-                let _ = remove_path(abs);
-                for f in files {
-                    self.cache
-                        .checkout(&f.hash, &abs.join(&f.relpath), self.modes, self.memo)?;
-                }
-                Ok(())
-            }
+    /// The materialiser for this project's outputs, in `modes`.
+    pub fn materialiser<'m>(&'m self, modes: &'m [CheckoutMode]) -> Materialiser<'m> {
+        Materialiser {
+            root: &self.project.root,
+            cache: self.cache,
+            modes,
+            memo: self.memo,
         }
     }
 }

@@ -96,18 +96,18 @@ fn render_sorts_entries_and_code_manifest_and_writes_manifests() {
             entry("data/b", "0000000000000001"),
             LockEntry {
                 manifest: Some(vec![ManifestEntry {
-                    relpath: "x.txt".into(),
+                    relpath: crate::repo_path::RepoPath::parse("x.txt").unwrap(),
                     hash: digest("fbbde8981eccc855"),
                     size: 2,
                     isexec: true,
                 }]),
-                ..entry("data/a-b", "9561173c8b8630b0")
+                ..entry("data/a-b", "10068b8a4894028c")
             },
             entry("data/a/x", "12e4567890123456"),
         ],
         outs: vec![LockEntry {
             manifest: Some(vec![]),
-            ..entry("out/", "1b0108f0608a1113")
+            ..entry("out/", "ccab0b28617f1f56")
         }],
     };
     // Expected text written with PyYAML 6.0.3 `safe_dump(sort_keys=False)` for the same data.
@@ -121,7 +121,7 @@ params:
   alpha: 'yes'
 deps:
 - path: data/a-b
-  hash: 9561173c8b8630b0
+  hash: 10068b8a4894028c
   manifest:
   - relpath: x.txt
     hash: fbbde8981eccc855
@@ -133,7 +133,7 @@ deps:
   hash: '0000000000000001'
 outs:
 - path: out/
-  hash: 1b0108f0608a1113
+  hash: ccab0b28617f1f56
   manifest: []
 dep_generations: {}
 "#;

@@ -284,7 +284,7 @@ fn invalid_pvt_files_are_warned_about_and_skipped() {
     r.success();
     assert_eq!(
         filter(&r.stderr, p.root()),
-        "warning: invalid tracking file `<root>/junk.pvt`: `path` must stay in the file's directory: `../../etc/passwd`; skipped\n"
+        "warning: invalid tracking file `<root>/junk.pvt` at line 1: `path` must be a plain path inside the file's directory: `../../etc/passwd` leaves its directory (`..`); skipped\n"
     );
     assert!(!r.stdout.contains("tracked"), "{}", r.stdout);
 }

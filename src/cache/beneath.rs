@@ -1,0 +1,279 @@
+//! Directory handles for writing into the workspace without ever following a symlink out of it.
+//!
+//! Every restore opens the project root once and walks down one component at a time with
+//! `openat(O_DIRECTORY | O_NOFOLLOW)`, so a component that is a symbolic link (to anywhere) or a
+//! file stops the walk instead of being followed: a lock file or `.pvt` that names
+//! `sub/a.json` beside a `sub -> /elsewhere` link cannot make pivot write into `/elsewhere`.
+//! Entries are then created relative to the directory descriptor, temp files with
+//! `O_CREAT | O_EXCL | O_NOFOLLOW` (a planted symlink at the temp name is an `EEXIST`, never
+//! followed), and renamed over their final name within the same directory. Directories pivot
+//! creates get the default mode; existing ones are never chmod-ed.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat, CWD};
+
+/// Why a walk below the root stopped at a component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Obstacle {
+    Symlink,
+    NotADirectory,
+}
+
+impl Obstacle {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Obstacle::Symlink => "is a symbolic link",
+            Obstacle::NotADirectory => "is not a directory",
+        }
+    }
+}
+
+/// A failed walk: the component (its depth, 0 = first below the root) and why, or an I/O error.
+#[derive(Debug)]
+pub enum WalkError {
+    Blocked { depth: usize, obstacle: Obstacle },
+    Io(io::Error),
+}
+
+impl From<io::Error> for WalkError {
+    fn from(e: io::Error) -> WalkError {
+        WalkError::Io(e)
+    }
+}
+
+/// An open directory: its descriptor and the path it was reached by (for messages and for the
+/// few operations that need a path).
+#[derive(Debug)]
+pub struct Dir {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+/// What a name in a directory is, without following it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Dir,
+    Symlink,
+    Other,
+}
+
+pub fn kind_of(st: &Stat) -> Kind {
+    match FileType::from_raw_mode(st.st_mode) {
+        FileType::RegularFile => Kind::File,
+        FileType::Directory => Kind::Dir,
+        FileType::Symlink => Kind::Symlink,
+        _ => Kind::Other,
+    }
+}
+
+fn dir_flags() -> OFlags {
+    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
+}
+
+impl Dir {
+    /// Opens `path` itself (its own ancestors are resolved normally: this is the trusted root).
+    pub fn open_root(path: &Path) -> io::Result<Dir> {
+        let fd = rustix::fs::openat(
+            CWD,
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(Dir {
+            fd,
+            path: path.to_owned(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Walks `components` below this directory. A missing component is created when `create`
+    /// is set; a component that is a symlink or not a directory is removed and replaced by a
+    /// new directory when its depth is `>= replace_from`, else the walk stops there.
+    pub fn walk<'c>(
+        &self,
+        components: impl IntoIterator<Item = &'c str>,
+        create: bool,
+        replace_from: usize,
+    ) -> Result<Dir, WalkError> {
+        let mut cur: Option<Dir> = None;
+        for (depth, name) in components.into_iter().enumerate() {
+            let parent = cur.as_ref().unwrap_or(self);
+            let next = match parent.open_subdir(name) {
+                Ok(d) => d,
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) && create => {
+                    match rustix::fs::mkdirat(&parent.fd, name, Mode::from_raw_mode(0o777)) {
+                        Ok(()) => {}
+                        Err(e) if e == rustix::io::Errno::EXIST => {}
+                        Err(e) => return Err(WalkError::Io(e.into())),
+                    }
+                    parent.open_subdir(name)?
+                }
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR)) => {
+                    let obstacle = match parent.stat(name)?.map(|s| kind_of(&s)) {
+                        Some(Kind::Symlink) => Obstacle::Symlink,
+                        _ => Obstacle::NotADirectory,
+                    };
+                    if depth < replace_from {
+                        return Err(WalkError::Blocked { depth, obstacle });
+                    }
+                    parent.unlink(name)?;
+                    rustix::fs::mkdirat(&parent.fd, name, Mode::from_raw_mode(0o777))
+                        .map_err(io::Error::from)?;
+                    parent.open_subdir(name)?
+                }
+                Err(e) => return Err(WalkError::Io(e)),
+            };
+            cur = Some(next);
+        }
+        Ok(cur.unwrap_or(Dir {
+            fd: self.fd.try_clone()?,
+            path: self.path.clone(),
+        }))
+    }
+
+    fn open_subdir(&self, name: &str) -> io::Result<Dir> {
+        let fd = rustix::fs::openat(&self.fd, name, dir_flags(), Mode::empty())?;
+        Ok(Dir {
+            fd,
+            path: self.path.join(name),
+        })
+    }
+
+    /// `lstat` of `name`; `None` if it does not exist.
+    pub fn stat(&self, name: &str) -> io::Result<Option<Stat>> {
+        match rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if e == rustix::io::Errno::NOENT => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Hard-links the file at `src` (an absolute path outside this tree, e.g. a blob) as `name`.
+    pub fn hard_link_from(&self, src: &Path, name: &str) -> io::Result<()> {
+        rustix::fs::linkat(CWD, src, &self.fd, name, AtFlags::empty()).map_err(Into::into)
+    }
+
+    pub fn symlink(&self, target: &Path, name: &str) -> io::Result<()> {
+        rustix::fs::symlinkat(target, &self.fd, name).map_err(Into::into)
+    }
+
+    /// Creates `name` exclusively (never through a symlink), for writing.
+    pub fn create_new(&self, name: &str, mode: u32) -> io::Result<File> {
+        let fd = rustix::fs::openat(
+            &self.fd,
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode),
+        )?;
+        Ok(File::from(fd))
+    }
+
+    pub fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        rustix::fs::renameat(&self.fd, from, &self.fd, to).map_err(Into::into)
+    }
+
+    /// Removes the file or symlink `name` (never what a symlink points at).
+    pub fn unlink(&self, name: &str) -> io::Result<()> {
+        rustix::fs::unlinkat(&self.fd, name, AtFlags::empty()).map_err(Into::into)
+    }
+
+    /// Removes `name` whatever it is; a directory with everything in it (symlinks inside are
+    /// removed, not followed). A missing `name` is fine.
+    pub fn remove_all(&self, name: &str) -> io::Result<()> {
+        match self.stat(name)?.map(|s| kind_of(&s)) {
+            None => Ok(()),
+            Some(Kind::Dir) => {
+                // The descriptor's own path, so a renamed or swapped ancestor cannot redirect
+                // the removal; remove_dir_all itself never follows symlinks.
+                let here = PathBuf::from(format!("/proc/self/fd/{}", self.fd.as_raw_fd()));
+                std::fs::remove_dir_all(here.join(name))
+            }
+            Some(_) => self.unlink(name),
+        }
+    }
+
+    /// A fresh name for building `name`'s replacement beside it: `.<name>.<pid>.<n>.pivot-tmp`.
+    pub fn temp_name(name: &str) -> String {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        format!(".{name}.{}.{n}.pivot-tmp", std::process::id())
+    }
+}
+
+/// The directory that holds `path` (an absolute path the caller trusts, such as an output a
+/// stage just wrote), created if missing, and the final component's name.
+pub fn parent_of(path: &Path) -> io::Result<(Dir, String)> {
+    let name = path
+        .file_name()
+        .and_then(OsStr::to_str)
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("`{}` has no file name", path.display()),
+            )
+        })?
+        .to_owned();
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)?;
+    Ok((Dir::open_root(parent)?, name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn walk_creates_directories_and_stops_at_a_symlink() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        let outside = t.path().join("outside");
+        std::fs::create_dir_all(root.join("a")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("a/link")).unwrap();
+        let r = Dir::open_root(&root).unwrap();
+        let d = r.walk(["a", "b", "c"], true, usize::MAX).unwrap();
+        assert_eq!(d.path(), root.join("a/b/c"));
+        assert!(root.join("a/b/c").is_dir());
+        match r.walk(["a", "link", "x"], true, usize::MAX) {
+            Err(WalkError::Blocked {
+                depth: 1,
+                obstacle: Obstacle::Symlink,
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+        // Replaceable from depth 1: the link itself goes, its target stays untouched.
+        let d = r.walk(["a", "link", "x"], true, 1).unwrap();
+        d.create_new("f", 0o644).unwrap();
+        assert!(!std::fs::symlink_metadata(root.join("a/link"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn create_new_never_follows_a_planted_symlink() {
+        let t = tempfile::tempdir().unwrap();
+        let victim = t.path().join("victim");
+        std::fs::write(&victim, b"keep").unwrap();
+        std::os::unix::fs::symlink(&victim, t.path().join("tmpname")).unwrap();
+        let d = Dir::open_root(t.path()).unwrap();
+        let err = d.create_new("tmpname", 0o644).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EEXIST));
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+    }
+}
