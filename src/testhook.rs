@@ -10,8 +10,10 @@
 //!
 //! Points: `hash-after-stat` (subject: the file's path; after the stat a memo lookup uses,
 //! before the file is opened), `cache-before-link` (subject: the output's path; after it was
-//! hashed, before it is linked or copied into the cache), `checkout-progress`, `track-progress`
-//! and `commit-progress` (subject: the command name; after the first batch of files).
+//! hashed, before it is linked or copied into the cache), `stage-commit` (subject: the stage
+//! name; a stage finished, before its outputs are hashed and committed, with the project lock
+//! held), `restore-progress` (the materialiser, after its first batch of files), and
+//! `track-progress` / `commit-progress` (subject: the command name; after the first batch).
 
 use std::path::PathBuf;
 use std::sync::Mutex;

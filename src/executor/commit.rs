@@ -55,6 +55,7 @@ impl Executor<'_> {
         no_commit: bool,
     ) -> Result<Vec<LockEntry>, String> {
         let stage = &self.dag.stages[i];
+        crate::testhook::pause("stage-commit", &stage.name);
         if no_commit {
             return self.store().hash_outputs(stage);
         }

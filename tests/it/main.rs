@@ -8,6 +8,7 @@ mod code_deps;
 mod commit;
 mod compat;
 mod concurrency;
+mod containment;
 mod corrupt_lock;
 mod crash;
 mod directory_out;

@@ -64,17 +64,37 @@ impl Run {
 /// A temporary project directory.
 pub struct Project {
     pub dir: tempfile::TempDir,
+    root: PathBuf,
 }
 
 impl Project {
     /// An empty directory (no `.pivot/`).
     pub fn bare() -> Project {
-        Project {
-            dir: tempfile::Builder::new()
-                .prefix("pivot-it-")
-                .tempdir()
-                .expect("tempdir"),
-        }
+        let dir = tempfile::Builder::new()
+            .prefix("pivot-it-")
+            .tempdir()
+            .expect("tempdir");
+        let root = dir.path().to_path_buf();
+        Project { dir, root }
+    }
+
+    /// A project (after `pivot init`) in `proj/` of a fresh temp dir, so tests can check that
+    /// nothing outside the project is written: see [`Project::outer`].
+    pub fn nested() -> Project {
+        let dir = tempfile::Builder::new()
+            .prefix("pivot-it-")
+            .tempdir()
+            .expect("tempdir");
+        let root = dir.path().join("proj");
+        fs::create_dir(&root).expect("mkdir proj");
+        let p = Project { dir, root };
+        p.pivot(&["init"]).success();
+        p
+    }
+
+    /// The temp dir holding a [`Project::nested`] project.
+    pub fn outer(&self) -> &Path {
+        self.dir.path()
     }
 
     /// A directory after `pivot init`.
@@ -85,7 +105,7 @@ impl Project {
     }
 
     pub fn root(&self) -> &Path {
-        self.dir.path()
+        &self.root
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
