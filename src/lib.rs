@@ -7,7 +7,11 @@
 //! [`stage_key::StageKey`] and compares it with the stage's [`lockfile`]; stale stages run in
 //! forked children of the warm interpreter ([`python::fork`]); the coordinator hashes their
 //! outputs ([`digest`]), stores them in the [`cache`], writes the lock file and applies the
-//! [`state`] writes. [`commands`] holds one module per subcommand; [`cli`] the argument types.
+//! [`state`] writes. Everything that puts cached content back into the workspace goes through
+//! one materialiser ([`cache::materialise`]), which writes beneath the project root only and
+//! never through a symlink; paths read from lock files, `.pvt` files and run-cache entries are
+//! validated [`repo_path::RepoPath`]s. [`commands`] holds one module per subcommand; [`cli`] the
+//! argument types.
 //!
 //! # Glossary
 //! - **stage**: a registered Python function; **dep**: a file it reads; **out**: a file it writes;
@@ -20,6 +24,8 @@
 //! - **plan**: which stages are stale and why; **run**: one execution of a plan.
 //! - **tracked data**: a file or directory no stage writes, cached by `pivot track` and
 //!   recorded in a `.pvt` file beside it ([`tracked`]).
+//! - **repo path**: a validated relative path (normal components only), the only kind of path
+//!   an untrusted file can make pivot write to.
 
 pub mod cache;
 pub mod cli;
