@@ -202,11 +202,17 @@ impl Dir {
         }
     }
 
-    /// A fresh name for building `name`'s replacement beside it: `.<name>.<pid>.<n>.pivot-tmp`.
+    /// A fresh name for building `name`'s replacement beside it:
+    /// `.<name>.<pid>.<n><clock bits>.pivot-tmp` (the clock makes it hard to plant in advance;
+    /// creation is exclusive anyway).
     pub fn temp_name(name: &str) -> String {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        format!(".{name}.{}.{n}.pivot-tmp", std::process::id())
+        let clock = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        format!(".{name}.{}.{n}{clock:08x}.pivot-tmp", std::process::id())
     }
 }
 

@@ -176,17 +176,28 @@ pub(crate) fn materialize_in(
     mode: CheckoutMode,
     exec: bool,
 ) -> io::Result<()> {
-    let tmp = Dir::temp_name(name);
-    let made = match mode {
-        CheckoutMode::Hardlink => dir.hard_link_from(blob, &tmp),
-        CheckoutMode::Symlink => dir.symlink(blob, &tmp),
-        CheckoutMode::Copy => copy_writable(dir, blob, &tmp, exec),
-        CheckoutMode::Reflink => reflink(dir, blob, &tmp, exec),
+    let mut attempt = 0;
+    let tmp = loop {
+        let tmp = Dir::temp_name(name);
+        let made = match mode {
+            CheckoutMode::Hardlink => dir.hard_link_from(blob, &tmp),
+            CheckoutMode::Symlink => dir.symlink(blob, &tmp),
+            CheckoutMode::Copy => copy_writable(dir, blob, &tmp, exec),
+            CheckoutMode::Reflink => reflink(dir, blob, &tmp, exec),
+        };
+        match made {
+            Ok(()) => break tmp,
+            // Something (planted or left over) holds that name: it is never followed or
+            // removed; another name is tried.
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) && attempt < 8 => attempt += 1,
+            Err(e) => {
+                if e.raw_os_error() != Some(libc::EEXIST) {
+                    let _ = dir.unlink(&tmp);
+                }
+                return Err(e);
+            }
+        }
     };
-    if let Err(e) = made {
-        let _ = dir.unlink(&tmp);
-        return Err(e);
-    }
     let replaced = match dir.stat(name) {
         Ok(Some(st)) if kind_of(&st) == Kind::Dir => dir.remove_all(name),
         Ok(_) => Ok(()),

@@ -360,7 +360,10 @@ fn temp_files(root: &Path) -> Vec<String> {
 #[test]
 fn sigint_during_a_checkout_leaves_no_temp_file_and_the_next_checkout_finishes() {
     let p = Project::nested();
-    p.write("pipeline.py", "from pivot.pipeline import Pipeline\n\npipeline = Pipeline('t')\n");
+    p.write(
+        "pipeline.py",
+        "from pivot.pipeline import Pipeline\n\npipeline = Pipeline('t')\n",
+    );
     for i in 0..20_000 {
         let f = p.path(&format!("data/many/d{}/f{i}.txt", i % 20));
         if i < 20 {
