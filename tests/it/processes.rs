@@ -184,6 +184,21 @@ fn a_popen_child_the_stage_never_waited_for_cannot_rewrite_its_committed_output(
 }
 
 #[test]
+fn a_setsid_daemon_the_stage_left_behind_cannot_rewrite_its_committed_output() {
+    // A new session (so not in the stage's process group), and a double fork: the daemon's
+    // parent exits at once, so it is nobody's child but the stage's (a subreaper).
+    let p = one_stage(
+        "    subprocess.run(
+        ['sh', '-c', '(sleep 1; printf tampered > out.txt) >/dev/null 2>&1 & echo $! > leftover.pid'],
+        start_new_session=True,
+        check=True,
+    )",
+    );
+    repro_within(&p, 10);
+    assert_output_survives_the_leftover(&p);
+}
+
+#[test]
 fn a_stage_that_closes_its_pipes_and_keeps_running_does_not_block_ctrl_c() {
     let p = one_stage(
         "    for fd in (1, 2, 3):

@@ -4,19 +4,24 @@
 //! Protocol (DESIGN.md "Fork protocol"): everything the child needs is imported before forking;
 //! Python and Rust stdio are flushed (else buffered parent output is duplicated in every child);
 //! `PyOS_BeforeFork` -> `fork` -> child: `PR_SET_PDEATHSIG(SIGKILL)` and a `getppid` re-check (a
-//! `kill -9` of pivot never leaves the child writing outputs), its own process group, then it
-//! waits for the parent's "go" byte: no user code (not even an `at_fork`
+//! `kill -9` of pivot never leaves the child writing outputs), its own process group, child
+//! subreaper, then it waits for the parent's "go" byte: no user code (not even an `at_fork`
 //! hook in `PyOS_AfterFork_Child`) runs before the parent has also set the group (so a Ctrl-C
 //! group kill cannot miss it). Then stdin from /dev/null, stdout/stderr on inheritable pipes (a
 //! shell command's output streams), the result pipe on fd 3 close-on-exec (a background `sleep`
 //! cannot keep the stage "running"), every other fd closed (RocksDB's among them), run,
-//! `_exit` (no atexit, no destructors).
+//! [`sweep`], `_exit` (no atexit, no destructors).
 //!
-//! When the parent sees the child exit, it SIGKILLs what is left of the child's process group
-//! before reaping it (see [`StageProcess::try_wait`]): a process the stage left behind must not
-//! rewrite a committed output through its hard link into the cache.
+//! The rule: when the stage's function has returned, before its outputs are hashed, every process
+//! it started is dead (a late writer could rewrite a committed output through its hard link into
+//! the cache). Two mechanisms enforce it:
+//! - the child is a subreaper, so orphaned descendants (double-fork daemons, `setsid` escapees)
+//!   reparent to it, and it SIGKILLs and reaps all its descendants before `_exit` ([`sweep`]);
+//! - when the parent sees the child exit, it SIGKILLs the child's process group before reaping it
+//!   (what is left if the child died before its sweep), see [`StageProcess::try_wait`].
 
 mod process;
+mod sweep;
 
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -115,6 +120,7 @@ pub fn spawn_stage(
                 libc::_exit(EXIT_NOT_STARTED);
             }
             libc::setpgid(0, 0);
+            libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
             // Our copy of the write end must go first, or a dead parent would never read as EOF.
             libc::close(go_w.as_raw_fd());
             let mut go = 0u8;
@@ -146,6 +152,7 @@ pub fn spawn_stage(
                     1
                 }
             };
+            sweep::kill_descendants();
             libc::_exit(code);
         }
         pyo3::ffi::PyOS_AfterFork_Parent();
