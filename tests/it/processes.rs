@@ -199,6 +199,42 @@ fn a_setsid_daemon_the_stage_left_behind_cannot_rewrite_its_committed_output() {
 }
 
 #[test]
+fn kill_9_of_pivot_kills_every_process_the_running_stage_started() {
+    let p = one_stage(
+        "    child = subprocess.Popen(['sh', '-c', 'sleep 2; echo late > late.txt'])
+    pathlib.Path('pids.tmp').write_text(f'{os.getpid()} {child.pid}')
+    os.replace('pids.tmp', 'pids.txt')
+    time.sleep(60)",
+    );
+    let mut pivot = p
+        .command(&["repro"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start pivot");
+    assert!(
+        within(30, || p.exists("pids.txt")),
+        "the stage never started"
+    );
+    let pids = read_pids(&p, "pids.txt");
+    assert!(pids.iter().all(|&pid| pid_alive(pid)), "{pids:?}");
+    pivot.kill().expect("SIGKILL pivot");
+    pivot.wait().expect("reap pivot");
+    assert!(
+        within(5, || pids.iter().all(|&pid| !pid_alive(pid))),
+        "processes of the run outlived pivot: {:?}",
+        pids.iter()
+            .filter(|&&pid| pid_alive(pid))
+            .collect::<Vec<_>>()
+    );
+    std::thread::sleep(Duration::from_millis(3500));
+    assert!(
+        !p.exists("late.txt"),
+        "a process of the run wrote after pivot died"
+    );
+}
+
+#[test]
 fn a_stage_that_closes_its_pipes_and_keeps_running_does_not_block_ctrl_c() {
     let p = one_stage(
         "    for fd in (1, 2, 3):

@@ -7,20 +7,27 @@
 //! `kill -9` of pivot never leaves the child writing outputs), its own process group, child
 //! subreaper, then it waits for the parent's "go" byte: no user code (not even an `at_fork`
 //! hook in `PyOS_AfterFork_Child`) runs before the parent has also set the group (so a Ctrl-C
-//! group kill cannot miss it). Then stdin from /dev/null, stdout/stderr on inheritable pipes (a
-//! shell command's output streams), the result pipe on fd 3 close-on-exec (a background `sleep`
-//! cannot keep the stage "running"), every other fd closed (RocksDB's among them), run,
-//! [`sweep`], `_exit` (no atexit, no destructors).
+//! group kill cannot miss it) and registered it with the [`reaper`]. Then stdin from /dev/null,
+//! stdout/stderr on inheritable pipes (a shell command's output streams), the result pipe on fd 3
+//! close-on-exec (a background `sleep` cannot keep the stage "running"), every other fd closed
+//! (RocksDB's among them), run, [`sweep`], `_exit` (no atexit, no destructors).
 //!
 //! The rule: when the stage's function has returned, before its outputs are hashed, every process
 //! it started is dead (a late writer could rewrite a committed output through its hard link into
-//! the cache). Two mechanisms enforce it:
+//! the cache). Three mechanisms enforce it:
 //! - the child is a subreaper, so orphaned descendants (double-fork daemons, `setsid` escapees)
 //!   reparent to it, and it SIGKILLs and reaps all its descendants before `_exit` ([`sweep`]);
 //! - when the parent sees the child exit, it SIGKILLs the child's process group before reaping it
-//!   (what is left if the child died before its sweep), see [`StageProcess::try_wait`].
+//!   (what is left if the child died before its sweep), see [`StageProcess::try_wait`];
+//! - if pivot itself dies (even `kill -9`), the [`reaper`] process SIGKILLs every registered group.
+//!
+//! The gap: after a `kill -9` of pivot, a process that left the stage's process group (`setsid`,
+//! `setpgid`) survives; so does one whose stage child died (signal, `os._exit`) before its sweep.
+//! A cgroup per stage (`cgroup.kill`) would close it, but needs a delegated cgroup2 hierarchy,
+//! which pivot cannot count on.
 
 mod process;
+mod reaper;
 mod sweep;
 
 use std::io::Write;
@@ -76,6 +83,12 @@ pub fn spawn_stage(
 ) -> Result<StageProcess, PythonError> {
     let io =
         |e: std::io::Error| PythonError::Internal(format!("cannot start stage `{stage}`: {e}"));
+    // Started before the stage's pipes exist, so it never holds one of them.
+    let reaper = reaper::get().map_err(|e| {
+        PythonError::Internal(format!(
+            "cannot start the process reaper for stage `{stage}`: {e}"
+        ))
+    })?;
     let (out_r, out_w) = pipe().map_err(io)?;
     let (err_r, err_w) = pipe().map_err(io)?;
     let (res_r, res_w) = pipe().map_err(io)?;
@@ -169,7 +182,14 @@ pub fn spawn_stage(
         libc::setpgid(pid, pid);
     }
     drop((out_w, err_w, res_w, go_r));
-    let proc = StageProcess::started(pid, out_r, err_r, res_r);
+    let proc = StageProcess::started(pid, out_r, err_r, res_r, reaper);
+    // Registered before the child may run anything: from here a `kill -9` of pivot kills it.
+    if let Err(e) = reaper.register(pid) {
+        drop(proc); // kills and reaps the child, which is still waiting for `go`
+        return Err(PythonError::Internal(format!(
+            "cannot register stage `{stage}` with the process reaper: {e}"
+        )));
+    }
     let go = [1u8];
     // SAFETY: writing one byte from a local array to the pipe we own.
     // A failed write means the child is gone already (it reads `go` first thing, and leaves only

@@ -5,6 +5,8 @@
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
+use super::reaper::Reaper;
+
 /// One of a stage child's pipes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pipe {
@@ -49,6 +51,7 @@ pub struct StageProcess {
     pidfd: Option<OwnedFd>,
     pipes: [Option<OwnedFd>; 3],
     state: State,
+    reaper: &'static Reaper,
 }
 
 fn set_nonblocking(fd: RawFd) {
@@ -82,12 +85,13 @@ fn exit_code(status: libc::c_int) -> i32 {
 }
 
 impl StageProcess {
-    /// Takes over a just-forked child.
+    /// Takes over a just-forked child (already registered with `reaper` or about to be).
     pub(super) fn started(
         pid: libc::pid_t,
         stdout: OwnedFd,
         stderr: OwnedFd,
         result: OwnedFd,
+        reaper: &'static Reaper,
     ) -> StageProcess {
         for fd in [&stdout, &stderr, &result] {
             set_nonblocking(fd.as_raw_fd());
@@ -97,6 +101,7 @@ impl StageProcess {
             pidfd: pidfd_open(pid),
             pipes: [Some(stdout), Some(stderr), Some(result)],
             state: State::Running,
+            reaper,
         }
     }
 
@@ -141,7 +146,8 @@ impl StageProcess {
 
     /// Never blocks. Once the child has exited: kills whatever is left of its process group
     /// (while the unreaped leader still holds the group id, so it cannot name another group),
-    /// reaps the child and returns its exit code (or 128 + signal). None while it runs.
+    /// unregisters the group from the reaper, reaps the child and returns its exit code (or
+    /// 128 + signal). None while it runs.
     pub fn try_wait(&mut self) -> Option<i32> {
         if let State::Reaped(code) = self.state {
             return Some(code);
@@ -189,6 +195,9 @@ impl StageProcess {
             return code;
         }
         self.kill();
+        // Unregistered before the reap, while the zombie holds the group id: a reaper acting on
+        // a stale registration could otherwise kill a group that reused the number.
+        let _ = self.reaper.unregister(self.pid);
         let mut status = 0;
         let code = loop {
             // SAFETY: waiting on our own child, which has exited or was sent SIGKILL (so this
