@@ -277,3 +277,166 @@ pub fn poll_any(procs: &[&StageProcess], mut timeout: Duration) -> Vec<(usize, P
         .filter_map(|(_, (i, pipe))| pipe.map(|pipe| (i, pipe)))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::{AsRawFd, OwnedFd};
+    use std::time::{Duration, Instant};
+
+    use super::{poll_any, Pipe, StageProcess};
+
+    /// What a test child does after its own setpgid (raw syscalls only: the test binary has
+    /// other threads, whose locks the child must never touch).
+    enum Act {
+        /// Write `ok` on the result pipe, close every pipe, sleep `ms`, exit with `code`.
+        CloseThenSleep { ms: u64, code: i32 },
+        /// Fork a grandchild that sleeps 30 s, write its pid (4 bytes) on the result pipe, exit 0.
+        LeaveGrandchild,
+    }
+
+    fn sleep_ms(ms: u64) {
+        let ts = libc::timespec {
+            tv_sec: (ms / 1000) as libc::time_t,
+            tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long,
+        };
+        // SAFETY: nanosleep with a valid local timespec and no remainder out-parameter.
+        unsafe {
+            libc::nanosleep(&ts, std::ptr::null_mut());
+        }
+    }
+
+    fn spawn(act: Act, pidfd: bool) -> StageProcess {
+        let pipes: Vec<(OwnedFd, OwnedFd)> = (0..3)
+            .map(|_| super::super::pipe().expect("pipe"))
+            .collect();
+        let writers: Vec<i32> = pipes.iter().map(|(_, w)| w.as_raw_fd()).collect();
+        // SAFETY: the child makes raw syscalls only (setpgid, write, close, fork, nanosleep,
+        // _exit) on fds it inherited and local buffers, and never returns.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+        if pid == 0 {
+            // SAFETY: see the fork above.
+            unsafe {
+                libc::setpgid(0, 0);
+                match act {
+                    Act::CloseThenSleep { ms, code } => {
+                        libc::write(writers[2], b"ok".as_ptr().cast(), 2);
+                        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+                        sleep_ms(ms);
+                        libc::_exit(code);
+                    }
+                    Act::LeaveGrandchild => {
+                        let grandchild = libc::fork();
+                        if grandchild == 0 {
+                            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+                            sleep_ms(30_000);
+                            libc::_exit(0);
+                        }
+                        let bytes = grandchild.to_ne_bytes();
+                        libc::write(writers[2], bytes.as_ptr().cast(), 4);
+                        libc::_exit(0);
+                    }
+                }
+            }
+        }
+        // SAFETY: setpgid on our own child (as spawn_stage does); failure means it is gone.
+        unsafe {
+            libc::setpgid(pid, pid);
+        }
+        let mut ends = pipes.into_iter().map(|(r, _)| r);
+        let (out, err, res) = (
+            ends.next().expect("3 pipes"),
+            ends.next().expect("3 pipes"),
+            ends.next().expect("3 pipes"),
+        );
+        let reaper = super::super::reaper::get().expect("reaper");
+        let mut p = StageProcess::started(pid, out, err, res, reaper);
+        if !pidfd {
+            p.pidfd = None;
+        }
+        p
+    }
+
+    /// Polls and reads until `p` exited, as the executor does; its exit code and what its result
+    /// pipe said.
+    fn drive(p: &mut StageProcess) -> (i32, Vec<u8>) {
+        let mut result = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            assert!(Instant::now() < deadline, "the child's exit was never seen");
+            for (_, pipe) in poll_any(&[&*p], Duration::from_millis(200)) {
+                let mut sink = Vec::new();
+                let out = if pipe == Pipe::Result {
+                    &mut result
+                } else {
+                    &mut sink
+                };
+                p.read_available(pipe, out);
+            }
+            if let Some(code) = p.try_wait() {
+                p.read_available(Pipe::Result, &mut result);
+                return (code, result);
+            }
+        }
+    }
+
+    fn closed_then_running_child_is_never_blocked_on(pidfd: bool) {
+        let mut p = spawn(Act::CloseThenSleep { ms: 400, code: 3 }, pidfd);
+        let t0 = Instant::now();
+        while Pipe::ALL.iter().any(|&pipe| p.is_open(pipe)) {
+            assert!(t0.elapsed() < Duration::from_secs(5), "pipes never closed");
+            for (_, pipe) in poll_any(&[&p], Duration::from_millis(200)) {
+                p.read_available(pipe, &mut Vec::new());
+            }
+        }
+        let t = Instant::now();
+        assert_eq!(p.try_wait(), None, "the child still sleeps");
+        assert!(t.elapsed() < Duration::from_millis(100), "try_wait blocked");
+        let (code, _) = drive(&mut p);
+        assert_eq!(code, 3);
+        let took = t0.elapsed();
+        assert!(
+            took >= Duration::from_millis(350),
+            "exit seen too early: {took:?}"
+        );
+    }
+
+    #[test]
+    fn a_child_that_closed_its_pipes_but_still_runs_is_not_waited_for() {
+        closed_then_running_child_is_never_blocked_on(true);
+    }
+
+    #[test]
+    fn without_a_pidfd_a_child_that_closed_its_pipes_is_polled_not_waited_for() {
+        closed_then_running_child_is_never_blocked_on(false);
+    }
+
+    #[test]
+    fn the_exit_is_seen_and_the_result_read_with_or_without_a_pidfd() {
+        for pidfd in [true, false] {
+            let mut p = spawn(Act::CloseThenSleep { ms: 0, code: 0 }, pidfd);
+            assert_eq!(drive(&mut p), (0, b"ok".to_vec()), "pidfd: {pidfd}");
+        }
+    }
+
+    #[test]
+    fn what_is_left_of_the_group_when_the_child_exits_is_killed() {
+        let mut p = spawn(Act::LeaveGrandchild, true);
+        let (code, result) = drive(&mut p);
+        assert_eq!(code, 0);
+        let grandchild = libc::pid_t::from_ne_bytes(result[..4].try_into().expect("4 bytes"));
+        let dead = || {
+            std::fs::read_to_string(format!("/proc/{grandchild}/stat"))
+                .map(|s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')))
+                .unwrap_or(true)
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !dead() {
+            assert!(
+                Instant::now() < deadline,
+                "the grandchild survived its group's kill"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
