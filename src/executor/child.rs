@@ -1,19 +1,27 @@
-//! Running stage children: poll every child's stdout, stderr and result pipe at once (never block
-//! on one pipe: a child may write more than a pipe buffer), stream lines with the stage prefix,
-//! reap children, decode their result.
+//! Running stage children: poll every child's stdout, stderr and result pipe (and its exit) at
+//! once (never block on one pipe: a child may write more than a pipe buffer), stream lines with
+//! the stage prefix, decide when a child is finished, decode its result. The processes
+//! themselves (pipes, waits, kills) are the fork module's: no syscall here.
 
-use std::os::fd::{AsRawFd, RawFd};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
 use crate::history::OutputTail;
 use crate::printer::Printer;
-use crate::python::StageProcess;
+use crate::python::{poll_any, Pipe, StageProcess};
 use crate::stage_key::StageKey;
 
 /// Output kept per pipe until a newline arrives; longer partial lines are flushed as they are.
 const MAX_PARTIAL_LINE: usize = 64 * 1024;
+
+/// Longest wait of one poll round (the coordinator checks for Ctrl-C between rounds).
+const POLL_ROUND: Duration = Duration::from_millis(200);
+
+/// How long after a child's exit its result pipe may still be awaited: a descendant that
+/// inherited it (an `os.fork` the stage never waited for) must not keep the stage running; what
+/// was read by then decides.
+const RESULT_GRACE: Duration = Duration::from_millis(150);
 
 pub struct Child {
     pub stage: usize,
@@ -28,8 +36,8 @@ pub struct Child {
     proc: StageProcess,
     bufs: [Vec<u8>; 2],
     result: Vec<u8>,
-    open: [bool; 3],
-    exit: Option<i32>,
+    /// Exit code (or 128 + signal) and when the exit was seen.
+    exit: Option<(i32, Instant)>,
 }
 
 pub struct Finished {
@@ -47,36 +55,6 @@ struct ChildResult {
     traceback: String,
 }
 
-fn set_nonblocking(fd: RawFd) {
-    // SAFETY: fcntl on a descriptor we own; flags are read then written back with O_NONBLOCK.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
-    }
-}
-
-/// Reads what is available now; Ok(false) at EOF.
-fn read_some(fd: RawFd, out: &mut Vec<u8>) -> bool {
-    let mut buf = [0u8; 64 * 1024];
-    loop {
-        // SAFETY: reading into a local buffer of the stated length from a descriptor we own.
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-        if n > 0 {
-            out.extend_from_slice(&buf[..n as usize]);
-            continue;
-        }
-        if n == 0 {
-            return false;
-        }
-        let err = std::io::Error::last_os_error();
-        return match err.kind() {
-            std::io::ErrorKind::Interrupted => continue,
-            std::io::ErrorKind::WouldBlock => true,
-            _ => false,
-        };
-    }
-}
-
 impl Child {
     pub fn new(
         stage: usize,
@@ -86,9 +64,6 @@ impl Child {
         reason: String,
         input_hash: String,
     ) -> Child {
-        for fd in [&proc.stdout, &proc.stderr, &proc.result] {
-            set_nonblocking(fd.as_raw_fd());
-        }
         Child {
             stage,
             name,
@@ -100,46 +75,31 @@ impl Child {
             proc,
             bufs: [Vec::new(), Vec::new()],
             result: Vec::new(),
-            open: [true; 3],
             exit: None,
         }
     }
 
-    fn fds(&self) -> [RawFd; 3] {
-        [
-            self.proc.stdout.as_raw_fd(),
-            self.proc.stderr.as_raw_fd(),
-            self.proc.result.as_raw_fd(),
-        ]
-    }
-
     /// Kills the child's whole process group (its own subprocesses too).
     pub fn kill(&mut self) {
-        // SAFETY: signalling the process group the child created with setpgid(0, 0).
-        unsafe {
-            libc::kill(-self.proc.pid, libc::SIGKILL);
-        }
+        self.proc.kill();
     }
 
     /// Waits for the child to exit (after `kill`).
     pub fn reap(mut self) {
-        if self.exit.is_none() {
-            self.exit = Some(waitpid(self.proc.pid, 0).unwrap_or(-1));
-        }
+        self.proc.wait_killed();
     }
 
-    fn pump(&mut self, k: usize, printer: &Printer) {
-        let fd = self.fds()[k];
-        let still_open = if k == 2 {
-            read_some(fd, &mut self.result)
-        } else {
-            read_some(fd, &mut self.bufs[k])
-        };
-        if k < 2 {
-            self.flush_lines(k, !still_open, printer);
-        }
-        if !still_open {
-            self.open[k] = false;
+    /// Reads what `pipe` holds now; stdout and stderr lines go to the printer and the tail.
+    fn pump(&mut self, pipe: Pipe, printer: &Printer) {
+        match pipe {
+            Pipe::Result => {
+                self.proc.read_available(Pipe::Result, &mut self.result);
+            }
+            Pipe::Stdout | Pipe::Stderr => {
+                let k = usize::from(pipe == Pipe::Stderr);
+                let open = self.proc.read_available(pipe, &mut self.bufs[k]);
+                self.flush_lines(k, !open, printer);
+            }
         }
     }
 
@@ -161,7 +121,7 @@ impl Child {
     }
 
     fn outcome(&self) -> Result<(), (String, String)> {
-        let code = self.exit.unwrap_or(-1);
+        let code = self.exit.map_or(-1, |(code, _)| code);
         match serde_json::from_slice::<ChildResult>(&self.result) {
             Ok(r) if r.status == "ok" && code == 0 => Ok(()),
             Ok(r) if r.status != "ok" => Err((r.reason, r.traceback)),
@@ -177,81 +137,45 @@ impl Child {
     }
 }
 
-/// waitpid; the exit code, or 128 + signal for a killed child.
-fn waitpid(pid: libc::pid_t, flags: libc::c_int) -> Option<i32> {
-    let mut status = 0;
-    loop {
-        // SAFETY: waiting on our own child; status is a local out-parameter.
-        let rc = unsafe { libc::waitpid(pid, &mut status, flags) };
-        if rc == pid {
-            return Some(if libc::WIFEXITED(status) {
-                libc::WEXITSTATUS(status)
-            } else {
-                128 + libc::WTERMSIG(status)
-            });
-        }
-        if rc == 0 {
-            return None;
-        }
-        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            return Some(-1);
-        }
-    }
-}
-
 /// Polls all children once (up to 200 ms) and returns those that finished.
 pub fn wait_any(running: &mut Vec<Child>, printer: &Printer) -> Vec<Finished> {
-    let mut pfds: Vec<libc::pollfd> = Vec::new();
-    let mut owners: Vec<(usize, usize)> = Vec::new();
-    for (ci, c) in running.iter().enumerate() {
-        for (k, fd) in c.fds().into_iter().enumerate() {
-            if c.open[k] {
-                pfds.push(libc::pollfd {
-                    fd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                });
-                owners.push((ci, k));
-            }
-        }
+    let timeout = running
+        .iter()
+        .filter_map(|c| {
+            c.exit
+                .map(|(_, at)| RESULT_GRACE.saturating_sub(at.elapsed()))
+        })
+        .fold(POLL_ROUND, Duration::min);
+    let procs: Vec<&StageProcess> = running.iter().map(|c| &c.proc).collect();
+    for (ci, pipe) in poll_any(&procs, timeout) {
+        running[ci].pump(pipe, printer);
     }
-    if !pfds.is_empty() {
-        // SAFETY: pfds is a valid array of pollfd of the given length for the whole call.
-        let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, 200) };
-        if n > 0 {
-            for (p, &(ci, k)) in pfds.iter().zip(&owners) {
-                if p.revents != 0 {
-                    running[ci].pump(k, printer);
-                }
-            }
-        }
-    } else {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    // A child is finished once its result pipe closed and it exited. Grandchildren that kept
-    // stdout/stderr open must not hold the stage hostage, so those pipes are drained, not awaited.
+    // A child is finished once it exited (so its sweep ran and its group is dead) and its result
+    // pipe closed, or the grace period is over. Grandchildren that kept stdout/stderr open must
+    // not hold the stage hostage, so those pipes are drained, not awaited.
     let mut finished = Vec::new();
     let mut i = 0;
     while i < running.len() {
         let c = &mut running[i];
-        if !c.open[2] && c.exit.is_none() {
-            // All pipes closed: the child is in `_exit`; waiting is a matter of microseconds,
-            // where a non-blocking check would miss it and cost a poll round.
-            let flags = if c.open.iter().any(|o| *o) {
-                libc::WNOHANG
-            } else {
-                0
-            };
-            c.exit = waitpid(c.proc.pid, flags);
+        if c.exit.is_none() {
+            if let Some(code) = c.proc.try_wait() {
+                c.exit = Some((code, Instant::now()));
+                // Its result is in the pipe by now: read it in this round, not the next.
+                c.pump(Pipe::Result, printer);
+            }
         }
-        if c.exit.is_some() && !c.open[2] {
-            for k in 0..2 {
-                if c.open[k] {
-                    c.pump(k, printer);
-                    c.flush_lines(k, true, printer);
-                    c.open[k] = false;
+        let done = c
+            .exit
+            .is_some_and(|(_, at)| !c.proc.is_open(Pipe::Result) || at.elapsed() >= RESULT_GRACE);
+        if done {
+            for pipe in [Pipe::Stdout, Pipe::Stderr] {
+                if c.proc.is_open(pipe) {
+                    c.pump(pipe, printer);
+                    c.flush_lines(usize::from(pipe == Pipe::Stderr), true, printer);
+                    c.proc.close(pipe);
                 }
             }
+            c.proc.close(Pipe::Result);
             let child = running.swap_remove(i);
             let outcome = child.outcome();
             finished.push(Finished { child, outcome });

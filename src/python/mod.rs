@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use pyo3::prelude::*;
 use pyo3::types::PyModule;
 
-pub use fork::StageProcess;
+pub use fork::{poll_any, Pipe, StageProcess};
 pub use interp::{Selection, BUILD_MINOR};
 
 #[derive(thiserror::Error, Debug)]

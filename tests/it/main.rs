@@ -23,6 +23,7 @@ mod invocation;
 mod outputs;
 mod parallel;
 mod plan;
+mod processes;
 mod run_cache;
 mod streaming;
 mod tracked;
