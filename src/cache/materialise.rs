@@ -414,8 +414,9 @@ impl Materialiser<'_> {
                 }
             },
         }
-        let hashes: Vec<Digest> = manifest.iter().map(|e| e.hash.clone()).collect();
-        let shown = |i: usize| format!("{}/{}", t.dest, manifest[i].relpath);
+        // Only the files to write need their blob; unchanged ones are on disk already.
+        let hashes: Vec<Digest> = wanted.iter().map(|e| e.hash.clone()).collect();
+        let shown = |i: usize| format!("{}/{}", t.dest, wanted[i].relpath);
         if !wanted.is_empty() && !self.blobs_present(&hashes, &mut p, shown) {
             p.remove_before = None;
             p.remove_after.clear();
@@ -547,5 +548,162 @@ fn walk_io(e: WalkError, path: &RepoPath) -> io::Error {
         WalkError::Blocked { obstacle, .. } => {
             io::Error::other(format!("`{path}`: a parent {}", obstacle.describe()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::NoMemo;
+    use std::fs;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        root: std::path::PathBuf,
+        cache: Cache,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("proj");
+        fs::create_dir(&root).unwrap();
+        let cache = Cache::new(dir.path().join("cache"));
+        Fixture {
+            root,
+            cache,
+            _dir: dir,
+        }
+    }
+
+    impl Fixture {
+        fn store(&self, bytes: &[u8]) -> Digest {
+            let src = self.root.join(".src");
+            fs::write(&src, bytes).unwrap();
+            let d = Digest::of_bytes(bytes);
+            self.cache.store_copy(&src, &d, &NoMemo).unwrap();
+            fs::remove_file(&src).unwrap();
+            d
+        }
+
+        fn tree(&self, files: &[(&str, &[u8])]) -> Target {
+            let manifest: Vec<ManifestEntry> = files
+                .iter()
+                .map(|(rel, bytes)| ManifestEntry {
+                    relpath: RepoPath::parse(rel).unwrap(),
+                    hash: self.store(bytes),
+                    size: bytes.len() as u64,
+                    isexec: false,
+                })
+                .collect();
+            Target {
+                dest: RepoPath::parse("out").unwrap(),
+                hash: digest::manifest_digest(&manifest),
+                manifest: Some(manifest),
+            }
+        }
+
+        fn restore(&self, t: &Target, policy: Policy) -> Outcome {
+            Materialiser {
+                root: &self.root,
+                cache: &self.cache,
+                modes: &[CheckoutMode::Copy],
+                memo: &NoMemo,
+            }
+            .restore(std::slice::from_ref(t), policy)
+        }
+    }
+
+    #[test]
+    fn refuse_reports_a_conflict_only_missing_skips_and_replace_overwrites() {
+        let f = fixture();
+        let t = Target {
+            dest: RepoPath::parse("a/b.txt").unwrap(),
+            hash: f.store(b"cached"),
+            manifest: None,
+        };
+        fs::create_dir_all(f.root.join("a")).unwrap();
+        fs::write(f.root.join("a/b.txt"), b"mine").unwrap();
+        let o = f.restore(&t, Policy::Refuse);
+        assert_eq!(o.conflicts, ["a/b.txt"]);
+        let o = f.restore(&t, Policy::OnlyMissing);
+        assert_eq!((o.skipped, o.restored), (1, 0));
+        assert_eq!(fs::read(f.root.join("a/b.txt")).unwrap(), b"mine");
+        let o = f.restore(&t, Policy::Replace);
+        assert!(o.is_clean() && o.restored == 1, "{o:?}");
+        assert_eq!(fs::read(f.root.join("a/b.txt")).unwrap(), b"cached");
+    }
+
+    #[test]
+    fn replace_makes_a_directory_exactly_its_manifest() {
+        let f = fixture();
+        let t = f.tree(&[("x", b"1"), ("sub/y", b"2")]);
+        fs::create_dir_all(f.root.join("out/sub")).unwrap();
+        fs::write(f.root.join("out/x"), b"edited").unwrap();
+        fs::write(f.root.join("out/extra"), b"dropped in").unwrap();
+        let o = f.restore(&t, Policy::Replace);
+        assert!(o.is_clean(), "{o:?}");
+        assert_eq!(fs::read(f.root.join("out/x")).unwrap(), b"1");
+        assert_eq!(fs::read(f.root.join("out/sub/y")).unwrap(), b"2");
+        assert!(!f.root.join("out/extra").exists());
+    }
+
+    #[test]
+    fn a_missing_blob_leaves_the_directory_untouched() {
+        let f = fixture();
+        let t = f.tree(&[("x", b"1"), ("y", b"2")]);
+        let manifest = t.manifest.as_ref().unwrap();
+        fs::remove_file(f.cache.blob_path(&manifest[1].hash)).unwrap();
+        fs::create_dir_all(f.root.join("out")).unwrap();
+        fs::write(f.root.join("out/x"), b"old x").unwrap();
+        let o = f.restore(&t, Policy::Replace);
+        assert_eq!(o.missing, ["out/y"]);
+        assert_eq!(o.restored, 0);
+        assert_eq!(fs::read(f.root.join("out/x")).unwrap(), b"old x");
+    }
+
+    #[test]
+    fn a_symlink_above_the_target_is_refused_even_with_replace() {
+        let f = fixture();
+        let elsewhere = f._dir.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, f.root.join("data")).unwrap();
+        let t = Target {
+            dest: RepoPath::parse("data/x.txt").unwrap(),
+            hash: f.store(b"x"),
+            manifest: None,
+        };
+        for policy in [Policy::Refuse, Policy::OnlyMissing, Policy::Replace] {
+            let o = f.restore(&t, policy);
+            assert!(
+                matches!(
+                    o.errors.as_slice(),
+                    [MaterialiseError::Blocked { inside: false, .. }]
+                ),
+                "{policy:?}: {o:?}"
+            );
+            assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
+        }
+    }
+
+    #[test]
+    fn a_symlink_inside_a_directory_target_is_replaced_only_under_replace() {
+        let f = fixture();
+        let elsewhere = f._dir.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        let t = f.tree(&[("sub/y", b"2")]);
+        fs::create_dir(f.root.join("out")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, f.root.join("out/sub")).unwrap();
+        let o = f.restore(&t, Policy::Refuse);
+        assert!(
+            matches!(
+                o.errors.as_slice(),
+                [MaterialiseError::Blocked { inside: true, .. }]
+            ),
+            "{o:?}"
+        );
+        let o = f.restore(&t, Policy::Replace);
+        assert!(o.is_clean(), "{o:?}");
+        assert_eq!(fs::read(f.root.join("out/sub/y")).unwrap(), b"2");
+        assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
     }
 }
