@@ -47,11 +47,15 @@ pub fn clear(stage: &StageSpec, incremental: bool) -> io::Result<()> {
     Ok(())
 }
 
-/// Files of a directory output stored per rayon batch.
+/// Files of a directory output stored per rayon batch; Ctrl-C is checked between batches, so a
+/// commit of a big tree stops within one batch.
 const STORE_BATCH: usize = 1024;
 
 /// Times an output found changed while it was being cached is hashed and stored again.
 const STORE_ATTEMPTS: u32 = 3;
+
+/// The reason an interrupted commit gives (nothing of the stage is recorded).
+pub const INTERRUPTED: &str = "interrupted";
 
 impl Store<'_> {
     /// Hashes every output after a successful run and caches the cached ones. Err: the reason
@@ -128,7 +132,10 @@ impl Store<'_> {
             })
             .collect();
         let mut changed = false;
-        for batch in files.chunks(STORE_BATCH) {
+        for (n, batch) in files.chunks(STORE_BATCH).enumerate() {
+            if crate::interrupt::interrupted() {
+                return Err(INTERRUPTED.to_owned());
+            }
             let stored: Vec<Result<Hashed, String>> = batch
                 .par_iter()
                 .map(|(i, h)| self.store_file(&abs.join(&manifest[*i].relpath), rel, h.clone()))
@@ -142,6 +149,9 @@ impl Store<'_> {
                     e.isexec = after.identity.is_exec();
                     changed = true;
                 }
+            }
+            if n == 0 {
+                testhook::pause("commit-progress", "commit");
             }
         }
         let digest = if changed {

@@ -1,10 +1,11 @@
 //! Hashing that cannot lie: a file swapped while it is hashed, an output rewritten before it is
-//! cached, a dep truncated under pivot, FIFOs and names that are not UTF-8. Tests pause the real
-//! binary at its test hooks (`src/testhook.rs`).
+//! cached, a dep truncated under pivot, FIFOs, names that are not UTF-8, and Ctrl-C during
+//! `track` and `commit`. Tests pause the real binary at its test hooks (`src/testhook.rs`).
 
 use std::fs;
+use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,7 @@ fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
 /// A pivot started in the background, paused at a test hook.
 struct Paused {
     child: Child,
+    pid: i32,
     marker: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -41,6 +43,7 @@ impl Paused {
             .expect("spawn pivot");
         let mut paused = Paused {
             child,
+            pid: 0,
             marker,
             _dir: dir,
         };
@@ -55,6 +58,11 @@ impl Paused {
             },
             pause,
         );
+        paused.pid = fs::read_to_string(&paused.marker)
+            .expect("pause file")
+            .trim()
+            .parse()
+            .expect("pid");
         paused
     }
 
@@ -62,6 +70,12 @@ impl Paused {
         let mut resume = self.marker.clone().into_os_string();
         resume.push(".resume");
         fs::write(PathBuf::from(resume), "").expect("resume");
+        self.finish()
+    }
+
+    fn interrupt(self) -> Run {
+        // SAFETY: kill(2) with a pid pivot wrote for us and a valid signal number.
+        assert_eq!(unsafe { libc::kill(self.pid, libc::SIGINT) }, 0);
         self.finish()
     }
 
@@ -148,6 +162,37 @@ fn blob(p: &Project, digest: &str) -> PathBuf {
 
 fn xxh(bytes: &[u8]) -> String {
     pivot::digest::Digest::of_bytes(bytes).to_string()
+}
+
+/// Every file under `root` whose name marks it temporary (cache blobs being prepared, atomic
+/// writes of locks and `.pvt` files).
+fn temp_files(root: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for e in fs::read_dir(&dir).expect("read_dir") {
+            let e = e.expect("entry");
+            let name = e.file_name().to_string_lossy().into_owned();
+            if e.file_type().expect("file type").is_dir() {
+                dirs.push(e.path());
+            } else if name.contains("pivot-tmp") || name.ends_with(".tmp") {
+                found.push(e.path());
+            }
+        }
+    }
+    found
+}
+
+/// 20k small files under `dir`, 200 per subdirectory.
+fn many_files(dir: &Path) {
+    for d in 0..100 {
+        let sub = dir.join(format!("d{d:03}"));
+        fs::create_dir_all(&sub).expect("mkdir");
+        for f in 0..200 {
+            let mut file = fs::File::create(sub.join(format!("f{f:03}.txt"))).expect("create");
+            writeln!(file, "{d} {f}").expect("write");
+        }
+    }
 }
 
 #[test]
@@ -247,6 +292,89 @@ fn a_fifo_dep_is_named_as_not_a_regular_file_and_nothing_hangs() {
     repro.code(1);
     assert!(repro.stderr.contains(expected), "{}", repro.stderr);
     assert_eq!(p.take_runs(), Vec::<String>::new());
+}
+
+#[test]
+fn sigint_during_track_exits_130_leaves_no_temp_file_and_track_then_succeeds() {
+    let p = copy_project("data/dep.txt");
+    p.write("data/dep.txt", "x\n");
+    many_files(&p.path("data/many"));
+    let paused = Paused::start(&p, &["track", "data/many"], "track-progress:track");
+    let r = paused.interrupt();
+    r.code(130);
+    assert!(r.stderr.contains("interrupted"), "{}", r.stderr);
+    assert!(
+        !p.exists("data/many.pvt"),
+        "no .pvt for an incomplete track"
+    );
+    assert_eq!(temp_files(p.root()), Vec::<PathBuf>::new());
+
+    p.pivot(&["track", "data/many"]).success();
+    let pvt = p.read("data/many.pvt");
+    assert!(pvt.contains("num_files: 20000\n"), "{}", &pvt[..200]);
+    assert_eq!(temp_files(p.root()), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn sigint_during_commit_exits_130_leaves_no_temp_file_and_commit_then_succeeds() {
+    let p = Project::new();
+    p.write(
+        "pipeline.py",
+        &format!(
+            "{PRELUDE}
+def shards() -> Annotated[dict, outputs.DirectoryOut('out/many/', loaders.Text())]:
+    _ran('shards')
+    return {{'seed.txt': 'seed'}}
+
+
+pipeline = Pipeline('commit')
+pipeline.register(shards)
+"
+        ),
+    );
+    p.pivot(&["repro", "--no-commit"]).success();
+    assert!(!p.exists(".pivot/stages/shards.lock"));
+    // The workspace now holds more than the stage wrote; `commit` snapshots what is there.
+    many_files(&p.path("out/many"));
+
+    let paused = Paused::start(&p, &["commit"], "commit-progress:commit");
+    let r = paused.interrupt();
+    r.code(130);
+    assert!(r.stderr.contains("interrupted"), "{}", r.stderr);
+    assert!(
+        !p.exists(".pivot/stages/shards.lock"),
+        "no lock for an incomplete commit"
+    );
+    assert_eq!(temp_files(p.root()), Vec::<PathBuf>::new());
+
+    p.pivot(&["commit"]).success();
+    let lock = pivot::lockfile::read(&p.path(".pivot/stages/shards.lock"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(lock.outs[0].manifest.as_ref().unwrap().len(), 20_001);
+    assert_eq!(temp_files(p.root()), Vec::<PathBuf>::new());
+    p.pivot(&["verify"]).success();
+}
+
+fn non_utf8(p: &Project, dir: &str) {
+    let d = p.path(dir);
+    fs::create_dir_all(&d).unwrap();
+    fs::write(d.join("ok.txt"), "ok\n").unwrap();
+    fs::write(d.join(std::ffi::OsStr::from_bytes(b"\xff.txt")), "bad\n").unwrap();
+}
+
+#[test]
+fn a_name_that_is_not_utf8_in_a_tracked_directory_fails_track_naming_it() {
+    let p = copy_project("data/dep.txt");
+    p.write("data/dep.txt", "x\n");
+    non_utf8(&p, "data/dir");
+    let r = p.pivot(&["track", "data/dir"]);
+    r.code(2);
+    assert_eq!(
+        r.stderr,
+        "error: cannot track `data/dir`: `data/dir/\\xff.txt`: file name is not valid UTF-8\n"
+    );
+    assert!(!p.exists("data/dir.pvt"));
 }
 
 #[test]
