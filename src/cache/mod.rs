@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use xxhash_rust::xxh64::Xxh64;
 
-use crate::digest::{hash_file, Digest, DigestMemo, FileIdentity, FileStat};
+use crate::digest::{hash_blob, Digest, DigestMemo, FileIdentity, FileStat};
 
 pub use checkout::{parse_checkout_modes, reflink_unsupported, CheckoutMode};
 
@@ -173,7 +173,7 @@ impl Cache {
         let stat = FileStat::of(&meta);
         let actual = match memo.get(&path, &stat) {
             Some(known) => known,
-            None => match hash_file(&path) {
+            None => match hash_blob(&path) {
                 Ok(h) => {
                     if h == *d {
                         memo.put(&path, &stat, d);
