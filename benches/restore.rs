@@ -36,9 +36,10 @@ fn bench(c: &mut Criterion) {
     let state = State::open(&dir.path().join("state.rocksdb")).expect("state");
     let cache = Cache::new(dir.path().join("cache"));
     let meta = fs::metadata(&out).expect("meta");
-    let d = digest::hash_file_memo(&out, &meta, &state).expect("hash");
+    let h = digest::hash_file_memo_identified(&out, &meta, &state).expect("hash");
+    let d = h.digest;
     cache
-        .store_and_link(&out, &d, &[CheckoutMode::Hardlink], &state)
+        .store_and_link(&out, &d, &h.identity, &[CheckoutMode::Hardlink], &state)
         .expect("store");
     state.flush().expect("flush");
 

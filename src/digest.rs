@@ -1,15 +1,26 @@
 //! Content digests: XXH64 (seed 0, 16 lowercase hex) of file bytes, and directory digests over the
-//! canonical manifest (SPEC.md 4.1). mmap lives here and only here.
+//! canonical manifest (SPEC.md 4.1).
 //!
-//! Large files are hashed through a read-only mmap, small ones through plain reads (mmap costs more
-//! than it saves below ~1 MiB). A [`DigestMemo`] lets callers skip re-hashing files whose stat
-//! identity (inode, mtime_ns, size) is unchanged; this module never decides where the memo lives.
+//! A digest is always returned with the [`FileIdentity`] it belongs to: the file is opened, checked
+//! to be a regular file and `fstat`ed, read, and `fstat`ed again; only when both agree is the
+//! digest that identity's (else it is hashed again, and a file that keeps changing is an error).
+//! Memo entries and manifest sizes come from that identity, never from a stat taken before the
+//! open, so a file replaced by rename in between cannot pair one file's stat with another's bytes.
+//!
+//! Files are read with plain `read`s: a mapped file that another process truncates kills the
+//! reader with SIGBUS. mmap is used for one kind of file only, pivot's own read-only cache blobs
+//! ([`hash_blob`]), where it is ~30% faster on page-cached data (`benches/digest.rs`).
+//! A [`DigestMemo`] lets callers skip re-hashing files whose stat identity (inode, mtime_ns, size)
+//! is unchanged; this module never decides where the memo lives.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::fs::{self, File, Metadata};
 use std::io::{self, Read};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -17,8 +28,19 @@ use xxhash_rust::xxh64::{xxh64, Xxh64};
 
 use crate::repo_path::RepoPath;
 
-/// Files at least this large are hashed through mmap.
+/// Read size: large enough that syscalls cost nothing next to hashing, small enough to stay in
+/// L2 (measured in `benches/digest.rs`).
+const READ_BUF: usize = 256 * 1024;
+
+/// Files at least this large get `posix_fadvise(SEQUENTIAL)` (more read-ahead when not cached).
+const FADVISE_THRESHOLD: u64 = 1 << 20;
+
+/// Cache blobs at least this large are hashed through mmap (below it, mapping costs more than it
+/// saves).
 const MMAP_THRESHOLD: u64 = 1 << 20;
+
+/// Times a file whose two fstats disagree is hashed before giving up.
+const HASH_ATTEMPTS: u32 = 3;
 
 /// A content digest: XXH64 of the bytes, 16 lowercase hex characters.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -90,6 +112,177 @@ impl FileStat {
     }
 }
 
+/// What one `fstat` said about a file: the identity a digest belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileIdentity {
+    pub dev: u64,
+    pub inode: u64,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub mode: u32,
+}
+
+impl FileIdentity {
+    pub fn of(meta: &Metadata) -> FileIdentity {
+        FileIdentity {
+            dev: meta.dev(),
+            inode: meta.ino(),
+            size: meta.size(),
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+            mode: meta.mode(),
+        }
+    }
+
+    /// Same file, same bytes as far as stat can tell: every write or rename onto the inode moves
+    /// mtime or ctime, and `touch -r` style mtime resets still move ctime.
+    pub fn unchanged(&self, other: &FileIdentity) -> bool {
+        self.same_content(other) && self.ctime_ns == other.ctime_ns
+    }
+
+    /// [`FileIdentity::unchanged`] without ctime, for an inode pivot itself just linked or
+    /// chmodded (both move ctime).
+    pub fn same_content(&self, other: &FileIdentity) -> bool {
+        self.dev == other.dev
+            && self.inode == other.inode
+            && self.size == other.size
+            && self.mtime_ns == other.mtime_ns
+    }
+
+    /// The memo key for this identity.
+    pub fn memo_stat(&self) -> FileStat {
+        FileStat {
+            inode: self.inode,
+            mtime_ns: self.mtime_ns,
+            size: self.size,
+        }
+    }
+
+    pub fn is_exec(&self) -> bool {
+        self.mode & 0o100 != 0
+    }
+}
+
+/// A digest and the identity of the file whose bytes it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hashed {
+    pub digest: Digest,
+    pub identity: FileIdentity,
+}
+
+/// Why a path cannot be hashed, beyond plain I/O errors. Travels inside an `io::Error` (kind
+/// [`HashError::kind`]) so callers keep matching on `NotFound`; [`describe_error`] renders it
+/// with project-relative paths.
+#[derive(Debug)]
+pub enum HashError {
+    /// Opening a FIFO would block and a device has no content to cache.
+    NotRegular {
+        path: PathBuf,
+        what: &'static str,
+    },
+    /// Manifests, lock files and `.pvt` files hold UTF-8 paths; a lossy name would name another
+    /// file on checkout.
+    NonUtf8Name {
+        path: PathBuf,
+    },
+    KeptChanging {
+        path: PathBuf,
+    },
+}
+
+impl HashError {
+    pub fn path(&self) -> &Path {
+        match self {
+            HashError::NotRegular { path, .. }
+            | HashError::NonUtf8Name { path }
+            | HashError::KeptChanging { path } => path,
+        }
+    }
+
+    pub fn kind(&self) -> io::ErrorKind {
+        match self {
+            HashError::NotRegular { .. } => io::ErrorKind::InvalidInput,
+            HashError::NonUtf8Name { .. } => io::ErrorKind::InvalidData,
+            HashError::KeptChanging { .. } => io::ErrorKind::Other,
+        }
+    }
+
+    /// The message, naming the file as `shown`.
+    fn message(&self, shown: &Path) -> String {
+        match self {
+            HashError::NotRegular { what, .. } => {
+                format!("`{}` is not a regular file ({what})", escaped(shown))
+            }
+            HashError::NonUtf8Name { .. } => {
+                format!("`{}`: file name is not valid UTF-8", escaped(shown))
+            }
+            HashError::KeptChanging { .. } => {
+                format!("`{}` kept changing while it was hashed", escaped(shown))
+            }
+        }
+    }
+}
+
+impl fmt::Display for HashError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message(self.path()))
+    }
+}
+
+impl std::error::Error for HashError {}
+
+impl From<HashError> for io::Error {
+    fn from(e: HashError) -> io::Error {
+        io::Error::new(e.kind(), e)
+    }
+}
+
+/// `err`'s message, with the path of a [`HashError`] shown relative to `root` when inside it
+/// (this module's errors carry the path they were given, usually absolute).
+pub fn describe_error(err: &io::Error, root: &Path) -> String {
+    match err.get_ref().and_then(|e| e.downcast_ref::<HashError>()) {
+        Some(h) => match h.path().strip_prefix(root) {
+            Ok(rel) if !rel.as_os_str().is_empty() => h.message(rel),
+            _ => h.to_string(),
+        },
+        None => err.to_string(),
+    }
+}
+
+/// A path for display: valid UTF-8 as is, every other byte as `\xNN` (unlike `display()`, two
+/// different bad names stay distinguishable).
+fn escaped(path: &Path) -> String {
+    let mut out = String::new();
+    for chunk in path.as_os_str().as_bytes().utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
+fn not_regular(path: &Path, ft: fs::FileType) -> HashError {
+    let what = if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_char_device() {
+        "a character device"
+    } else if ft.is_block_device() {
+        "a block device"
+    } else if ft.is_dir() {
+        "a directory"
+    } else {
+        "an unknown kind of file"
+    };
+    HashError::NotRegular {
+        path: path.to_owned(),
+        what,
+    }
+}
+
 /// A stat -> digest memo (the state implements it). `get` must only answer when the stored stat
 /// identity equals `stat`; implementations may refuse to trust entries that are too recent.
 pub trait DigestMemo: Sync {
@@ -130,45 +323,135 @@ pub fn files_hashed() -> usize {
     FILES_HASHED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// Digest of one regular file's bytes, without any memo.
-pub fn hash_file(path: &Path) -> io::Result<Digest> {
-    FILES_HASHED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let file = File::open(path)?;
-    let len = file.metadata()?.len();
-    if len >= MMAP_THRESHOLD {
-        // SAFETY: the map is read-only and private to this call. Another process truncating the
-        // file while we read would raise SIGBUS; pivot only hashes files it owns (outputs after
-        // their stage exited, deps, cache blobs), the same contract DVC and the reference accept.
-        let map = unsafe { memmap2::Mmap::map(&file)? };
-        #[cfg(unix)]
-        let _ = map.advise(memmap2::Advice::Sequential);
-        return Ok(Digest::from_u64(xxh64(&map, 0)));
+/// Opens `path` for hashing: a regular file, or an error naming what it is instead. `O_NONBLOCK`
+/// makes opening a FIFO return at once instead of waiting for a writer; `O_NOCTTY` keeps a
+/// terminal device from becoming ours (std adds `O_CLOEXEC`).
+fn open_regular(path: &Path) -> io::Result<(File, FileIdentity)> {
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(not_regular(path, meta.file_type()).into());
     }
-    let mut hasher = Xxh64::new(0);
-    let mut buf = [0u8; 64 * 1024];
-    let mut file = file;
-    loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buf[..n]);
+    let fd = file.as_raw_fd();
+    // Blocking reads are what a regular file on a network or FUSE filesystem needs (O_NONBLOCK
+    // could make it return EAGAIN). Setting the status flags to 0 clears O_NONBLOCK without an
+    // F_GETFL first: the file was opened with no other status flag (O_NOCTTY acts at open only,
+    // O_CLOEXEC is a descriptor flag), and a syscall per file shows on trees of small files.
+    // SAFETY: `fd` is owned by `file`, open for the whole call; F_SETFL takes an int.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, 0) } < 0 {
+        return Err(io::Error::last_os_error());
     }
-    Ok(Digest::from_u64(hasher.digest()))
+    if meta.size() >= FADVISE_THRESHOLD {
+        // SAFETY: plain syscall on an open descriptor; advice only, so its result is ignored.
+        let _ = unsafe { libc::posix_fadvise(fd, 0, 0, libc::POSIX_FADV_SEQUENTIAL) };
+    }
+    Ok((file, FileIdentity::of(&meta)))
 }
 
-/// Digest of a file, answered by the memo when its stat identity is unchanged.
-pub fn hash_file_memo(path: &Path, meta: &Metadata, memo: &dyn DigestMemo) -> io::Result<Digest> {
-    let stat = FileStat::of(meta);
-    if let Some(d) = memo.get(path, &stat) {
-        return Ok(d);
+thread_local! {
+    /// One read buffer per thread: rayon hashes thousands of small files per directory, and a
+    /// fresh 256 KiB allocation each would cost more than reading them.
+    static READ_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// XXH64 of everything `file` holds from its current offset to EOF.
+fn read_digest(file: &mut File) -> io::Result<Digest> {
+    READ_BUFFER.with_borrow_mut(|buf| {
+        if buf.len() < READ_BUF {
+            buf.resize(READ_BUF, 0);
+        }
+        let mut hasher = Xxh64::new(0);
+        loop {
+            match file.read(buf) {
+                Ok(0) => return Ok(Digest::from_u64(hasher.digest())),
+                Ok(n) => hasher.update(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    })
+}
+
+/// Digest of one regular file's bytes with the identity they belong to, without any memo: open,
+/// fstat, read, fstat again; a file whose fstats differ is hashed again (a few times).
+pub fn hash_file_identified(path: &Path) -> io::Result<Hashed> {
+    FILES_HASHED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    for attempt in 0..HASH_ATTEMPTS {
+        if attempt > 0 {
+            // Give a writer in the middle of its work time to finish.
+            std::thread::sleep(std::time::Duration::from_millis(10 << attempt));
+        }
+        let (mut file, before) = open_regular(path)?;
+        let digest = read_digest(&mut file)?;
+        let after = FileIdentity::of(&file.metadata()?);
+        if before.unchanged(&after) {
+            return Ok(Hashed {
+                digest,
+                identity: after,
+            });
+        }
+    }
+    Err(HashError::KeptChanging {
+        path: path.to_owned(),
+    }
+    .into())
+}
+
+/// Digest of one regular file's bytes, without any memo.
+pub fn hash_file(path: &Path) -> io::Result<Digest> {
+    hash_file_identified(path).map(|h| h.digest)
+}
+
+/// Digest of a cache blob (the caller compares it with the blob's name). Big blobs are hashed
+/// through a read-only mmap.
+///
+/// Contract: only for files pivot itself wrote read-only (0444) into its cache and never
+/// truncates or rewrites. A mapped file truncated by another process raises SIGBUS in the
+/// reader, so deps, outputs and tracked data (files users and stages write) go through
+/// [`hash_file`]. The one way to break the contract is root writing through a hard-linked
+/// checkout, which is also why blobs are re-verified when their stat changes.
+pub fn hash_blob(path: &Path) -> io::Result<Digest> {
+    FILES_HASHED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (mut file, identity) = open_regular(path)?;
+    if identity.size < MMAP_THRESHOLD {
+        return read_digest(&mut file);
+    }
+    // SAFETY: a read-only, private map of a regular file, dropped before returning; per the
+    // contract above nothing truncates a cache blob while it is mapped.
+    let map = unsafe { memmap2::Mmap::map(&file)? };
+    let _ = map.advise(memmap2::Advice::Sequential);
+    Ok(Digest::from_u64(xxh64(&map, 0)))
+}
+
+/// Digest of a file whose stat (`meta`, taken by the caller) keys the memo: answered by the memo
+/// when that stat is known, else hashed, and memoised under the identity actually hashed.
+pub fn hash_file_memo_identified(
+    path: &Path,
+    meta: &Metadata,
+    memo: &dyn DigestMemo,
+) -> io::Result<Hashed> {
+    crate::testhook::pause("hash-after-stat", &path.to_string_lossy());
+    if !meta.file_type().is_file() {
+        return Err(not_regular(path, meta.file_type()).into());
+    }
+    if let Some(digest) = memo.get(path, &FileStat::of(meta)) {
+        return Ok(Hashed {
+            digest,
+            identity: FileIdentity::of(meta),
+        });
     }
     let observed = now_ns();
-    let d = hash_file(path)?;
-    memo.put_observed(path, &stat, &d, observed);
-    Ok(d)
+    let hashed = hash_file_identified(path)?;
+    memo.put_observed(path, &hashed.identity.memo_stat(), &hashed.digest, observed);
+    Ok(hashed)
+}
+
+/// [`hash_file_memo_identified`] for callers that need only the digest.
+pub fn hash_file_memo(path: &Path, meta: &Metadata, memo: &dyn DigestMemo) -> io::Result<Digest> {
+    hash_file_memo_identified(path, meta, memo).map(|h| h.digest)
 }
 
 /// One file of a directory manifest (field order is the lock file's).
@@ -185,6 +468,34 @@ pub struct ManifestEntry {
 pub struct TreeDigest {
     pub digest: Digest,
     pub manifest: Vec<ManifestEntry>,
+    /// The identity each manifest entry's digest belongs to (same order as `manifest`).
+    pub identities: Vec<FileIdentity>,
+}
+
+/// What [`hash_path`] found: a file or a directory tree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PathDigest {
+    File(Hashed),
+    Dir(TreeDigest),
+}
+
+impl PathDigest {
+    pub fn digest(&self) -> &Digest {
+        match self {
+            PathDigest::File(h) => &h.digest,
+            PathDigest::Dir(t) => &t.digest,
+        }
+    }
+}
+
+/// Digest of a file, or tree digest and manifest of a directory, through the memo.
+pub fn hash_path(path: &Path, memo: &dyn DigestMemo) -> io::Result<PathDigest> {
+    let meta = fs::metadata(path)?;
+    if meta.is_dir() {
+        hash_dir(path, memo).map(PathDigest::Dir)
+    } else {
+        hash_file_memo_identified(path, &meta, memo).map(PathDigest::File)
+    }
 }
 
 /// Directory names never descended into (SPEC.md 4.1; kept for compatibility, see B24).
@@ -210,28 +521,32 @@ fn skip_file(name: &str) -> bool {
         || name.starts_with(".#")
 }
 
-/// Regular files under `dir` (relative `/`-joined path, absolute path), symlinks skipped.
-fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, std::path::PathBuf)>) -> io::Result<()> {
+/// Regular files under `dir` (relative `/`-joined path, absolute path), symlinks skipped. A name
+/// that is not UTF-8 is an error: the manifest could only hold a lossy spelling of it.
+fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, PathBuf)>) -> io::Result<()> {
     for entry in fs::read_dir(dir)? {
         let entry = match entry {
             Ok(e) => e,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         };
-        let name = entry.file_name().to_string_lossy().into_owned();
         let ft = match entry.file_type() {
             Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
+        };
+        if ft.is_symlink() {
+            continue;
+        }
+        let Ok(name) = entry.file_name().into_string() else {
+            return Err(HashError::NonUtf8Name { path: entry.path() }.into());
         };
         let relpath = if rel.is_empty() {
             name.clone()
         } else {
             format!("{rel}/{name}")
         };
-        if ft.is_symlink() {
-            continue;
-        } else if ft.is_dir() {
+        if ft.is_dir() {
             if !SKIP_DIRS.contains(&name.as_str()) {
                 walk(&entry.path(), &relpath, out)?;
             }
@@ -243,39 +558,42 @@ fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, std::path::PathBuf)>) -> i
 }
 
 /// Digest of a directory tree: XXH64 of the canonical manifest JSON (sorted by relpath as Python
-/// sorts strings, keys sorted, compact separators, ASCII escapes). Files are hashed in parallel.
+/// sorts strings, keys sorted, compact separators, ASCII escapes). Files are hashed in parallel;
+/// each entry's size and exec bit are those of the bytes hashed.
 pub fn hash_dir(dir: &Path, memo: &dyn DigestMemo) -> io::Result<TreeDigest> {
     let mut files = Vec::new();
     walk(dir, "", &mut files)?;
     // Python compares str by code point; for UTF-8 that is byte order.
     files.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    let entries: Vec<Option<ManifestEntry>> = files
+    let hashed: Vec<Option<Hashed>> = files
         .par_iter()
-        .map(|(relpath, path)| {
-            let meta = match fs::metadata(path) {
-                Ok(m) => m,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(e),
-            };
-            let hash = match hash_file_memo(path, &meta, memo) {
-                Ok(h) => h,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(e),
-            };
-            let relpath = RepoPath::parse(relpath)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-            Ok(Some(ManifestEntry {
-                relpath,
-                hash,
-                size: meta.len(),
-                isexec: meta.permissions().mode() & 0o100 != 0,
-            }))
+        .map(|(_, path)| {
+            let found = fs::metadata(path).and_then(|m| hash_file_memo_identified(path, &m, memo));
+            match found {
+                Ok(h) => Ok(Some(h)),
+                // Deleted since the walk: not part of the tree.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e),
+            }
         })
         .collect::<io::Result<_>>()?;
-    let manifest: Vec<ManifestEntry> = entries.into_iter().flatten().collect();
+    let (mut manifest, mut identities) = (Vec::new(), Vec::new());
+    for ((relpath, _), h) in files.into_iter().zip(hashed) {
+        let Some(h) = h else { continue };
+        let relpath =
+            RepoPath::parse(&relpath).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        manifest.push(ManifestEntry {
+            relpath,
+            hash: h.digest,
+            size: h.identity.size,
+            isexec: h.identity.is_exec(),
+        });
+        identities.push(h.identity);
+    }
     Ok(TreeDigest {
         digest: manifest_digest(&manifest),
         manifest,
+        identities,
     })
 }
 
@@ -364,7 +682,7 @@ mod tests {
     }
 
     #[test]
-    fn file_digest_is_xxh64_of_bytes_for_small_and_mmapped_files() {
+    fn file_digest_is_xxh64_of_bytes_for_small_and_large_files() {
         let dir = tempfile::tempdir().unwrap();
         let small = dir.path().join("s");
         fs::write(&small, b"1 2 3 4 5\n").unwrap();
@@ -373,6 +691,126 @@ mod tests {
         let data: Vec<u8> = (0..(3u32 << 20)).map(|i| (i % 251) as u8).collect();
         fs::write(&big, &data).unwrap();
         assert_eq!(hash_file(&big).unwrap(), Digest::of_bytes(&data));
+        assert_eq!(hash_blob(&big).unwrap(), Digest::of_bytes(&data));
+        assert_eq!(hash_blob(&small).unwrap(), Digest::of_bytes(b"1 2 3 4 5\n"));
+    }
+
+    /// A memo that, on its first lookup (after the caller's stat, before the open), lets a test
+    /// replace the file, and records what is put into it.
+    struct RacingMemo<F: Fn() + Sync> {
+        on_first_get: F,
+        fired: std::sync::atomic::AtomicBool,
+        puts: std::sync::Mutex<Vec<(PathBuf, FileStat, Digest)>>,
+    }
+
+    impl<F: Fn() + Sync> RacingMemo<F> {
+        fn new(on_first_get: F) -> Self {
+            RacingMemo {
+                on_first_get,
+                fired: Default::default(),
+                puts: Default::default(),
+            }
+        }
+    }
+
+    impl<F: Fn() + Sync> DigestMemo for RacingMemo<F> {
+        fn get(&self, _: &Path, _: &FileStat) -> Option<Digest> {
+            if !self.fired.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                (self.on_first_get)();
+            }
+            None
+        }
+        fn put(&self, path: &Path, stat: &FileStat, digest: &Digest) {
+            let mut puts = self.puts.lock().unwrap();
+            puts.push((path.to_owned(), *stat, digest.clone()));
+        }
+    }
+
+    /// Writes `bytes` to a new file and renames it over `path` (a new inode).
+    fn replace(path: &Path, bytes: &[u8]) {
+        let tmp = path.with_extension("new");
+        fs::write(&tmp, bytes).unwrap();
+        fs::rename(&tmp, path).unwrap();
+    }
+
+    #[test]
+    fn manifest_size_and_memo_stat_belong_to_the_hashed_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        fs::create_dir(&tree).unwrap();
+        let file = tree.join("x.txt");
+        fs::write(&file, b"short").unwrap();
+        let memo = RacingMemo::new(|| replace(&file, b"much longer content"));
+        let t = hash_dir(&tree, &memo).unwrap();
+        assert_eq!(t.manifest.len(), 1);
+        let e = &t.manifest[0];
+        assert_eq!(e.hash, Digest::of_bytes(b"much longer content"));
+        assert_eq!(
+            e.size, 19,
+            "the size of the bytes hashed, not of the stat before"
+        );
+        let now = fs::metadata(&file).unwrap();
+        assert_eq!(t.identities[0], FileIdentity::of(&now));
+        let puts = memo.puts.lock().unwrap();
+        assert_eq!(puts.len(), 1);
+        assert_eq!(
+            puts[0].1,
+            FileStat::of(&now),
+            "memoised under the hashed file's stat"
+        );
+        assert_eq!(puts[0].2, e.hash);
+    }
+
+    #[test]
+    fn a_file_replaced_after_its_stat_is_memoised_under_its_own_stat() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("dep.txt");
+        fs::write(&file, b"old!").unwrap();
+        let before = fs::metadata(&file).unwrap();
+        let memo = RacingMemo::new(|| replace(&file, b"new!"));
+        let h = hash_file_memo_identified(&file, &before, &memo).unwrap();
+        assert_eq!(h.digest, Digest::of_bytes(b"new!"));
+        let puts = memo.puts.lock().unwrap();
+        assert_ne!(
+            puts[0].1,
+            FileStat::of(&before),
+            "never the old file's stat"
+        );
+        assert_eq!(puts[0].1.inode, fs::metadata(&file).unwrap().ino());
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        // Opened directly (no stat first, as after a race): O_NONBLOCK returns at once.
+        let err = hash_file(&fifo).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(
+            describe_error(&err, dir.path()),
+            "`pipe` is not a regular file (a FIFO)"
+        );
+        let meta = fs::metadata(&fifo).unwrap();
+        let err = hash_file_memo(&fifo, &meta, &NoMemo).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn a_name_that_is_not_utf8_is_an_error_naming_it() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("data/dir");
+        fs::create_dir_all(&sub).unwrap();
+        fs::write(sub.join(std::ffi::OsStr::from_bytes(b"\xff.txt")), b"x").unwrap();
+        let err = hash_dir(&dir.path().join("data"), &NoMemo).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(
+            describe_error(&err, dir.path()),
+            "`data/dir/\\xff.txt`: file name is not valid UTF-8"
+        );
     }
 
     #[test]

@@ -293,20 +293,11 @@ pub fn covers(tracked: &[PathBuf], path: &Path) -> bool {
 }
 
 impl Tracked {
-    /// Compares the data on disk with the `.pvt` file (hashing through `memo`).
+    /// Compares the data on disk with the `.pvt` file (hashing through `memo`). Data that
+    /// cannot be hashed (unreadable, a FIFO, a name that is not UTF-8) is not what was tracked.
     pub fn state(&self, memo: &dyn DigestMemo) -> TrackedState {
-        let meta = match fs::metadata(&self.data) {
-            Ok(m) => m,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return TrackedState::Missing,
-            Err(_) => return TrackedState::Modified,
-        };
-        let current = if meta.is_dir() {
-            digest::hash_dir(&self.data, memo).map(|t| t.digest)
-        } else {
-            digest::hash_file_memo(&self.data, &meta, memo)
-        };
-        match current {
-            Ok(d) if d == self.file.hash => TrackedState::Clean,
+        match digest::hash_path(&self.data, memo) {
+            Ok(d) if *d.digest() == self.file.hash => TrackedState::Clean,
             Ok(_) => TrackedState::Modified,
             Err(e) if e.kind() == io::ErrorKind::NotFound => TrackedState::Missing,
             Err(_) => TrackedState::Modified,

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use xxhash_rust::xxh64::Xxh64;
 
-use crate::digest::{hash_file, Digest, DigestMemo, FileStat};
+use crate::digest::{hash_blob, Digest, DigestMemo, FileIdentity, FileStat};
 
 pub use checkout::{parse_checkout_modes, reflink_unsupported, CheckoutMode};
 pub use materialise::{Materialiser, Outcome as RestoreOutcome, Policy, Target as RestoreTarget};
@@ -61,6 +61,13 @@ fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) ->
     }
 }
 
+fn source_changed(path: &Path, digest: &Digest) -> CacheError {
+    CacheError::SourceChanged {
+        path: path.to_owned(),
+        digest: digest.clone(),
+    }
+}
+
 /// The local cache directory (`<project>/.pivot/cache` by default).
 #[derive(Clone, Debug)]
 pub struct Cache {
@@ -89,8 +96,10 @@ impl Cache {
         fs::symlink_metadata(self.blob_path(d)).is_ok_and(|m| m.is_file())
     }
 
-    /// Puts the file at `src` (whose digest the caller computed: `d`) into the cache and makes
-    /// `src` a checkout of the blob in the first of `modes` that works. Returns that mode.
+    /// Puts the file at `src` into the cache and makes `src` a checkout of the blob in the first
+    /// of `modes` that works. Returns that mode. `d` is the digest the caller computed and
+    /// `hashed` the identity of the file it was computed from: a `src` that is no longer that
+    /// file is refused with `SourceChanged` (the caller re-hashes), never stored under `d`.
     ///
     /// If the blob is absent, `src` itself is hard-linked into the cache when it is on the same
     /// filesystem (no bytes copied; `src` becomes 0444), else copied. If `modes` starts with
@@ -101,16 +110,22 @@ impl Cache {
         &self,
         src: &Path,
         d: &Digest,
+        hashed: &FileIdentity,
         modes: &[CheckoutMode],
         memo: &dyn DigestMemo,
     ) -> Result<CheckoutMode, CacheError> {
         let first = *modes.first().ok_or(CacheError::NoCheckoutMode)?;
         // The exec bit of the output, for copies (hard-linking into the cache drops it).
         let meta = fs::metadata(src).map_err(io_err("read", src))?;
+        // Even when the blob exists, `src` is about to be replaced by a checkout of it: a file
+        // rewritten since it was hashed would lose its new content to the old digest's blob.
+        if !hashed.unchanged(&FileIdentity::of(&meta)) {
+            return Err(source_changed(src, d));
+        }
         let exec = meta.mode() & 0o100 != 0;
         // A reflink, like a copy, leaves `src` an independent file: store a copy of it.
         if matches!(first, CheckoutMode::Copy | CheckoutMode::Reflink) {
-            self.ensure_stored(src, d, memo, false)?;
+            self.ensure_stored(src, d, Some(hashed), memo, false)?;
             // Already an independent, writable file: nothing to replace.
             let writable = meta.mode() & 0o200 != 0;
             if meta.nlink() == 1 && writable && fs::symlink_metadata(src).is_ok_and(|m| m.is_file())
@@ -118,7 +133,7 @@ impl Cache {
                 return Ok(first);
             }
         } else {
-            self.ensure_stored(src, d, memo, true)?;
+            self.ensure_stored(src, d, Some(hashed), memo, true)?;
         }
         self.link_out(d, src, modes, exec, memo)
     }
@@ -131,7 +146,7 @@ impl Cache {
         d: &Digest,
         memo: &dyn DigestMemo,
     ) -> Result<(), CacheError> {
-        self.ensure_stored(src, d, memo, false)
+        self.ensure_stored(src, d, None, memo, false)
     }
 
     /// Checks that blob `d` exists and holds content with digest `d`. Its stat identity is looked
@@ -161,7 +176,7 @@ impl Cache {
         let stat = FileStat::of(&meta);
         let actual = match memo.get(&path, &stat) {
             Some(known) => known,
-            None => match hash_file(&path) {
+            None => match hash_blob(&path) {
                 Ok(h) => {
                     if h == *d {
                         memo.put(&path, &stat, d);
@@ -252,10 +267,13 @@ impl Cache {
     }
 
     /// Makes sure a good blob `d` exists, storing it from `src` if it is absent or corrupt.
+    /// `hashed` (the identity `d` was computed from) allows hard-linking `src` into the cache;
+    /// without it the bytes are copied and re-hashed on the way.
     fn ensure_stored(
         &self,
         src: &Path,
         d: &Digest,
+        hashed: Option<&FileIdentity>,
         memo: &dyn DigestMemo,
         allow_link: bool,
     ) -> Result<(), CacheError> {
@@ -266,20 +284,23 @@ impl Cache {
                 Err(CacheError::MissingBlob { .. } | CacheError::CorruptBlob { .. }) => {}
                 Err(e) => return Err(e),
             }
-            if self.put_blob(src, d, memo, allow_link)? {
+            let link = hashed.filter(|_| allow_link);
+            if self.put_blob(src, d, link, memo)? {
                 return Ok(());
             }
         }
         self.verify_blob(d, memo)
     }
 
-    /// Writes blob `d` from `src`. `Ok(false)` if another writer created the name first.
+    /// Writes blob `d` from `src`, hard-linked when `link` gives the identity `d` belongs to
+    /// (and the filesystem allows it), else copied. `Ok(false)` if another writer created the
+    /// name first.
     fn put_blob(
         &self,
         src: &Path,
         d: &Digest,
+        link: Option<&FileIdentity>,
         memo: &dyn DigestMemo,
-        allow_link: bool,
     ) -> Result<bool, CacheError> {
         let blob = self.blob_path(d);
         let dir = blob.parent().expect("invariant: blob paths have a parent");
@@ -288,42 +309,57 @@ impl Cache {
         let is_file = fs::symlink_metadata(src)
             .map_err(io_err("read", src))?
             .is_file();
-        if allow_link && is_file {
-            match self.link_into_cache(src, &tmp, d, memo) {
-                Ok(()) => return self.publish(&tmp, &blob),
-                Err(e) if checkout::allows_fallback(CheckoutMode::Hardlink, &e) => {}
-                Err(e) => return Err(io_err("link into the cache", src)(e)),
+        if let Some(hashed) = link.filter(|_| is_file) {
+            if self.link_into_cache(src, &tmp, d, hashed, memo)? {
+                return self.publish(&tmp, &blob);
             }
         }
         self.copy_into_cache(src, &tmp, d, memo)?;
         self.publish(&tmp, &blob)
     }
 
-    /// The fast path: hard-links `src` to `tmp` and makes it read-only. The memo entry of `src`
-    /// (same inode, so same stat) is carried over to the blob when it is trusted.
+    /// The fast path: hard-links `src` to `tmp` and makes it read-only, if the linked inode is
+    /// still the file `d` was computed from (`hashed`). `Ok(false)`: hard links are impossible
+    /// here, copy instead. The memo entry of `src` (same inode, so same stat) is carried over to
+    /// the blob when it is trusted.
     fn link_into_cache(
         &self,
         src: &Path,
         tmp: &Path,
         d: &Digest,
+        hashed: &FileIdentity,
         memo: &dyn DigestMemo,
-    ) -> io::Result<()> {
-        fs::hard_link(src, tmp)?;
-        let carried = fs::set_permissions(tmp, fs::Permissions::from_mode(0o444))
-            .and_then(|()| fs::metadata(tmp))
-            .map(|meta| FileStat::of(&meta));
-        match carried {
-            Ok(stat) => {
-                if memo.get(src, &stat).as_ref() == Some(d) {
-                    memo.put(&self.blob_path(d), &stat, d);
-                }
-                Ok(())
-            }
+    ) -> Result<bool, CacheError> {
+        // Linking and the chmod move ctime, so it can be compared only before them; dev, inode,
+        // size and mtime are compared again on the linked inode (a rename over `src` in
+        // between links another file).
+        let before = fs::symlink_metadata(src).map_err(io_err("read", src))?;
+        if !hashed.unchanged(&FileIdentity::of(&before)) {
+            return Err(source_changed(src, d));
+        }
+        match fs::hard_link(src, tmp) {
+            Ok(()) => {}
+            Err(e) if checkout::allows_fallback(CheckoutMode::Hardlink, &e) => return Ok(false),
+            Err(e) => return Err(io_err("link into the cache", src)(e)),
+        }
+        let linked = fs::set_permissions(tmp, fs::Permissions::from_mode(0o444))
+            .and_then(|()| fs::symlink_metadata(tmp));
+        let meta = match linked {
+            Ok(meta) => meta,
             Err(e) => {
                 checkout::remove_quietly(tmp);
-                Err(e)
+                return Err(io_err("link into the cache", src)(e));
             }
+        };
+        if !hashed.same_content(&FileIdentity::of(&meta)) {
+            checkout::remove_quietly(tmp);
+            return Err(source_changed(src, d));
         }
+        let stat = FileStat::of(&meta);
+        if memo.get(src, &stat).as_ref() == Some(d) {
+            memo.put(&self.blob_path(d), &stat, d);
+        }
+        Ok(true)
     }
 
     /// Copies `src` to `tmp`, hashing the bytes copied: the blob holds exactly content `d` or is
@@ -360,10 +396,7 @@ impl Cache {
                 out.write_all(&buf[..n]).map_err(io_err("write", tmp))?;
             }
             if Digest::from_u64(hasher.digest()) != *d {
-                return Err(CacheError::SourceChanged {
-                    path: src.to_owned(),
-                    digest: d.clone(),
-                });
+                return Err(source_changed(src, d));
             }
             out.set_modified(mtime).map_err(io_err("write", tmp))?;
             out.set_permissions(fs::Permissions::from_mode(0o444))
@@ -467,6 +500,11 @@ mod tests {
 
     const ALL: &[CheckoutMode] = &[Hardlink, Symlink, Copy];
 
+    /// The identity of `path` now (the file a digest computed now belongs to).
+    fn ident(path: &Path) -> FileIdentity {
+        FileIdentity::of(&fs::metadata(path).unwrap())
+    }
+
     #[test]
     fn blob_path_splits_the_digest_after_two_characters() {
         let cache = Cache::new(PathBuf::from("/p/.pivot/cache"));
@@ -483,7 +521,9 @@ mod tests {
         let out = f.work.join("out.csv");
         let d = write_old(&out, b"a,b\n1,2\n");
         assert_eq!(
-            f.cache.store_and_link(&out, &d, ALL, &f.memo).unwrap(),
+            f.cache
+                .store_and_link(&out, &d, &ident(&out), ALL, &f.memo)
+                .unwrap(),
             Hardlink
         );
         let blob = f.cache.blob_path(&d);
@@ -504,10 +544,16 @@ mod tests {
         let b = f.work.join("b");
         let d = write_old(&a, b"same");
         write_old(&b, b"same");
-        f.cache.store_and_link(&a, &d, ALL, &f.memo).unwrap();
+        f.cache
+            .store_and_link(&a, &d, &ident(&a), ALL, &f.memo)
+            .unwrap();
         let ino = fs::metadata(f.cache.blob_path(&d)).unwrap().ino();
-        f.cache.store_and_link(&a, &d, ALL, &f.memo).unwrap();
-        f.cache.store_and_link(&b, &d, ALL, &f.memo).unwrap();
+        f.cache
+            .store_and_link(&a, &d, &ident(&a), ALL, &f.memo)
+            .unwrap();
+        f.cache
+            .store_and_link(&b, &d, &ident(&b), ALL, &f.memo)
+            .unwrap();
         assert_eq!(
             fs::metadata(f.cache.blob_path(&d)).unwrap().ino(),
             ino,
@@ -529,7 +575,9 @@ mod tests {
         let out = f.work.join("sub/dir/out");
         fs::create_dir_all(out.parent().unwrap()).unwrap();
         let d = write_old(&out, b"payload");
-        f.cache.store_and_link(&out, &d, ALL, &f.memo).unwrap();
+        f.cache
+            .store_and_link(&out, &d, &ident(&out), ALL, &f.memo)
+            .unwrap();
         fs::remove_dir_all(f.work.join("sub")).unwrap();
         assert_eq!(f.cache.checkout(&d, &out, ALL, &f.memo).unwrap(), Hardlink);
         assert_eq!(fs::read(&out).unwrap(), b"payload");
@@ -584,7 +632,9 @@ mod tests {
         let f = fixture();
         let out = f.work.join("out");
         let d = write_old(&out, b"0123456789");
-        f.cache.store_and_link(&out, &d, ALL, &f.memo).unwrap();
+        f.cache
+            .store_and_link(&out, &d, &ident(&out), ALL, &f.memo)
+            .unwrap();
         f.cache.verify_blob(&d, &f.memo).unwrap();
         // Root may write through the 0444 hard link: same inode and size, new mtime.
         let mut w = File::options().write(true).open(&out).unwrap();
@@ -600,7 +650,9 @@ mod tests {
         );
         // Storing the output's new content works; the old digest is gone.
         let d2 = Digest::of_bytes(b"9876543210");
-        f.cache.store_and_link(&out, &d2, ALL, &f.memo).unwrap();
+        f.cache
+            .store_and_link(&out, &d2, &ident(&out), ALL, &f.memo)
+            .unwrap();
         assert!(f.cache.contains(&d2));
     }
 
@@ -614,7 +666,9 @@ mod tests {
         let fresh = blob.with_file_name("fresh");
         fs::write(&fresh, b"junk").unwrap();
         fs::rename(&fresh, &blob).unwrap();
-        f.cache.store_and_link(&src, &d, ALL, &f.memo).unwrap();
+        f.cache
+            .store_and_link(&src, &d, &ident(&src), ALL, &f.memo)
+            .unwrap();
         assert_eq!(fs::read(&blob).unwrap(), b"content");
     }
 
@@ -649,13 +703,54 @@ mod tests {
     }
 
     #[test]
+    fn a_file_renamed_over_after_hashing_is_not_linked_under_the_old_digest() {
+        let f = fixture();
+        let out = f.work.join("out");
+        let d = write_old(&out, b"hashed bytes");
+        let hashed = ident(&out);
+        let fresh = f.work.join("fresh");
+        write_old(&fresh, b"other bytes!");
+        fs::rename(&fresh, &out).unwrap();
+        let err = f
+            .cache
+            .store_and_link(&out, &d, &hashed, ALL, &f.memo)
+            .unwrap_err();
+        assert!(matches!(err, CacheError::SourceChanged { .. }), "{err:?}");
+        assert!(!f.cache.contains(&d));
+        assert_eq!(fs::read(&out).unwrap(), b"other bytes!", "left as it is");
+    }
+
+    #[test]
+    fn an_in_place_rewrite_that_restores_mtime_is_not_linked() {
+        let f = fixture();
+        let out = f.work.join("out");
+        let d = write_old(&out, b"0123456789");
+        let hashed = ident(&out);
+        let mtime = fs::metadata(&out).unwrap().modified().unwrap();
+        std::thread::sleep(Duration::from_millis(10));
+        File::options()
+            .write(true)
+            .open(&out)
+            .unwrap()
+            .write_all(b"9876543210")
+            .unwrap();
+        set_mtime(&out, mtime);
+        let err = f
+            .cache
+            .store_and_link(&out, &d, &hashed, &[Hardlink], &f.memo)
+            .unwrap_err();
+        assert!(matches!(err, CacheError::SourceChanged { .. }), "{err:?}");
+        assert!(!f.cache.contains(&d));
+    }
+
+    #[test]
     fn symlink_mode_points_at_the_blob() {
         let f = fixture();
         let out = f.work.join("out");
         let d = write_old(&out, b"linked");
         assert_eq!(
             f.cache
-                .store_and_link(&out, &d, &[Symlink], &f.memo)
+                .store_and_link(&out, &d, &ident(&out), &[Symlink], &f.memo)
                 .unwrap(),
             Symlink
         );
@@ -682,7 +777,9 @@ mod tests {
         let d = write_old(&out, b"copied");
         fs::set_permissions(&out, fs::Permissions::from_mode(0o755)).unwrap();
         assert_eq!(
-            f.cache.store_and_link(&out, &d, &[Copy], &f.memo).unwrap(),
+            f.cache
+                .store_and_link(&out, &d, &ident(&out), &[Copy], &f.memo)
+                .unwrap(),
             Copy
         );
         let blob = f.cache.blob_path(&d);
@@ -717,10 +814,12 @@ mod tests {
         let out = f.work.join("out");
         let d = write_old(&out, b"incremental");
         f.cache
-            .store_and_link(&out, &d, &[Hardlink], &f.memo)
+            .store_and_link(&out, &d, &ident(&out), &[Hardlink], &f.memo)
             .unwrap();
         assert_eq!(
-            f.cache.store_and_link(&out, &d, &[Copy], &f.memo).unwrap(),
+            f.cache
+                .store_and_link(&out, &d, &ident(&out), &[Copy], &f.memo)
+                .unwrap(),
             Copy
         );
         let om = fs::metadata(&out).unwrap();
@@ -746,7 +845,7 @@ mod tests {
         let d = write_old(&out, b"far away");
         assert_eq!(
             cache
-                .store_and_link(&out, &d, &[Hardlink, Copy], &f.memo)
+                .store_and_link(&out, &d, &ident(&out), &[Hardlink, Copy], &f.memo)
                 .unwrap(),
             Copy
         );
@@ -815,7 +914,9 @@ mod tests {
         }
         let d = Digest::of_bytes(b"dup");
         paths.par_iter().for_each(|p| {
-            f.cache.store_and_link(p, &d, ALL, &f.memo).unwrap();
+            f.cache
+                .store_and_link(p, &d, &ident(p), ALL, &f.memo)
+                .unwrap();
         });
         let ino = fs::metadata(f.cache.blob_path(&d)).unwrap().ino();
         assert!(paths.iter().all(|p| fs::metadata(p).unwrap().ino() == ino));

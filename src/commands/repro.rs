@@ -206,8 +206,14 @@ pub fn commit(globals: &Globals, args: CommitArgs) -> anyhow::Result<ExitStatus>
     };
     let prepared = prepare(&s, args.no_wait)?;
     let inputs = s.inputs(Some(&prepared.state), &order)?;
+    // Ctrl-C stops the commit between batches of files, with nothing of that stage recorded.
+    crate::interrupt::install();
     let report = executor(&s, &prepared, &inputs, None).commit_workspace(&order, named);
     prepared.state.flush().context("cannot save the state")?;
+    if crate::interrupt::interrupted() {
+        eprintln!("error: interrupted; the stage being committed was not recorded");
+        return Ok(ExitStatus::Interrupted);
+    }
     if report.committed.is_empty() && report.failed.is_empty() {
         s.printer.info("Nothing to commit");
         return Ok(ExitStatus::Success);

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use super::{Globals, Session};
 use crate::cache::Cache;
 use crate::cli::TrackArgs;
-use crate::digest::{self, DigestMemo};
+use crate::digest::{self, DigestMemo, PathDigest};
 use crate::error::{hinted, ExitStatus};
 use crate::settings::Settings;
 use crate::state::State;
@@ -26,9 +26,20 @@ pub fn run(globals: &Globals, args: TrackArgs) -> anyhow::Result<ExitStatus> {
     let state = State::open(&s.project.state_db()).context("cannot open the state")?;
     let cache = Cache::new(s.project.cache_dir());
     let mut known: Vec<PathBuf> = s.tracked.iter().map(|t| t.data.clone()).collect();
+    // From here Ctrl-C is noted, not fatal: the item being stored is abandoned between batches,
+    // with no `.pvt` file written for it and no temp file left.
+    crate::interrupt::install();
     for arg in &args.paths {
         let data = check_path(&s, &cwd, arg, &known, args.force)?;
-        let file = store(&cache, &data, &state).with_context(|| format!("cannot track `{arg}`"))?;
+        let stored = store(&cache, &data, &state)
+            .map_err(|e| relative(e, &s.project.root))
+            .with_context(|| format!("cannot track `{arg}`"))?;
+        let Some(file) = stored else {
+            // Memo entries of what was hashed are valid; keep them.
+            let _ = state.flush();
+            eprintln!("error: interrupted; `{arg}` was not tracked");
+            return Ok(ExitStatus::Interrupted);
+        };
         let pvt = tracked::pvt_path(&data);
         tracked::write(&pvt, &file)
             .with_context(|| format!("cannot write `{}`", s.project.rel(&pvt)))?;
@@ -152,24 +163,49 @@ fn resolve_lenient(path: &Path) -> PathBuf {
     }
 }
 
+/// Files copied into the cache per rayon batch; Ctrl-C is checked between batches.
+const STORE_BATCH: usize = 1024;
+
 /// Hashes `data` and copies its content into the cache (the workspace is left as it is: tracked
-/// data stays an ordinary, writable file). Returns what its `.pvt` file records.
-fn store(cache: &Cache, data: &Path, memo: &dyn DigestMemo) -> anyhow::Result<PvtFile> {
+/// data stays an ordinary, writable file). Returns what its `.pvt` file records, or `None` when
+/// interrupted (blobs already stored stay: they are complete, and unreferenced until tracked).
+fn store(cache: &Cache, data: &Path, memo: &dyn DigestMemo) -> anyhow::Result<Option<PvtFile>> {
     let name = crate::repo_path::RepoPath::from_relative(Path::new(
         data.file_name()
             .expect("invariant: a path inside the project has a name"),
     ))?;
-    let meta = fs::metadata(data)?;
-    if meta.is_dir() {
-        let tree = digest::hash_dir(data, memo)?;
-        tree.manifest
-            .par_iter()
-            .try_for_each(|e| cache.store_copy(&data.join(&e.relpath), &e.hash, memo))?;
-        Ok(PvtFile::dir(name, tree.digest, tree.manifest))
-    } else {
-        let hash = digest::hash_file_memo(data, &meta, memo)?;
-        cache.store_copy(data, &hash, memo)?;
-        Ok(PvtFile::file(name, hash, meta.len()))
+    match digest::hash_path(data, memo)? {
+        PathDigest::Dir(tree) => {
+            for (n, batch) in tree.manifest.chunks(STORE_BATCH).enumerate() {
+                if crate::interrupt::interrupted() {
+                    return Ok(None);
+                }
+                batch
+                    .par_iter()
+                    .try_for_each(|e| cache.store_copy(&data.join(&e.relpath), &e.hash, memo))?;
+                if n == 0 {
+                    crate::testhook::pause("track-progress", "track");
+                }
+            }
+            if crate::interrupt::interrupted() {
+                return Ok(None);
+            }
+            Ok(Some(PvtFile::dir(name, tree.digest, tree.manifest)))
+        }
+        PathDigest::File(h) => {
+            cache.store_copy(data, &h.digest, memo)?;
+            Ok(Some(PvtFile::file(name, h.digest, h.identity.size)))
+        }
+    }
+}
+
+/// A hashing error with its path shown relative to the project root.
+fn relative(e: anyhow::Error, root: &Path) -> anyhow::Error {
+    match e.downcast_ref::<io::Error>() {
+        Some(io) if io.get_ref().is_some_and(|i| i.is::<digest::HashError>()) => {
+            anyhow::anyhow!(digest::describe_error(io, root))
+        }
+        _ => e,
     }
 }
 

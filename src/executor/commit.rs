@@ -119,6 +119,9 @@ impl Executor<'_> {
     pub fn commit_workspace(&self, order: &[usize], named: bool) -> CommitReport {
         let mut report = CommitReport::default();
         for &i in order {
+            if crate::interrupt::interrupted() {
+                break;
+            }
             let stage = &self.dag.stages[i];
             let key = match super::keys::stage_key(self.project, stage, self.inputs, self.state) {
                 Ok(k) => k,

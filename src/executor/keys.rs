@@ -113,13 +113,10 @@ pub fn hash_path(
     path: &Path,
     memo: &dyn DigestMemo,
 ) -> io::Result<(Digest, Option<Vec<ManifestEntry>>)> {
-    let meta = std::fs::metadata(path)?;
-    if meta.is_dir() {
-        let t = digest::hash_dir(path, memo)?;
-        Ok((t.digest, Some(t.manifest)))
-    } else {
-        Ok((digest::hash_file_memo(path, &meta, memo)?, None))
-    }
+    Ok(match digest::hash_path(path, memo)? {
+        digest::PathDigest::File(h) => (h.digest, None),
+        digest::PathDigest::Dir(t) => (t.digest, Some(t.manifest)),
+    })
 }
 
 /// The current key of `stage`: code manifest, params, dep digests and output paths.
@@ -163,6 +160,10 @@ pub fn stage_key(
                 manifest,
             }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => missing.push(rel),
+            // A FIFO, a device or a name that is not UTF-8 says so; other errors name the dep.
+            Err(e) if e.get_ref().is_some_and(|i| i.is::<digest::HashError>()) => {
+                unreadable.push(digest::describe_error(&e, &project.root))
+            }
             Err(_) => unreadable.push(rel),
         }
     }

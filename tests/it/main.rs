@@ -17,6 +17,7 @@ mod example;
 mod explain;
 mod failure;
 mod fingerprint;
+mod hashing;
 mod history;
 mod incremental;
 mod invocation;
