@@ -16,14 +16,20 @@
 //! `track-progress` / `commit-progress` (subject: the command name; after the first batch).
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 static FIRED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
+/// `PIVOT_TEST_PAUSE`, read once: hooks sit on hot paths (one per file hashed).
+static SPEC: OnceLock<Option<String>> = OnceLock::new();
+
 /// Pauses here when a test asked for `point` (with a subject ending as asked).
 pub fn pause(point: &str, subject: &str) {
-    let Ok(spec) = std::env::var("PIVOT_TEST_PAUSE") else {
+    let Some(spec) = SPEC
+        .get_or_init(|| std::env::var("PIVOT_TEST_PAUSE").ok())
+        .as_deref()
+    else {
         return;
     };
     let Some(entry) = spec.split(',').find(|entry| {
