@@ -82,9 +82,10 @@ fn repro_within(p: &Project, secs: u64) {
     assert_eq!(p.take_runs(), ["stage"]);
 }
 
-#[test]
-fn a_background_shell_job_does_not_keep_the_stage_running_and_dies_when_it_returns() {
-    let p = one_stage("    os.system('sleep 30 >/dev/null 2>&1 & echo $! > sleeper.pid')");
+/// A stage body that starts a background `sleep 30` writing its pid to `sleeper.pid`: the run
+/// ends well before the sleep would, and the sleeper is dead afterwards.
+fn assert_sleeper_dies_with_its_stage(body: &str) {
+    let p = one_stage(body);
     repro_within(&p, 10);
     let [sleeper] = read_pids(&p, "sleeper.pid")[..] else {
         panic!("one pid expected")
@@ -96,16 +97,15 @@ fn a_background_shell_job_does_not_keep_the_stage_running_and_dies_when_it_retur
 }
 
 #[test]
-fn a_background_job_holding_stdout_and_stderr_does_not_keep_the_stage_running_and_dies_with_it() {
-    let p = one_stage("    os.system('sleep 30 & echo $! > sleeper.pid')");
-    repro_within(&p, 10);
-    let [sleeper] = read_pids(&p, "sleeper.pid")[..] else {
-        panic!("one pid expected")
-    };
-    assert!(
-        !pid_alive(sleeper),
-        "the background sleep outlived its stage"
+fn a_background_shell_job_does_not_keep_the_stage_running_and_dies_when_it_returns() {
+    assert_sleeper_dies_with_its_stage(
+        "    os.system('sleep 30 >/dev/null 2>&1 & echo $! > sleeper.pid')",
     );
+}
+
+#[test]
+fn a_background_job_holding_stdout_and_stderr_does_not_keep_the_stage_running_and_dies_with_it() {
+    assert_sleeper_dies_with_its_stage("    os.system('sleep 30 & echo $! > sleeper.pid')");
 }
 
 #[test]
