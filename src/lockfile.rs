@@ -288,8 +288,13 @@ pub fn check_tree_digest(
     if computed == *hash {
         return Ok(());
     }
+    let key = if at.is_empty() {
+        "hash".to_owned()
+    } else {
+        format!("{at}.hash")
+    };
     Err(Invalid {
-        message: format!("`{at}.hash` `{hash}` is not the digest of its manifest (`{computed}`)"),
+        message: format!("`{key}` `{hash}` is not the digest of its manifest (`{computed}`)"),
         needle: Some(hash.to_string()),
     })
 }

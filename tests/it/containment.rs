@@ -444,3 +444,29 @@ fn checkout_beside_a_running_repro_waits_and_restores_what_that_repro_committed(
         "checkout restored the pre-repro lock"
     );
 }
+
+#[test]
+fn a_pvt_whose_directory_digest_is_not_its_manifests_is_skipped_with_a_warning() {
+    let p = project();
+    p.write("data/imgs/a.txt", "a");
+    p.write("data/imgs/b.txt", "b");
+    p.pivot(&["track", "data/imgs"]).success();
+    let text = p.read("data/imgs.pvt");
+    let digest_of = |s: &str| pivot::digest::Digest::of_bytes(s.as_bytes()).to_string();
+    // a.txt now claims b.txt's content (a blob that exists); the tree digest is unchanged.
+    let forged = text.replacen(&digest_of("a"), &digest_of("b"), 1);
+    assert_ne!(forged, text);
+    p.write("data/imgs.pvt", &forged);
+    std::fs::remove_dir_all(p.path("data/imgs")).unwrap();
+    let r = p.pivot(&["checkout"]);
+    r.success();
+    assert!(
+        r.stderr.contains("invalid tracking file `")
+            && r.stderr.contains("imgs.pvt` at line 2:")
+            && r.stderr.contains("`hash` `")
+            && r.stderr.contains("is not the digest of its manifest (`"),
+        "{}",
+        r.stderr
+    );
+    assert!(!p.exists("data/imgs"), "nothing restored from it");
+}
