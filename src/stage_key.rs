@@ -16,6 +16,9 @@ pub const OUTPUTS_MISSING: &str = "outputs missing from cache";
 pub const UNCHANGED_GENERATION: &str = "unchanged (generation)";
 pub const UNCHANGED_RUN_CACHE: &str = "unchanged (run cache)";
 
+/// The version of the [`StageKey::input_hash`] encoding.
+pub const INPUT_HASH_VERSION: u32 = 1;
+
 /// What a stage's last committed run must match for the stage to be skipped.
 #[derive(Debug, Clone)]
 pub struct StageKey {
@@ -75,18 +78,23 @@ impl StageKey {
         None
     }
 
-    /// The run-cache key: XXH3-128 of the canonical JSON (sorted keys, compact) of the code
-    /// manifest, params, dep digests and output specs (path, cached?). Including the cache flags
-    /// means turning an `Out` into a `Metric` does not reuse old entries (SPEC.md 5.3; we hash
-    /// project-relative paths, so the run cache survives moving the checkout).
-    pub fn input_hash(&self, out_specs: &[(String, bool)]) -> String {
+    /// The run-cache key: XXH3-128 of the canonical JSON (sorted keys, compact) of the encoding
+    /// version, the Python minor version, the code manifest, params, dep digests and output specs
+    /// (path, cached?). Including the cache flags means turning an `Out` into a `Metric` does not
+    /// reuse old entries (SPEC.md 5.3; we hash project-relative paths, so the run cache survives
+    /// moving the checkout). The key will be shared across machines (a remote run cache): code
+    /// digests are only comparable within one Python minor, hence `python`, and any change to
+    /// what is hashed must bump [`INPUT_HASH_VERSION`] (a golden test pins the encoding).
+    pub fn input_hash(&self, out_specs: &[(String, bool)], python_minor: &str) -> String {
         let mut outs: Vec<&(String, bool)> = out_specs.iter().collect();
         outs.sort();
         let doc = serde_json::json!({
             "code_manifest": self.code_manifest,
             "deps": self.deps.iter().map(|d| (d.path.as_str(), d.hash.as_str())).collect::<Vec<_>>(),
+            "input_hash_version": INPUT_HASH_VERSION,
             "out_specs": outs,
             "params": self.params,
+            "python": python_minor,
         });
         let text = canonical_json(&doc);
         format!("{:032x}", xxhash_rust::xxh3::xxh3_128(text.as_bytes()))
@@ -142,11 +150,36 @@ mod tests {
         let a = key(serde_json::json!({"a": 1, "b": {"x": 1, "y": 2}}));
         let b = key(serde_json::json!({"b": {"y": 2, "x": 1}, "a": 1}));
         let outs = [("out.json".to_owned(), true)];
-        assert_eq!(a.input_hash(&outs), b.input_hash(&outs));
+        assert_eq!(a.input_hash(&outs, "3.13"), b.input_hash(&outs, "3.13"));
         assert_ne!(
-            a.input_hash(&outs),
-            a.input_hash(&[("out.json".to_owned(), false)])
+            a.input_hash(&outs, "3.13"),
+            a.input_hash(&[("out.json".to_owned(), false)], "3.13")
         );
-        assert_eq!(a.input_hash(&outs).len(), 32);
+        assert_eq!(a.input_hash(&outs, "3.13").len(), 32);
+    }
+
+    #[test]
+    fn input_hash_encoding_is_pinned_and_includes_the_python_minor() {
+        let k = StageKey::new(
+            BTreeMap::from([("self:s".to_owned(), "0123456789abcdef".to_owned())]),
+            serde_json::json!({"lr": 0.01, "n": 3})
+                .as_object()
+                .unwrap()
+                .clone(),
+            vec![LockEntry {
+                path: "data/raw.txt".to_owned(),
+                hash: crate::digest::Digest::parse("fedcba9876543210").unwrap(),
+                manifest: None,
+            }],
+            vec!["out.json".to_owned()],
+        );
+        let outs = [("out.json".to_owned(), true)];
+        // A change here changes every run-cache key (locally and on remotes): bump
+        // INPUT_HASH_VERSION and say so in the closing note.
+        assert_eq!(
+            k.input_hash(&outs, "3.13"),
+            "9034d93463f31b54b024c4809952e01c"
+        );
+        assert_ne!(k.input_hash(&outs, "3.13"), k.input_hash(&outs, "3.12"));
     }
 }

@@ -147,7 +147,7 @@ impl Executor<'_> {
                     .push((stage.name.clone(), format!("output `{rel}` does not exist")));
                 continue;
             }
-            let input_hash = key.input_hash(&self.out_specs(i));
+            let input_hash = key.input_hash(&self.out_specs(i), crate::python::BUILD_MINOR);
             match self.commit_ran(i, &key, &input_hash, false) {
                 Ok(_) => report.committed.push(stage.name.clone()),
                 Err(e) => report.failed.push((stage.name.clone(), e)),

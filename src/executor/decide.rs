@@ -117,7 +117,7 @@ impl Executor<'_> {
             Ok(k) => k,
             Err(e) => return Decision::Failed(e.to_string()),
         };
-        let input_hash = key.input_hash(&self.out_specs(i));
+        let input_hash = key.input_hash(&self.out_specs(i), crate::python::BUILD_MINOR);
         let reason = if opts.force {
             Some(FORCED)
         } else {
