@@ -262,45 +262,102 @@ fn parse_jobs(s: &str) -> Result<usize, String> {
     }
 }
 
-/// How many positional arguments `args` holds (the value of `-j/--jobs` is not one).
-fn positionals(args: &[OsString]) -> usize {
-    let mut n = 0;
-    let mut skip = false;
-    for a in args {
-        let a = a.to_string_lossy();
-        if skip {
-            skip = false;
-        } else if a == "-j" || a == "--jobs" {
-            skip = true;
-        } else if !a.starts_with('-') {
-            n += 1;
+/// The spellings of the options whose value may be the next argument (`-j N`, `--pipeline
+/// FILE`), asked of clap rather than listed by hand: the script-invocation rewriting must never
+/// take an option's value for the pipeline file or a stage name, whatever options are added.
+#[derive(Debug, Default)]
+struct ValueOptions {
+    long: Vec<String>,
+    short: Vec<char>,
+}
+
+impl ValueOptions {
+    fn collect(&mut self, cmd: &clap::Command) {
+        let takes_value = cmd
+            .get_arguments()
+            .filter(|a| !a.is_positional() && a.get_action().takes_values());
+        for arg in takes_value {
+            self.long.extend(arg.get_long().map(str::to_owned));
+            self.long.extend(
+                arg.get_all_aliases()
+                    .into_iter()
+                    .flatten()
+                    .map(str::to_owned),
+            );
+            self.short.extend(arg.get_short());
+            self.short
+                .extend(arg.get_all_short_aliases().into_iter().flatten());
         }
     }
-    n
+
+    /// Whether `arg` is an option whose value is the next argument: `--jobs` or `-j`, also at the
+    /// end of a cluster (`-fj`), but not `--jobs=2`, `-j2` or `-fj2`, which carry it.
+    fn value_follows(&self, arg: &str) -> bool {
+        if let Some(long) = arg.strip_prefix("--") {
+            return !long.contains('=') && self.long.iter().any(|l| l == long);
+        }
+        let Some(cluster) = arg.strip_prefix('-') else {
+            return false;
+        };
+        // As clap reads a cluster: the first letter that takes a value takes the rest as it.
+        cluster
+            .char_indices()
+            .find(|(_, c)| self.short.contains(c))
+            .is_some_and(|(i, c)| i + c.len_utf8() == cluster.len())
+    }
+}
+
+/// Value options before the command (the global ones), and those of `run` and `repro`
+/// (their own and the propagated global ones); built once, as clap's introspection wants a
+/// built command.
+fn value_options() -> &'static (ValueOptions, ValueOptions) {
+    static OPTIONS: std::sync::OnceLock<(ValueOptions, ValueOptions)> = std::sync::OnceLock::new();
+    OPTIONS.get_or_init(|| {
+        let mut cmd = <Cli as clap::CommandFactory>::command();
+        cmd.build();
+        let mut global = ValueOptions::default();
+        global.collect(&cmd);
+        let mut run = ValueOptions::default();
+        for name in ["run", "repro"] {
+            if let Some(sub) = cmd.find_subcommand(name) {
+                run.collect(sub);
+            }
+        }
+        (global, run)
+    })
+}
+
+/// Where the first positional argument of `args` is, skipping options and their values.
+fn first_positional(args: &[OsString], options: &ValueOptions) -> Option<usize> {
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].to_string_lossy();
+        if a == "--" {
+            return (i + 1 < args.len()).then_some(i + 1);
+        }
+        if !a.starts_with('-') || a == "-" {
+            return Some(i);
+        }
+        i += if options.value_follows(&a) { 2 } else { 1 };
+    }
+    None
 }
 
 /// Rewrites `pivot [GLOBAL] FILE.py [COMMAND ...]` into `pivot [GLOBAL] -p FILE.py COMMAND ...`
 /// (default `repro`), and `run FILE.py [STAGES]` into `-p FILE.py repro|run [STAGES]`.
 pub fn rewrite_script_invocation(args: Vec<OsString>) -> Vec<OsString> {
+    let (global, run) = value_options();
     let is_script = |a: &OsString| {
         let s = a.to_string_lossy();
         s.ends_with(".py") && !s.starts_with('-')
     };
-    // Find the first positional argument, skipping global options and the value of -p.
-    let mut i = 1;
-    while i < args.len() {
-        let a = args[i].to_string_lossy();
-        if a == "-p" || a == "--pipeline" {
-            i += 2;
-        } else if a.starts_with('-') {
-            i += 1;
-        } else {
-            break;
-        }
-    }
-    if i >= args.len() {
+    let Some(i) = args
+        .get(1..)
+        .and_then(|rest| first_positional(rest, global))
+        .map(|i| i + 1)
+    else {
         return args;
-    }
+    };
     let mut out: Vec<OsString> = args[..i].to_vec();
     if is_script(&args[i]) {
         out.push("-p".into());
@@ -318,24 +375,10 @@ pub fn rewrite_script_invocation(args: Vec<OsString>) -> Vec<OsString> {
     if args[i] == "run" {
         // `run [OPTIONS] FILE.py [STAGES] [OPTIONS]`: the first positional may be the file.
         let rest = &args[i + 1..];
-        let mut k = 0;
-        let mut file_at = None;
-        while k < rest.len() {
-            let a = rest[k].to_string_lossy();
-            if a == "-j" || a == "--jobs" {
-                k += 2;
-                continue;
-            }
-            if !a.starts_with('-') {
-                file_at = is_script(&rest[k]).then_some(k);
-                break;
-            }
-            k += 1;
-        }
-        if let Some(k) = file_at {
+        if let Some(k) = first_positional(rest, run).filter(|&k| is_script(&rest[k])) {
             let mut others: Vec<OsString> = rest.to_vec();
             let file = others.remove(k);
-            let has_stages = positionals(&others) > 0;
+            let has_stages = first_positional(&others, run).is_some();
             out.push("-p".into());
             out.push(file);
             out.push(if has_stages { "run" } else { "repro" }.into());
@@ -389,6 +432,141 @@ mod tests {
         assert_eq!(
             rw(&["pivot", "-p", "x.py", "status"]),
             ["pivot", "-p", "x.py", "status"]
+        );
+    }
+
+    /// Every spelling of every value-taking option of `run` and `repro`, as `-x` / `--long`,
+    /// enumerated from clap here too so that a new option is covered without touching the test.
+    fn value_option_spellings() -> Vec<(String, bool)> {
+        let mut cmd = <Cli as clap::CommandFactory>::command();
+        cmd.build();
+        let mut v = Vec::new();
+        for name in ["run", "repro"] {
+            let sub = cmd
+                .find_subcommand(name)
+                .expect("invariant: `run` and `repro` exist");
+            for arg in sub.get_arguments() {
+                if arg.is_positional() || !arg.get_action().takes_values() {
+                    continue;
+                }
+                for long in arg
+                    .get_long()
+                    .into_iter()
+                    .chain(arg.get_all_aliases().into_iter().flatten())
+                {
+                    v.push((format!("--{long}"), true));
+                }
+                for short in arg
+                    .get_short()
+                    .into_iter()
+                    .chain(arg.get_all_short_aliases().into_iter().flatten())
+                {
+                    v.push((format!("-{short}"), false));
+                }
+            }
+        }
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    #[test]
+    fn the_value_options_of_run_and_repro_include_jobs_and_the_pipeline_file() {
+        // Guards the exhaustive tests below against an enumeration that finds nothing.
+        let found = value_option_spellings();
+        for (opt, _) in [
+            ("--jobs", true),
+            ("-j", false),
+            ("--pipeline", true),
+            ("-p", false),
+        ] {
+            assert!(found.iter().any(|(o, _)| o == opt), "{opt} in {found:?}");
+        }
+    }
+
+    #[test]
+    fn no_value_of_a_run_or_repro_option_is_taken_for_the_file_or_a_stage() {
+        for (opt, is_long) in value_option_spellings() {
+            let opt = opt.as_str();
+            // `1` would be a stage name, `v.py` the pipeline file, if the option were unknown.
+            for value in ["1", "v.py"] {
+                assert_eq!(
+                    rw(&["pivot", "run", "p.py", opt, value]),
+                    ["pivot", "-p", "p.py", "repro", opt, value],
+                    "run FILE {opt} {value}"
+                );
+                assert_eq!(
+                    rw(&["pivot", "run", "p.py", opt, value, "a"]),
+                    ["pivot", "-p", "p.py", "run", opt, value, "a"],
+                    "run FILE {opt} {value} STAGE"
+                );
+                assert_eq!(
+                    rw(&["pivot", "run", opt, value, "p.py", "a"]),
+                    ["pivot", "-p", "p.py", "run", opt, value, "a"],
+                    "run {opt} {value} FILE STAGE"
+                );
+                assert_eq!(
+                    rw(&["pivot", "p.py", "repro", opt, value]),
+                    ["pivot", "-p", "p.py", "repro", opt, value],
+                    "FILE repro {opt} {value}"
+                );
+                assert_eq!(
+                    rw(&["pivot", "p.py", opt, value]),
+                    ["pivot", "-p", "p.py", "repro", opt, value],
+                    "FILE {opt} {value}"
+                );
+                // The value attached to the option: nothing to skip, so `a` is a stage.
+                let attached = if is_long {
+                    format!("{opt}={value}")
+                } else {
+                    format!("{opt}{value}")
+                };
+                let attached = attached.as_str();
+                assert_eq!(
+                    rw(&["pivot", "run", "p.py", attached]),
+                    ["pivot", "-p", "p.py", "repro", attached],
+                    "run FILE {attached}"
+                );
+                assert_eq!(
+                    rw(&["pivot", "run", "p.py", attached, "a"]),
+                    ["pivot", "-p", "p.py", "run", attached, "a"],
+                    "run FILE {attached} STAGE"
+                );
+                if !is_long {
+                    // At the end of a cluster of flags the value is the next argument.
+                    let cluster = format!("-f{}", &opt[1..]);
+                    let cluster = cluster.as_str();
+                    assert_eq!(
+                        rw(&["pivot", "run", "p.py", cluster, value]),
+                        ["pivot", "-p", "p.py", "repro", cluster, value],
+                        "run FILE {cluster} {value}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_pipeline_option_after_run_is_not_taken_for_the_script_argument() {
+        assert_eq!(
+            rw(&["pivot", "run", "-p", "x.py", "a"]),
+            ["pivot", "run", "-p", "x.py", "a"]
+        );
+        assert_eq!(
+            rw(&["pivot", "run", "--pipeline=x.py", "a"]),
+            ["pivot", "run", "--pipeline=x.py", "a"]
+        );
+        assert_eq!(
+            rw(&["pivot", "--pipeline", "x.py", "run", "a"]),
+            ["pivot", "--pipeline", "x.py", "run", "a"]
+        );
+    }
+
+    #[test]
+    fn after_a_double_dash_every_argument_is_a_stage_name() {
+        assert_eq!(
+            rw(&["pivot", "run", "p.py", "--", "-j"]),
+            ["pivot", "-p", "p.py", "run", "--", "-j"]
         );
     }
 }

@@ -1,7 +1,10 @@
 //! Exit statuses and how an error reaches the user: `error: ...`, the Python traceback when user
 //! code raised, then `hint: ...` when there is an obvious next step.
 
+use std::io::Write as _;
+
 use crate::pipeline::DagError;
+use crate::printer::stderr_line;
 use crate::project::ProjectError;
 use crate::python::PythonError;
 
@@ -58,25 +61,25 @@ fn hint(err: &anyhow::Error) -> Option<String> {
 
 /// Prints an error the way every command does.
 pub fn report(err: &anyhow::Error) {
-    eprintln!("error: {err:#}");
+    stderr_line!("error: {err:#}");
     for e in err.chain() {
         match e.downcast_ref::<PythonError>() {
             Some(PythonError::User { traceback, .. }) if !traceback.is_empty() => {
-                eprint!("{traceback}");
+                let _ = std::io::stderr().write_all(traceback.as_bytes());
                 if !traceback.ends_with('\n') {
-                    eprintln!();
+                    stderr_line!();
                 }
             }
             Some(PythonError::Syntax {
                 text: Some(text), ..
             }) => {
-                eprintln!("    {}", text.trim_end());
+                stderr_line!("    {}", text.trim_end());
             }
             _ => continue,
         }
         break;
     }
     if let Some(h) = hint(err) {
-        eprintln!("hint: {h}");
+        stderr_line!("hint: {h}");
     }
 }

@@ -56,10 +56,14 @@ pub use error::ExitStatus;
 
 /// Parses `args` (including the program name) and runs the command; returns the exit code.
 pub fn main_with_args(args: Vec<OsString>) -> i32 {
-    // A closed stdout (`pivot list | head`) must end quietly, not panic.
-    // SAFETY: restoring the default SIGPIPE disposition before any thread starts.
+    // A closed stdout (`pivot list | head`) is an EPIPE the printer ends quietly, with the
+    // command's own exit status: death by SIGPIPE would be exit 141 to the caller, and could
+    // come in the middle of recording a run. Ignored is also what a stage forked from here
+    // inherits, as in a plain `python` (which ignores SIGPIPE at startup; the embedded
+    // interpreter installs no signal handlers); its `subprocess` children get the default back.
+    // SAFETY: setting a signal disposition before any thread starts.
     unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
     let args = cli::rewrite_script_invocation(args);
     let cli = match cli::Cli::try_parse_from(args) {

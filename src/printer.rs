@@ -1,7 +1,24 @@
 //! The one place messages reach the console: progress and warnings to stderr (hidden by
-//! `--quiet`), data to stdout. A closed stdout ends the process quietly (SIGPIPE default).
+//! `--quiet`), data to stdout. SIGPIPE is ignored (see [`crate::main_with_args`]), so a closed
+//! console is an `EPIPE` here: a closed stdout ends the data quietly, a closed stderr the
+//! messages, and the command goes on to its own exit status.
 
-use std::io::Write;
+use std::io::{self, Write};
+
+/// `eprintln!` that ignores a failed write: on a closed stderr `eprintln!` panics, which in the
+/// middle of a run would stop it half-recorded.
+macro_rules! stderr_line {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+pub(crate) use stderr_line;
+
+/// Data could not be written to stdout for a reason other than its reader having gone away.
+#[derive(thiserror::Error, Debug)]
+#[error("cannot write to stdout")]
+pub struct StdoutError(#[source] io::Error);
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Printer {
@@ -13,25 +30,25 @@ impl Printer {
     /// Progress and summaries (stderr; hidden with `--quiet`).
     pub fn info(&self, msg: impl AsRef<str>) {
         if !self.quiet {
-            eprintln!("{}", msg.as_ref());
+            stderr_line!("{}", msg.as_ref());
         }
     }
 
     /// Details shown with `--verbose` only.
     pub fn detail(&self, msg: impl AsRef<str>) {
         if self.verbose {
-            eprintln!("{}", msg.as_ref());
+            stderr_line!("{}", msg.as_ref());
         }
     }
 
     /// Results a user must see even with `--quiet` (what a failed check found), on stderr.
     pub fn result(&self, msg: impl AsRef<str>) {
-        eprintln!("{}", msg.as_ref());
+        stderr_line!("{}", msg.as_ref());
     }
 
     /// Warnings are shown even with `--quiet`.
     pub fn warn(&self, msg: impl AsRef<str>) {
-        eprintln!("warning: {}", msg.as_ref());
+        stderr_line!("warning: {}", msg.as_ref());
     }
 
     /// One line of a stage's stdout/stderr, prefixed with the stage name.
@@ -47,10 +64,16 @@ impl Printer {
         }
     }
 
-    /// Data for scripts (stdout).
-    pub fn data(&self, text: impl AsRef<str>) {
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(text.as_ref().as_bytes());
-        let _ = out.flush();
+    /// Data for scripts (stdout). A reader that stopped reading (`pivot list | head`) wanted
+    /// no more of it, which is not an error; any other failure (a full disk) is.
+    pub fn data(&self, text: impl AsRef<str>) -> Result<(), StdoutError> {
+        let mut out = io::stdout().lock();
+        match out
+            .write_all(text.as_ref().as_bytes())
+            .and_then(|()| out.flush())
+        {
+            Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(StdoutError(e)),
+            _ => Ok(()),
+        }
     }
 }

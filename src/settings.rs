@@ -56,13 +56,38 @@ impl Default for Settings {
 pub enum SettingsError {
     #[error("cannot read `{path}`: {message}")]
     Invalid { path: String, message: String },
+    /// The file exists but cannot be read (a directory, no permission, an I/O error): settings
+    /// the user wrote must not silently become the defaults.
+    #[error("cannot read `{path}`")]
+    Unreadable {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read `{path}`")]
+    NotUtf8 {
+        path: String,
+        #[source]
+        source: std::string::FromUtf8Error,
+    },
 }
 
 impl Settings {
     pub fn load(pivot_dir: &Path) -> Result<Settings, SettingsError> {
         let path = pivot_dir.join("config.yaml");
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            return Ok(Settings::default());
+        let text = match std::fs::read(&path) {
+            Ok(bytes) => String::from_utf8(bytes).map_err(|source| SettingsError::NotUtf8 {
+                path: path.display().to_string(),
+                source,
+            })?,
+            // Only a missing file means "no settings".
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Settings::default()),
+            Err(source) => {
+                return Err(SettingsError::Unreadable {
+                    path: path.display().to_string(),
+                    source,
+                })
+            }
         };
         let invalid = |message: String| SettingsError::Invalid {
             path: path.display().to_string(),

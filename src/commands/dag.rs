@@ -36,7 +36,7 @@ pub fn run(globals: &Globals, args: DagArgs) -> anyhow::Result<ExitStatus> {
     } else {
         tree(&s, &shown, &include)
     };
-    s.printer.data(out);
+    s.printer.data(out)?;
     Ok(ExitStatus::Success)
 }
 

@@ -49,9 +49,9 @@ fn show(globals: &Globals, stages: &[String], json: bool) -> anyhow::Result<Exit
     if json {
         let doc = serde_json::json!({ "schema_version": 1, "stages": doc });
         s.printer
-            .data(format!("{}\n", serde_json::to_string_pretty(&doc)?));
+            .data(format!("{}\n", serde_json::to_string_pretty(&doc)?))?;
     } else {
-        s.printer.data(text);
+        s.printer.data(text)?;
     }
     Ok(if failed {
         ExitStatus::Failure

@@ -21,11 +21,11 @@ pub fn run(globals: &Globals, args: HistoryArgs) -> anyhow::Result<ExitStatus> {
         let doc = serde_json::json!({ "schema_version": 1, "runs": runs });
         globals
             .printer
-            .data(format!("{}\n", serde_json::to_string_pretty(&doc)?));
+            .data(format!("{}\n", serde_json::to_string_pretty(&doc)?))?;
     } else if runs.is_empty() {
-        globals.printer.data("No runs recorded\n");
+        globals.printer.data("No runs recorded\n")?;
     } else {
-        globals.printer.data(render(&runs));
+        globals.printer.data(render(&runs))?;
     }
     Ok(ExitStatus::Success)
 }

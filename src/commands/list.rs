@@ -31,11 +31,11 @@ pub fn run(globals: &Globals, json: bool, deps: bool) -> anyhow::Result<ExitStat
             .collect();
         let doc = serde_json::json!({ "schema_version": 1, "stages": stages });
         s.printer
-            .data(format!("{}\n", serde_json::to_string_pretty(&doc)?));
+            .data(format!("{}\n", serde_json::to_string_pretty(&doc)?))?;
         return Ok(ExitStatus::Success);
     }
     if s.dag.is_empty() {
-        s.printer.data("No stages registered.\n");
+        s.printer.data("No stages registered.\n")?;
         s.printer
             .info("hint: register stages with `pipeline.register(func)` in the pipeline file");
         return Ok(ExitStatus::Success);
@@ -68,6 +68,6 @@ pub fn run(globals: &Globals, json: bool, deps: bool) -> anyhow::Result<ExitStat
             }
         }
     }
-    s.printer.data(out);
+    s.printer.data(out)?;
     Ok(ExitStatus::Success)
 }

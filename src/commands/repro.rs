@@ -12,6 +12,7 @@ use crate::executor::events::JsonlSink;
 use crate::executor::keys::Inputs;
 use crate::executor::{Executor, RunOptions};
 use crate::history;
+use crate::printer::stderr_line;
 use crate::settings::Settings;
 use crate::state::State;
 
@@ -29,9 +30,9 @@ pub fn repro(globals: &Globals, args: ReproArgs) -> anyhow::Result<ExitStatus> {
         if args.json {
             let doc = serde_json::json!({ "schema_version": 1, "stages": reports });
             s.printer
-                .data(format!("{}\n", serde_json::to_string_pretty(&doc)?));
+                .data(format!("{}\n", serde_json::to_string_pretty(&doc)?))?;
         } else {
-            s.printer.data(status::render_explain(&reports));
+            s.printer.data(status::render_explain(&reports))?;
         }
         return Ok(ExitStatus::Success);
     }
@@ -65,7 +66,7 @@ fn dry_run(s: &Session, order: &[usize], force: bool, json: bool) -> anyhow::Res
             .collect();
         let doc = serde_json::json!({ "schema_version": 1, "stages": stages });
         s.printer
-            .data(format!("{}\n", serde_json::to_string_pretty(&doc)?));
+            .data(format!("{}\n", serde_json::to_string_pretty(&doc)?))?;
         return Ok(ExitStatus::Success);
     }
     let mut out = String::from("Would run:\n");
@@ -77,7 +78,7 @@ fn dry_run(s: &Session, order: &[usize], force: bool, json: bool) -> anyhow::Res
         };
         out.push_str(&format!("  {}: {verb} ({})\n", p.name, p.reason));
     }
-    s.printer.data(out);
+    s.printer.data(out)?;
     Ok(ExitStatus::Success)
 }
 
@@ -181,11 +182,11 @@ fn execute(
                 .warn(format!("could not record the run in the history: {e}"));
         }
     }
-    eprintln!("{}", summary.line());
+    stderr_line!("{}", summary.line());
     s.printer
         .detail(format!("hashed {} file(s)", crate::digest::files_hashed()));
     if summary.interrupted {
-        eprintln!("error: interrupted; stages that were running were stopped and nothing of theirs was recorded");
+        stderr_line!("error: interrupted; stages that were running were stopped and nothing of theirs was recorded");
         return Ok(ExitStatus::Interrupted);
     }
     Ok(if summary.any_failed() {
@@ -211,7 +212,7 @@ pub fn commit(globals: &Globals, args: CommitArgs) -> anyhow::Result<ExitStatus>
     let report = executor(&s, &prepared, &inputs, None).commit_workspace(&order, named);
     prepared.state.flush().context("cannot save the state")?;
     if crate::interrupt::interrupted() {
-        eprintln!("error: interrupted; the stage being committed was not recorded");
+        stderr_line!("error: interrupted; the stage being committed was not recorded");
         return Ok(ExitStatus::Interrupted);
     }
     if report.committed.is_empty() && report.failed.is_empty() {
@@ -226,9 +227,9 @@ pub fn commit(globals: &Globals, args: CommitArgs) -> anyhow::Result<ExitStatus>
         }
     }
     if !report.failed.is_empty() {
-        eprintln!("Failed {} stage(s):", report.failed.len());
+        stderr_line!("Failed {} stage(s):", report.failed.len());
         for (name, reason) in &report.failed {
-            eprintln!("  {name}: {reason}");
+            stderr_line!("  {name}: {reason}");
         }
         return Ok(ExitStatus::Failure);
     }

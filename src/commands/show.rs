@@ -37,11 +37,11 @@ pub fn run(globals: &Globals, args: ShowArgs) -> anyhow::Result<ExitStatus> {
         let doc = serde_json::json!({ "schema_version": 1, "run": record });
         globals
             .printer
-            .data(format!("{}\n", serde_json::to_string_pretty(&doc)?));
+            .data(format!("{}\n", serde_json::to_string_pretty(&doc)?))?;
     } else if let Some(r) = record {
-        globals.printer.data(render(&r));
+        globals.printer.data(render(&r))?;
     } else {
-        globals.printer.data("No runs recorded\n");
+        globals.printer.data("No runs recorded\n")?;
     }
     Ok(ExitStatus::Success)
 }

@@ -215,11 +215,11 @@ pub fn run(globals: &Globals, args: StatusArgs) -> anyhow::Result<ExitStatus> {
             doc["tracked_files"] = serde_json::to_value(&tracked)?;
         }
         s.printer
-            .data(format!("{}\n", serde_json::to_string_pretty(&doc)?));
+            .data(format!("{}\n", serde_json::to_string_pretty(&doc)?))?;
         return Ok(ExitStatus::Success);
     }
     if args.explain {
-        s.printer.data(render_explain(&reports));
+        s.printer.data(render_explain(&reports))?;
         return Ok(ExitStatus::Success);
     }
     let plans: Vec<&StagePlan> = reports.iter().map(|r| &r.plan).collect();
@@ -250,6 +250,6 @@ pub fn run(globals: &Globals, args: StatusArgs) -> anyhow::Result<ExitStatus> {
         ));
     }
     out.push_str(&render_tracked(&tracked_reports(&s)));
-    s.printer.data(out);
+    s.printer.data(out)?;
     Ok(ExitStatus::Success)
 }

@@ -13,6 +13,7 @@ use crate::cache::Cache;
 use crate::cli::TrackArgs;
 use crate::digest::{self, DigestMemo, PathDigest};
 use crate::error::{hinted, ExitStatus};
+use crate::printer::stderr_line;
 use crate::settings::Settings;
 use crate::state::State;
 use crate::tracked::{self, PvtFile, TrackedState};
@@ -37,7 +38,7 @@ pub fn run(globals: &Globals, args: TrackArgs) -> anyhow::Result<ExitStatus> {
         let Some(file) = stored else {
             // Memo entries of what was hashed are valid; keep them.
             let _ = state.flush();
-            eprintln!("error: interrupted; `{arg}` was not tracked");
+            stderr_line!("error: interrupted; `{arg}` was not tracked");
             return Ok(ExitStatus::Interrupted);
         };
         let pvt = tracked::pvt_path(&data);

@@ -84,9 +84,9 @@ pub fn run(globals: &Globals, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
     };
     if args.json {
         s.printer
-            .data(format!("{}\n", serde_json::to_string_pretty(&report)?));
+            .data(format!("{}\n", serde_json::to_string_pretty(&report)?))?;
     } else {
-        s.printer.data(render(&report));
+        s.printer.data(render(&report))?;
     }
     Ok(if passed {
         ExitStatus::Success

@@ -47,7 +47,7 @@ enum Event<'a> {
 
 /// Writes events, one line each. Methods take `&self` (lines are written whole under a lock),
 /// so the sink can be shared by the run loop; write errors are ignored, as for all console
-/// output (a closed stdout ends the process through SIGPIPE).
+/// output: a reader that goes away must not stop a run half-recorded.
 pub struct JsonlSink<W: Write = io::Stdout> {
     out: Mutex<W>,
 }

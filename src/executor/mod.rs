@@ -17,7 +17,7 @@ use std::time::Instant;
 use crate::cache::{Cache, CheckoutMode};
 use crate::lockfile;
 use crate::pipeline::Dag;
-use crate::printer::Printer;
+use crate::printer::{stderr_line, Printer};
 use crate::project::Project;
 use crate::python::Runtime;
 use crate::state::State;
@@ -69,9 +69,9 @@ struct Progress {
 impl Progress {
     fn fail(&mut self, dag: &Dag, i: usize, reason: &str, traceback: &str, keep_going: bool) {
         let name = dag.name(i).to_owned();
-        eprintln!("{name}: FAILED: {reason}");
+        stderr_line!("{name}: FAILED: {reason}");
         for line in traceback.lines() {
-            eprintln!("  {line}");
+            stderr_line!("  {line}");
         }
         self.results
             .insert(i, StageResult::new(&name, Status::Failed, reason, 0.0));

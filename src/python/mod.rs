@@ -7,6 +7,7 @@ pub mod fork;
 mod interp;
 mod native;
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use pyo3::prelude::*;
@@ -126,13 +127,17 @@ impl Runtime {
         Python::attach(|py| {
             embed::install(py).map_err(|e| PythonError::Internal(e.to_string()))?;
             if verbose {
-                eprintln!(
+                let _ = writeln!(
+                    std::io::stderr(),
                     "python: {} (from {})",
                     selection.executable.display(),
                     selection.source
                 );
                 if let Some(origin) = embed::shadowed_install(py) {
-                    eprintln!("note: the embedded `pivot` package shadows the one installed at `{origin}`");
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "note: the embedded `pivot` package shadows the one installed at `{origin}`"
+                    );
                 }
             }
             let version: (u32, u32) = py

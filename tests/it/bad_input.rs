@@ -403,3 +403,48 @@ fn an_invalid_config_is_refused_naming_the_file_and_the_key() {
     );
     assert_eq!(p.take_runs(), Vec::<String>::new());
 }
+
+#[test]
+fn a_config_that_is_not_utf8_is_refused_naming_the_file() {
+    let p = with_pipeline(TWO_STAGES);
+    p.write("data/raw.txt", "1 2 3\n");
+    p.pivot(&["repro"]).success();
+    p.take_runs();
+    // Latin-1 `é` in a comment: valid YAML once decoded, but not the UTF-8 the file must be.
+    std::fs::write(
+        p.path(".pivot/config.yaml"),
+        b"# caf\xe9\ncore:\n  max_workers: 1\n",
+    )
+    .expect("write config");
+    let r = refused(&p, &["repro", "-f"]);
+    assert_eq!(
+        filter(&r.stderr, p.root()),
+        "error: cannot read `<root>/.pivot/config.yaml`: invalid utf-8 sequence of 1 bytes from index 5\n"
+    );
+    assert_eq!(p.take_runs(), Vec::<String>::new());
+}
+
+#[test]
+fn a_directory_where_the_config_belongs_is_refused_naming_it() {
+    let p = with_pipeline(TWO_STAGES);
+    p.write("data/raw.txt", "1 2 3\n");
+    std::fs::create_dir(p.path(".pivot/config.yaml")).expect("mkdir config");
+    let r = refused(&p, &["repro"]);
+    assert_eq!(
+        filter(&r.stderr, p.root()),
+        "error: cannot read `<root>/.pivot/config.yaml`: Is a directory (os error 21)\n"
+    );
+    assert_eq!(p.take_runs(), Vec::<String>::new());
+}
+
+#[test]
+fn a_missing_config_means_the_default_settings() {
+    let p = with_pipeline(TWO_STAGES);
+    p.write("data/raw.txt", "1 2 3\n");
+    assert!(
+        !p.exists(".pivot/config.yaml"),
+        "`pivot init` writes no config"
+    );
+    p.pivot(&["repro"]).success();
+    assert_eq!(p.take_runs(), ["prep", "train"]);
+}

@@ -125,6 +125,24 @@ fn run_pipeline_file_takes_options_with_values_before_stage_names() {
 }
 
 #[test]
+fn run_pipeline_file_reads_option_values_in_every_spelling_clap_accepts() {
+    let p = unprojected();
+    // The value attached (`--jobs=2`): no stage named, so this is `repro`.
+    let r = p.pivot(&["run", "sub/pipeline.py", "--jobs=2"]);
+    r.success();
+    assert_eq!(runs_in(&p, "sub"), sorted(&ALL));
+    // An option with its value before the file: `train` is the only stage named, so `run` runs
+    // exactly it.
+    let r = p.pivot(&["run", "--jobs", "2", "sub/pipeline.py", "-f", "train"]);
+    r.success();
+    assert_eq!(runs_in(&p, "sub"), ["train"]);
+    // A value ending a cluster of flags (`-fj 1`).
+    let r = p.pivot(&["run", "sub/pipeline.py", "-fj", "1", "prep"]);
+    r.success();
+    assert_eq!(runs_in(&p, "sub"), ["prep"]);
+}
+
+#[test]
 fn pivot_file_command_runs_that_command_on_the_file_and_defaults_to_repro() {
     let p = unprojected();
     let r = p.pivot(&["sub/pipeline.py", "status"]);

@@ -4,6 +4,7 @@ mod support;
 
 mod bad_input;
 mod checkout;
+mod closed_pipe;
 mod code_deps;
 mod commit;
 mod compat;

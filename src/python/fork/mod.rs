@@ -147,6 +147,7 @@ pub fn spawn_stage(
                 libc::_exit(EXIT_NOT_STARTED);
             }
             pyo3::ffi::PyOS_AfterFork_Child();
+            // SIGPIPE stays ignored, as a plain `python` has it (see `main_with_args`).
             libc::signal(libc::SIGINT, libc::SIG_DFL);
             libc::signal(libc::SIGTERM, libc::SIG_DFL);
             let devnull = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
