@@ -2,7 +2,9 @@
 //! JSON text from Python leaves `src/python/`.
 //!
 //! The answers still travel as JSON text, one `json.dumps` and one `serde_json` pass per call (what
-//! the calls cost before they were typed); the text is decoded while borrowed from Python.
+//! the calls cost before they were typed); the text is decoded while borrowed from Python. Every
+//! struct here denies unknown fields: the two sides are built together, so a field Python sends and Rust does not
+//! read is a mistake to see, not to ignore.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -28,11 +30,13 @@ pub struct FingerprintAnswer {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Pipeline {
     stages: Vec<Stage>,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Stage {
     name: String,
     deps: Vec<Dep>,
@@ -41,11 +45,13 @@ struct Stage {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Dep {
     path: String,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Out {
     path: String,
     kind: Kind,
@@ -64,12 +70,14 @@ enum Kind {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ParamsEntry {
     params: Option<Params>,
     error: Option<String>,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct FingerprintEntry {
     manifest: Option<BTreeMap<String, String>>,
     locations: Option<BTreeMap<String, String>>,
@@ -180,6 +188,12 @@ mod tests {
         assert_eq!(stage.outs[0].kind, OutKind::Directory);
         assert!(stage.outs[0].is_dir() && stage.outs[0].cache);
         assert_eq!(stage.mutex, ["gpu"]);
+    }
+
+    #[test]
+    fn a_field_rust_does_not_read_is_refused() {
+        let text = r#"{"stages": [], "name": "pipeline"}"#;
+        assert!(pipeline(text).unwrap_err().contains("unknown field `name`"));
     }
 
     #[test]
