@@ -18,7 +18,7 @@ use crate::pipeline::PipelineSpec;
 
 pub use fork::{poll_any, Pipe, StageProcess};
 pub use interp::{Selection, BUILD_MINOR};
-pub use wire::{FingerprintAnswer, Params, PerStage};
+pub use wire::{child_result, ChildResult, FingerprintAnswer, Params, PerStage};
 
 #[derive(thiserror::Error, Debug)]
 pub enum PythonError {

@@ -29,6 +29,20 @@ pub struct FingerprintAnswer {
     pub locations: BTreeMap<String, String>,
 }
 
+/// What a stage child wrote on its result pipe (`_runtime.child_run`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum ChildResult {
+    Ok,
+    /// `reason` is one line; `traceback` is Python's, empty for pivot's own errors.
+    Failed {
+        #[serde(default)]
+        reason: String,
+        #[serde(default)]
+        traceback: String,
+    },
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Pipeline {
@@ -172,6 +186,12 @@ pub(super) fn user_sources(text: &str) -> Result<Vec<PathBuf>, String> {
     decode(text)
 }
 
+/// A stage child's result, or `None` when what it wrote is not one (it died mid-write, or a
+/// descendant wrote to the inherited pipe): the caller then judges by the exit status alone.
+pub fn child_result(bytes: &[u8]) -> Option<ChildResult> {
+    serde_json::from_slice(bytes).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +230,20 @@ mod tests {
         assert_eq!(a.manifest["self:a"], "00");
         assert_eq!(a.locations["self:a"], "p.py:3");
         assert_eq!(fps["b"], Err("no source".to_owned()));
+    }
+
+    #[test]
+    fn a_child_result_is_ok_or_a_failure_with_its_reason() {
+        assert_eq!(child_result(br#"{"status": "ok"}"#), Some(ChildResult::Ok));
+        let failed = br#"{"status": "failed", "reason": "ValueError: x", "traceback": "tb"}"#;
+        assert_eq!(
+            child_result(failed),
+            Some(ChildResult::Failed {
+                reason: "ValueError: x".into(),
+                traceback: "tb".into()
+            })
+        );
+        assert_eq!(child_result(br#"{"status": "ok""#), None);
     }
 
     #[test]
