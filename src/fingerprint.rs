@@ -17,7 +17,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::digest::{Digest, FileStat};
-use crate::python::{PythonError, Runtime};
+use crate::python::{FingerprintAnswer, PythonError, Runtime};
 use crate::state::State;
 
 /// Bumped when the memo's format or the meaning of a manifest changes.
@@ -37,12 +37,13 @@ pub struct Fingerprint {
     pub locations: BTreeMap<String, String>,
 }
 
-#[derive(Deserialize)]
-struct Answer {
-    manifest: Option<BTreeMap<String, String>>,
-    #[serde(default)]
-    locations: BTreeMap<String, String>,
-    error: Option<String>,
+impl From<FingerprintAnswer> for Fingerprint {
+    fn from(a: FingerprintAnswer) -> Fingerprint {
+        Fingerprint {
+            manifest: a.manifest,
+            locations: a.locations,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -81,7 +82,7 @@ fn stage_key(pipeline: &Path, stage: &str) -> Vec<u8> {
     k
 }
 
-fn stat_of(path: &str) -> Option<(i64, u64, u64)> {
+fn stat_of(path: &Path) -> Option<(i64, u64, u64)> {
     let meta = std::fs::metadata(path).ok()?;
     let s = FileStat::of(&meta);
     Some((s.mtime_ns, s.size, s.inode))
@@ -106,7 +107,7 @@ fn memo_valid(state: &State, pipeline: &Path, env: &str) -> bool {
     rec.env == env
         && !rec.files.is_empty()
         && rec.files.iter().all(|(path, recorded)| {
-            stat_of(path).is_some_and(|now| {
+            stat_of(Path::new(path)).is_some_and(|now| {
                 now == *recorded && now.0 < rec.recorded_at.saturating_sub(RACY_WINDOW_NS)
             })
         })
@@ -147,24 +148,14 @@ pub fn load(
         return Ok((out, stats));
     }
     let recorded_at = imported_at;
-    let answers: HashMap<String, Answer> = serde_json::from_str(&runtime.fingerprint(&missing)?)
-        .map_err(|e| PythonError::Internal(format!("fingerprint returned malformed data: {e}")))?;
-    let sources: Vec<String> = serde_json::from_str(&runtime.user_sources()?)
-        .map_err(|e| PythonError::Internal(format!("user_sources returned malformed data: {e}")))?;
+    let mut answers = runtime.fingerprint(&missing)?;
+    let sources = runtime.user_sources()?;
     let mut puts = Vec::new();
     for name in missing {
         stats.computed += 1;
-        let result = match answers.get(name) {
-            Some(Answer { error: Some(e), .. }) => Err(e.clone()),
-            Some(Answer {
-                manifest: Some(m),
-                locations,
-                ..
-            }) => Ok(Fingerprint {
-                manifest: m.clone(),
-                locations: locations.clone(),
-            }),
-            _ => Err("fingerprinting returned nothing".to_owned()),
+        let result = match answers.remove(name) {
+            Some(answer) => answer.map(Fingerprint::from),
+            None => Err("fingerprinting returned nothing".to_owned()),
         };
         if let Ok(fp) = &result {
             puts.push((
@@ -175,9 +166,10 @@ pub fn load(
         out.insert(name.to_owned(), result);
     }
     if let Some(state) = state.filter(|s| !s.is_read_only()) {
+        // Decoded from JSON text, the paths are UTF-8: the conversion is exact.
         let files: BTreeMap<String, (i64, u64, u64)> = sources
             .iter()
-            .filter_map(|p| Some((p.clone(), stat_of(p)?)))
+            .filter_map(|p| Some((p.to_string_lossy().into_owned(), stat_of(p)?)))
             .collect();
         let record = EnvRecord {
             env,

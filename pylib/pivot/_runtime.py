@@ -1,4 +1,4 @@
-"""The only module the Rust side calls. Requests and answers are JSON strings.
+"""The only module the Rust side calls. Answers are JSON strings (decoded by `python/wire.rs`).
 
 - `load_pipeline(pipeline_file, project_root)`: execute the pipeline file, describe its stages.
 - `stage_params(names)`: effective params per stage (memoised; the forked child reuses them).
@@ -22,7 +22,7 @@ import traceback
 from typing import Any
 
 from pivot import _paths, _runner, _warm
-from pivot._stage import Stage, each_path, source_location
+from pivot._stage import Stage, each_path
 from pivot.exceptions import PivotError
 from pivot.outputs import DirectoryOut, IncrementalOut, Metric, Out, Plot
 from pivot.pipeline import Pipeline
@@ -35,9 +35,9 @@ _fingerprints: dict[str, tuple[Stage, tuple[dict[str, str], dict[str, str]]]] = 
 def load_pipeline(pipeline_file: str, project_root: str) -> str:
     """Execute `pipeline_file` with `project_root` as the path boundary; describe its stages.
 
-    `{"name", "root", "stages": [{"name", "deps": [{"param", "path"}], "outs": [{"field", "path",
-    "kind", "cache"}], "incremental_inputs", "mutex", "has_params", "source": {"file", "line"}}]}`,
-    stages in registration order, one entry per dependency or output file.
+    `{"stages": [{"name", "deps": [{"path"}], "outs": [{"path", "kind", "cache"}], "mutex"}]}`,
+    stages in registration order, one entry per dependency or output file. Only what Rust reads
+    is sent (its decoder refuses any other field).
     """
     global _pipeline
     from pivot import _discovery, _params
@@ -51,7 +51,7 @@ def load_pipeline(pipeline_file: str, project_root: str) -> str:
         pipeline = _discovery.load(pipeline_file)
     _pipeline = pipeline
     stages = [_describe(pipeline.get(name)) for name in pipeline.list_stages()]
-    return json.dumps({"name": pipeline.name, "root": str(pipeline.root), "stages": stages})
+    return json.dumps({"stages": stages})
 
 
 def stage_params(names: list[str]) -> str:
@@ -206,25 +206,17 @@ def _lookup(name: str) -> Stage:
 
 def _describe(stage: Stage) -> dict[str, Any]:
     deps = [
-        {"param": param, "path": path}
-        for param, spec in stage.dep_specs.items()
+        {"path": path}
+        for spec in stage.dep_specs.values()
         if spec.creates_dep_edge
         for path in each_path(spec.path)
     ]
     outs = [
-        {"field": field, "path": path, "kind": _kind(spec), "cache": spec.cache}
-        for field, spec in stage.out_specs.items()
+        {"path": path, "kind": _kind(spec), "cache": spec.cache}
+        for spec in stage.out_specs.values()
         for path in each_path(spec.path)
     ]
-    return {
-        "name": stage.name,
-        "deps": deps,
-        "outs": outs,
-        "incremental_inputs": stage.incremental_inputs,
-        "mutex": stage.mutex,
-        "has_params": stage.params is not None,
-        "source": source_location(stage.func),
-    }
+    return {"name": stage.name, "deps": deps, "outs": outs, "mutex": stage.mutex}
 
 
 def _kind(spec: Out[Any]) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
-import os
 import pathlib
 import re
 from collections.abc import Callable, Container, Mapping
@@ -176,14 +175,6 @@ def build(
         state_dir=state_dir,
         code_deps=_code_deps.resolve(stage_name, code_deps, root),
     )
-
-
-def source_location(func: Callable[..., Any]) -> dict[str, Any] | None:
-    """Where a stage function is defined: `{"file": abs path, "line": first line}`."""
-    code = getattr(inspect.unwrap(func), "__code__", None)
-    if code is None:
-        return None
-    return {"file": os.path.abspath(code.co_filename), "line": code.co_firstlineno}
 
 
 def _check_name(stage_name: object, taken: Container[str]) -> None:

@@ -20,7 +20,7 @@ use anyhow::Context;
 use crate::cli::{Cli, Command};
 use crate::error::ExitStatus;
 use crate::executor::keys::Inputs;
-use crate::pipeline::{Dag, PipelineSpec};
+use crate::pipeline::Dag;
 use crate::printer::Printer;
 use crate::project::{self, Project};
 use crate::python::{PythonError, Runtime};
@@ -80,7 +80,7 @@ impl Session {
             Runtime::start(printer.verbose).context("cannot start the python interpreter")?;
         let shown = project.rel(&project.pipeline_file);
         let imported_at = crate::digest::now_ns();
-        let json = runtime
+        let spec = runtime
             .load_pipeline(&project.pipeline_file, &project.root)
             .map_err(|e| match e {
                 // Paths in messages are project-relative, as everywhere else.
@@ -98,8 +98,6 @@ impl Session {
                 other => other,
             })
             .with_context(|| format!("while importing `{shown}`"))?;
-        let spec =
-            PipelineSpec::parse(&json).context("pivot._runtime returned a malformed pipeline")?;
         let found = crate::tracked::discover(&project.root);
         for e in &found.invalid {
             printer.warn(format!("{e}; skipped"));

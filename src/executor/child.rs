@@ -1,15 +1,13 @@
 //! Running stage children: poll every child's stdout, stderr and result pipe (and its exit) at
 //! once (never block on one pipe: a child may write more than a pipe buffer), stream lines with
-//! the stage prefix, decide when a child is finished, decode its result. The processes
+//! the stage prefix, decide when a child is finished, judge its result. The processes
 //! themselves (pipes, waits, kills) are the fork module's: no syscall here.
 
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
-
 use crate::history::OutputTail;
 use crate::printer::Printer;
-use crate::python::{poll_any, Pipe, StageProcess};
+use crate::python::{child_result, poll_any, ChildResult, Pipe, StageProcess};
 use crate::stage_key::StageKey;
 
 /// Output kept per pipe until a newline arrives; longer partial lines are flushed as they are.
@@ -44,15 +42,6 @@ pub struct Finished {
     pub child: Child,
     /// Ok, or (one-line reason, traceback).
     pub outcome: Result<(), (String, String)>,
-}
-
-#[derive(Deserialize)]
-struct ChildResult {
-    status: String,
-    #[serde(default)]
-    reason: String,
-    #[serde(default)]
-    traceback: String,
 }
 
 impl Child {
@@ -122,9 +111,9 @@ impl Child {
 
     fn outcome(&self) -> Result<(), (String, String)> {
         let code = self.exit.map_or(-1, |(code, _)| code);
-        match serde_json::from_slice::<ChildResult>(&self.result) {
-            Ok(r) if r.status == "ok" && code == 0 => Ok(()),
-            Ok(r) if r.status != "ok" => Err((r.reason, r.traceback)),
+        match child_result(&self.result) {
+            Some(ChildResult::Ok) if code == 0 => Ok(()),
+            Some(ChildResult::Failed { reason, traceback }) => Err((reason, traceback)),
             _ if code > 128 => Err((
                 format!("stage process killed by signal {}", code - 128),
                 String::new(),

@@ -1,46 +1,26 @@
 //! Computing a stage's key: fingerprints and params from Python (one batch call each), dep
 //! digests through the stat memo.
 
-use std::collections::HashMap;
 use std::io;
 use std::path::Path;
 
 use rayon::prelude::*;
-use serde::Deserialize;
 
 use crate::digest::{self, Digest, DigestMemo, ManifestEntry};
 use crate::fingerprint::{self, Fingerprint, MemoStats};
 use crate::lockfile::LockEntry;
 use crate::pipeline::StageSpec;
 use crate::project::Project;
-use crate::python::{PythonError, Runtime};
+use crate::python::{Params, PerStage, PythonError, Runtime};
 use crate::stage_key::StageKey;
 use crate::state::State;
-
-#[derive(Deserialize)]
-struct ParamsResult {
-    params: Option<serde_json::Map<String, serde_json::Value>>,
-    error: Option<String>,
-}
 
 /// Fingerprints and effective params of the stages of one command.
 #[derive(Default)]
 pub struct Inputs {
     fingerprints: fingerprint::Fingerprints,
-    params: HashMap<String, Result<serde_json::Map<String, serde_json::Value>, String>>,
+    params: PerStage<Params>,
     pub memo: MemoStats,
-}
-
-fn unpack<T>(value: Option<T>, error: Option<String>) -> Result<T, String> {
-    match (value, error) {
-        (_, Some(e)) => Err(e),
-        (Some(v), None) => Ok(v),
-        (None, None) => Err("no result".to_owned()),
-    }
-}
-
-fn bad_json(what: &str, e: serde_json::Error) -> PythonError {
-    PythonError::Internal(format!("{what} returned malformed data: {e}"))
 }
 
 impl Inputs {
@@ -54,16 +34,11 @@ impl Inputs {
         if names.is_empty() {
             return Ok(Inputs::default());
         }
-        let params: HashMap<String, ParamsResult> =
-            serde_json::from_str(&runtime.stage_params(names)?)
-                .map_err(|e| bad_json("stage_params", e))?;
+        let params = runtime.stage_params(names)?;
         let (fingerprints, memo) = fingerprint::load(runtime, state, pipeline, imported_at, names)?;
         Ok(Inputs {
             fingerprints,
-            params: params
-                .into_iter()
-                .map(|(k, v)| (k, unpack(v.params, v.error)))
-                .collect(),
+            params,
             memo,
         })
     }
@@ -78,7 +53,7 @@ impl Inputs {
     }
 
     /// The stage's effective params, when they could be computed.
-    pub fn params(&self, name: &str) -> Option<&serde_json::Map<String, serde_json::Value>> {
+    pub fn params(&self, name: &str) -> Option<&Params> {
         self.params.get(name).and_then(|r| r.as_ref().ok())
     }
 

@@ -1,39 +1,31 @@
-//! Stage specs as `pivot._runtime.load_pipeline` describes them (absolute, normalised paths; a
-//! directory output keeps its trailing `/`).
+//! Stage specs as plain data, as `pivot._runtime.load_pipeline` describes them (absolute,
+//! normalised paths; a directory output keeps its trailing `/`). How they travel from Python is
+//! `python::wire`'s business, not this module's.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use serde::Deserialize;
-
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct PipelineSpec {
-    pub name: String,
-    pub root: PathBuf,
+    /// In registration order.
     pub stages: Vec<StageSpec>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct StageSpec {
     pub name: String,
+    /// One entry per dependency file (a dep naming several paths gives several entries).
     pub deps: Vec<DepSpec>,
+    /// One entry per output file or directory.
     pub outs: Vec<OutSpec>,
-    #[serde(default)]
-    pub incremental_inputs: Vec<String>,
-    #[serde(default)]
     pub mutex: Vec<String>,
-    #[serde(default)]
-    pub has_params: bool,
-    pub source: Option<SourceLoc>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct DepSpec {
-    pub param: String,
     pub path: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutKind {
     Out,
     Metric,
@@ -42,18 +34,11 @@ pub enum OutKind {
     Directory,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct OutSpec {
-    pub field: String,
     pub path: String,
     pub kind: OutKind,
     pub cache: bool,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct SourceLoc {
-    pub file: String,
-    pub line: u32,
 }
 
 impl DepSpec {
@@ -69,11 +54,5 @@ impl OutSpec {
 
     pub fn is_dir(&self) -> bool {
         self.path.ends_with('/')
-    }
-}
-
-impl PipelineSpec {
-    pub fn parse(json: &str) -> Result<PipelineSpec, serde_json::Error> {
-        serde_json::from_str(json)
     }
 }

@@ -1,20 +1,25 @@
 //! The only pyo3 user: starts the embedded interpreter, serves the baked-in `pivot` package and
-//! calls `pivot._runtime`, exchanging JSON text. `PyErr` never leaves this module: Python
-//! exceptions become [`PythonError`] values carrying what the user needs (file:line, traceback).
+//! calls `pivot._runtime`, whose answers come back as typed values (decoded in [`wire`]). Neither
+//! `PyErr` nor Python's JSON leaves this module: Python exceptions become [`PythonError`] values
+//! carrying what the user needs (file:line, traceback).
 
 mod embed;
 pub mod fork;
 mod interp;
 mod native;
+mod wire;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use pyo3::prelude::*;
-use pyo3::types::PyModule;
+use pyo3::types::{PyModule, PyString, PyTuple};
+
+use crate::pipeline::PipelineSpec;
 
 pub use fork::{poll_any, Pipe, StageProcess};
 pub use interp::{Selection, BUILD_MINOR};
+pub use wire::{child_result, ChildResult, FingerprintAnswer, Params, PerStage};
 
 #[derive(thiserror::Error, Debug)]
 pub enum PythonError {
@@ -161,11 +166,14 @@ impl Runtime {
         })
     }
 
-    fn call_json(
+    /// Calls `pivot._runtime.<func>`, which answers with text, and hands the text to `decode`
+    /// while it is still borrowed from the Python string (no copy).
+    fn call<T>(
         &self,
         func: &str,
-        args: impl for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyTuple>>,
-    ) -> Result<String, PythonError> {
+        args: impl for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyTuple>>,
+        decode: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<T, PythonError> {
         Python::attach(|py| {
             let m = self.module.bind(py);
             let args = args(py).map_err(|e| PythonError::Internal(e.to_string()))?;
@@ -173,40 +181,69 @@ impl Runtime {
                 .getattr(func)
                 .and_then(|f| f.call1(args))
                 .map_err(|e| classify(py, e))?;
-            out.extract::<String>()
-                .map_err(|e| PythonError::Internal(format!("{func}: {e}")))
+            let text = out
+                .cast::<PyString>()
+                .map_err(|e| PythonError::Internal(format!("{func}: {e}")))?
+                .to_str()
+                .map_err(|e| PythonError::Internal(format!("{func}: {e}")))?;
+            decode(text)
+                .map_err(|e| PythonError::Internal(format!("{func} returned malformed data: {e}")))
         })
     }
 
-    /// Imports the pipeline file; returns the pipeline description as JSON.
-    pub fn load_pipeline(&self, file: &Path, project_root: &Path) -> Result<String, PythonError> {
+    /// Imports the pipeline file and describes its stages.
+    pub fn load_pipeline(
+        &self,
+        file: &Path,
+        project_root: &Path,
+    ) -> Result<PipelineSpec, PythonError> {
         let (f, r) = (
             file.to_string_lossy().into_owned(),
             project_root.to_string_lossy().into_owned(),
         );
-        self.call_json("load_pipeline", |py| pyo3::types::PyTuple::new(py, [f, r]))
+        self.call(
+            "load_pipeline",
+            |py| PyTuple::new(py, [f, r]),
+            wire::pipeline,
+        )
     }
 
-    /// Effective params of the named stages, as JSON `{name: {"params": ...} | {"error": ...}}`.
-    pub fn stage_params(&self, names: &[&str]) -> Result<String, PythonError> {
-        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-        self.call_json("stage_params", |py| pyo3::types::PyTuple::new(py, [names]))
+    /// Effective params of the named stages.
+    pub fn stage_params(&self, names: &[&str]) -> Result<PerStage<Params>, PythonError> {
+        self.call(
+            "stage_params",
+            |py| PyTuple::new(py, [names]),
+            wire::stage_params,
+        )
     }
 
-    /// Code manifests of the named stages, as JSON `{name: {"manifest": ...} | {"error": ...}}`.
-    pub fn fingerprint(&self, names: &[&str]) -> Result<String, PythonError> {
-        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-        self.call_json("fingerprint", |py| pyo3::types::PyTuple::new(py, [names]))
+    /// Code manifests (and definition sites) of the named stages.
+    pub fn fingerprint(&self, names: &[&str]) -> Result<PerStage<FingerprintAnswer>, PythonError> {
+        self.call(
+            "fingerprint",
+            |py| PyTuple::new(py, [names]),
+            wire::fingerprints,
+        )
     }
 
-    /// What besides source files invalidates memoised fingerprints (Python, `sys.path`, pivot).
+    /// What besides source files invalidates memoised fingerprints (Python, `sys.path`, pivot):
+    /// an opaque text, only ever hashed.
     pub fn environment_key(&self) -> Result<String, PythonError> {
-        self.call_json("environment_key", |py| Ok(pyo3::types::PyTuple::empty(py)))
+        self.call(
+            "environment_key",
+            |py| Ok(PyTuple::empty(py)),
+            |text| Ok(text.to_owned()),
+        )
     }
 
-    /// JSON list of the source files of every loaded user module (and the pipeline file).
-    pub fn user_sources(&self) -> Result<String, PythonError> {
-        self.call_json("user_sources", |py| Ok(pyo3::types::PyTuple::empty(py)))
+    /// The source files of every loaded user module (and the pipeline file), absolute. Call it
+    /// after [`Runtime::fingerprint`], which may import modules that stage bodies import.
+    pub fn user_sources(&self) -> Result<Vec<PathBuf>, PythonError> {
+        self.call(
+            "user_sources",
+            |py| Ok(PyTuple::empty(py)),
+            wire::user_sources,
+        )
     }
 
     /// Forks a child running the stage (see [`fork`]).
