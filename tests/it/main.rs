@@ -1,4 +1,5 @@
 //! Integration tests: the real `pivot` binary on real `pipeline.py` files in temp projects.
+#![expect(clippy::print_stderr, reason = "tests say on stderr why they skip")]
 
 mod support;
 
