@@ -3,7 +3,7 @@
 
 use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use crate::support::{test_venv, Project, PRELUDE};
@@ -66,12 +66,7 @@ fn the_listings_are_larger_than_a_pipe_buffer() {
 fn listing_to_a_stdout_closed_before_pivot_writes_exits_0_quietly() {
     let p = big_project();
     for args in LISTINGS {
-        let mut child = p
-            .command(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn pivot");
+        let mut child = p.spawn(args, &[]);
         // Closed while pivot still starts Python and imports the pipeline.
         drop(child.stdout.take());
         assert_quiet_success(child, &format!("pivot {args:?}"));
@@ -82,12 +77,7 @@ fn listing_to_a_stdout_closed_before_pivot_writes_exits_0_quietly() {
 fn listing_to_a_slow_reader_that_stops_reading_exits_0_quietly() {
     let p = big_project();
     for args in LISTINGS {
-        let mut child = p
-            .command(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn pivot");
+        let mut child = p.spawn(args, &[]);
         let mut stdout = child.stdout.take().expect("piped stdout");
         let mut byte = [0u8; 1];
         for _ in 0..300 {

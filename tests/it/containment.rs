@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::symlink;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::support::{snapshot, Project, PRELUDE};
@@ -374,14 +373,13 @@ fn sigint_during_a_checkout_leaves_no_temp_file_and_the_next_checkout_finishes()
     p.pivot(&["track", "data/many"]).success();
     std::fs::remove_dir_all(p.path("data/many")).unwrap();
     let pause = p.path("paused.pid");
-    let child = p
-        .command(&["checkout"])
-        .env("PIVOT_TEST_PAUSE", "restore-progress")
-        .env("PIVOT_TEST_PAUSE_FILE", &pause)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = p.spawn(
+        &["checkout"],
+        &[
+            ("PIVOT_TEST_PAUSE", "restore-progress".as_ref()),
+            ("PIVOT_TEST_PAUSE_FILE", pause.as_os_str()),
+        ],
+    );
     let pid: i32 = wait_for_file(&pause).trim().parse().unwrap();
     // SAFETY: signalling the pivot process this test started.
     unsafe { libc::kill(pid, libc::SIGINT) };
@@ -415,21 +413,15 @@ fn checkout_beside_a_running_repro_waits_and_restores_what_that_repro_committed(
     let p = project();
     p.write("data/raw.txt", "B");
     let pause = p.path("paused.pid");
-    let repro = p
-        .command(&["repro"])
-        .env("PIVOT_TEST_PAUSE", "stage-commit:shards")
-        .env("PIVOT_TEST_PAUSE_FILE", &pause)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let repro = p.spawn(
+        &["repro"],
+        &[
+            ("PIVOT_TEST_PAUSE", "stage-commit:shards".as_ref()),
+            ("PIVOT_TEST_PAUSE_FILE", pause.as_os_str()),
+        ],
+    );
     wait_for_file(&pause);
-    let checkout = p
-        .command(&["checkout", "-f"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let checkout = p.spawn(&["checkout", "-f"], &[]);
     std::thread::sleep(Duration::from_millis(300));
     let mut resume = pause.clone().into_os_string();
     resume.push(".resume");

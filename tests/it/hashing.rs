@@ -6,7 +6,7 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use crate::support::{Project, Run, PRELUDE};
@@ -33,14 +33,13 @@ impl Paused {
     fn start(p: &Project, args: &[&str], pause: &str) -> Paused {
         let dir = tempfile::tempdir().expect("tempdir");
         let marker = dir.path().join("paused.pid");
-        let child = p
-            .command(args)
-            .env("PIVOT_TEST_PAUSE", pause)
-            .env("PIVOT_TEST_PAUSE_FILE", &marker)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn pivot");
+        let child = p.spawn(
+            args,
+            &[
+                ("PIVOT_TEST_PAUSE", pause.as_ref()),
+                ("PIVOT_TEST_PAUSE_FILE", marker.as_os_str()),
+            ],
+        );
         let mut paused = Paused {
             child,
             pid: 0,
@@ -91,12 +90,7 @@ impl Paused {
 
 /// Runs `pivot args` and fails the test if it has not ended within 30 s (instead of hanging).
 fn run_with_timeout(p: &Project, args: &[&str]) -> Run {
-    let mut child = p
-        .command(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn pivot");
+    let mut child = p.spawn(args, &[]);
     let deadline = Instant::now() + Duration::from_secs(30);
     while child.try_wait().expect("try_wait").is_none() {
         if Instant::now() > deadline {

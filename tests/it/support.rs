@@ -145,6 +145,18 @@ impl Project {
         cmd
     }
 
+    /// Starts `pivot args` in the background with stdout and stderr piped, `env` added.
+    pub fn spawn(&self, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> std::process::Child {
+        let mut cmd = self.command(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn pivot")
+    }
+
     pub fn pivot(&self, args: &[&str]) -> Run {
         Run::from(self.command(args).output().expect("run pivot"))
     }
