@@ -5,6 +5,8 @@ use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
+use crate::repo_path::{PathError, RepoPath};
+
 pub const PIVOT_DIR: &str = ".pivot";
 
 /// What `pivot init` writes to `.pivot/.gitignore`: everything local-only.
@@ -107,6 +109,18 @@ impl Project {
         }
         init_dir(&self.root, false)?;
         Ok(true)
+    }
+
+    /// `path` as a path below the project root (what restores may write to); an error for a
+    /// path outside the project, the root itself, or a name that is not UTF-8.
+    pub fn repo_path(&self, path: &Path) -> Result<RepoPath, PathError> {
+        match path.strip_prefix(&self.root) {
+            Ok(rel) => RepoPath::from_relative(rel),
+            Err(_) => Err(PathError {
+                shown: path.display().to_string(),
+                problem: "is outside the project",
+            }),
+        }
     }
 
     /// `path` relative to the project root (`/`-separated), or absolute if outside it.
@@ -235,6 +249,26 @@ mod tests {
         fs::create_dir_all(sub.join(".pivot")).unwrap();
         fs::create_dir_all(t.path().join(".pivot")).unwrap();
         assert_eq!(find_root(&sub).unwrap(), t.path());
+    }
+
+    #[test]
+    fn repo_path_is_only_for_paths_below_the_root() {
+        let p = Project {
+            root: PathBuf::from("/proj"),
+            pipeline_file: PathBuf::from("/proj/pipeline.py"),
+            implicit: false,
+        };
+        assert_eq!(
+            p.repo_path(Path::new("/proj/out/a.json")).unwrap().as_str(),
+            "out/a.json"
+        );
+        assert_eq!(
+            p.repo_path(Path::new("/elsewhere/a.json"))
+                .unwrap_err()
+                .problem,
+            "is outside the project"
+        );
+        assert!(p.repo_path(Path::new("/proj")).is_err());
     }
 
     #[test]

@@ -138,14 +138,14 @@ fn split(p: &RepoPath) -> (Vec<&str>, &str) {
 }
 
 fn blocked(
-    target: &RepoPath,
+    target: &str,
     comps: &[&str],
     depth: usize,
     what: &'static str,
     target_depth: usize,
 ) -> MaterialiseError {
     MaterialiseError::Blocked {
-        target: target.to_string(),
+        target: target.to_owned(),
         at: comps[..=depth].join("/"),
         what,
         inside: depth + 1 >= target_depth,
@@ -274,7 +274,7 @@ impl Materialiser<'_> {
             Err(WalkError::Io(e)) if e.raw_os_error() == Some(libc::ENOENT) => None,
             Err(WalkError::Blocked { depth: d, obstacle }) => {
                 return Err(blocked(
-                    &t.dest,
+                    t.dest.as_str(),
                     &parents,
                     d,
                     obstacle.describe(),
@@ -468,12 +468,13 @@ impl Materialiser<'_> {
         let dir = match root.walk(parents.iter().copied(), true, replace_from) {
             Ok(d) => d,
             Err(WalkError::Blocked { depth, obstacle }) => {
-                return Err(MaterialiseError::Blocked {
-                    target: job.target.clone(),
-                    at: parents[..=depth].join("/"),
-                    what: obstacle.describe(),
-                    inside: depth + 1 >= job.target_depth,
-                })
+                return Err(blocked(
+                    &job.target,
+                    &parents,
+                    depth,
+                    obstacle.describe(),
+                    job.target_depth,
+                ))
             }
             Err(WalkError::Io(source)) => {
                 return Err(MaterialiseError::Io {
@@ -485,31 +486,31 @@ impl Materialiser<'_> {
         };
         let blob = self.cache.blob_path(&job.hash);
         let dest = dir.path().join(name);
-        if policy != Policy::Replace {
-            let existing = dir.stat(name).map_err(io_at("read", &job.dest))?;
-            if existing.is_some() {
-                let blob_meta = std::fs::metadata(&blob).map_err(io_at("read", &job.dest))?;
-                if existing_checkout(
-                    &blob, &blob_meta, &job.hash, &dest, self.modes, job.exec, self.memo,
-                )
-                .is_some()
-                {
-                    return Ok(Written::Unchanged);
+        // `plan` verified the blob; it only has to be there still.
+        let blob_meta = match std::fs::metadata(&blob) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(CacheError::MissingBlob {
+                    digest: job.hash.clone(),
+                    path: blob,
                 }
-                return Ok(match policy {
-                    Policy::OnlyMissing => Written::Skipped,
-                    _ => Written::Conflict,
-                });
+                .into())
             }
-        }
-        self.cache.verify_blob(&job.hash, self.memo)?;
-        let blob_meta = std::fs::metadata(&blob).map_err(io_at("read", &job.dest))?;
+            Err(source) => return Err(io_at("read", &job.dest)(source)),
+        };
         if existing_checkout(
             &blob, &blob_meta, &job.hash, &dest, self.modes, job.exec, self.memo,
         )
         .is_some()
         {
             return Ok(Written::Unchanged);
+        }
+        if policy != Policy::Replace && dir.stat(name).map_err(io_at("read", &job.dest))?.is_some()
+        {
+            return Ok(match policy {
+                Policy::OnlyMissing => Written::Skipped,
+                _ => Written::Conflict,
+            });
         }
         with_fallback(self.modes, |mode| {
             materialize_in(&dir, name, &blob, mode, job.exec)

@@ -197,7 +197,7 @@ fn tracked_target(s: &Session, t: &crate::tracked::Tracked) -> Option<RestoreTar
 
 /// `abs` as a path below the project root.
 fn project_path(s: &Session, abs: &Path) -> Option<RepoPath> {
-    match RepoPath::parse(&s.project.rel(abs)) {
+    match s.project.repo_path(abs) {
         Ok(p) => Some(p),
         Err(e) => {
             s.printer

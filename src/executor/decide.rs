@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 
 use crate::cache::{CheckoutMode, Policy, RestoreTarget};
 use crate::lockfile::LockFile;
-use crate::repo_path::RepoPath;
 use crate::stage_key::{StageKey, FORCED, UNCHANGED, UNCHANGED_GENERATION, UNCHANGED_RUN_CACHE};
 
 use super::keys::{self, out_lock_path};
@@ -278,7 +277,9 @@ impl Executor<'_> {
                             self.project.rel(&lock_path)
                         )
                     };
-                    let dest = RepoPath::parse(&self.project.rel(o.abs()))
+                    let dest = self
+                        .project
+                        .repo_path(o.abs())
                         .map_err(|e| restore_err(e.to_string()))?;
                     let target = RestoreTarget {
                         dest,

@@ -12,7 +12,6 @@ use crate::digest::{self, Digest, DigestMemo, Hashed, ManifestEntry, PathDigest}
 use crate::lockfile::{LockEntry, LockFile};
 use crate::pipeline::StageSpec;
 use crate::project::Project;
-use crate::repo_path::RepoPath;
 use crate::stage_key::OUTPUTS_MISSING;
 use crate::testhook;
 
@@ -211,7 +210,9 @@ impl Store<'_> {
                     Some(_) => format!("Output modified: {rel}"),
                 });
             }
-            let dest = RepoPath::parse(&self.project.rel(o.abs()))
+            let dest = self
+                .project
+                .repo_path(o.abs())
                 .map_err(|e| format!("output outside the project: {e}"))?;
             targets.push(RestoreTarget {
                 dest,
