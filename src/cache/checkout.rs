@@ -12,7 +12,6 @@ use std::fs::{self, Metadata};
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::beneath::{kind_of, Dir, Kind};
 use crate::digest::{Digest, DigestMemo, FileStat};
@@ -241,16 +240,13 @@ fn reflink(dir: &Dir, blob: &Path, tmp: &str, exec: bool) -> io::Result<()> {
     dst.set_permissions(fs::Permissions::from_mode(copy_mode(exec)))
 }
 
-/// A fresh name beside `path` for building its replacement: `.<name>.<pid>.<n>.pivot-tmp`.
+/// A fresh name beside `path` for building its replacement (see [`Dir::temp_name`]).
 pub(crate) fn temp_path(path: &Path) -> PathBuf {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = format!(".{name}.{}.{n}.pivot-tmp", std::process::id());
-    path.with_file_name(tmp)
+    path.with_file_name(Dir::temp_name(&name))
 }
 
 pub(crate) fn remove_quietly(path: &Path) {
