@@ -346,11 +346,16 @@ fn first_positional(args: &[OsString], options: &ValueOptions) -> Option<usize> 
 /// Rewrites `pivot [GLOBAL] FILE.py [COMMAND ...]` into `pivot [GLOBAL] -p FILE.py COMMAND ...`
 /// (default `repro`), and `run FILE.py [STAGES]` into `-p FILE.py repro|run [STAGES]`.
 pub fn rewrite_script_invocation(args: Vec<OsString>) -> Vec<OsString> {
-    let (global, run) = value_options();
     let is_script = |a: &OsString| {
         let s = a.to_string_lossy();
         s.ends_with(".py") && !s.starts_with('-')
     };
+    // Only an argument naming a `.py` file can be rewritten; every other invocation (`pivot
+    // repro`, `pivot status`) skips building clap's command just to inspect it.
+    if !args.iter().skip(1).any(is_script) {
+        return args;
+    }
+    let (global, run) = value_options();
     let Some(i) = args
         .get(1..)
         .and_then(|rest| first_positional(rest, global))
