@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::symlink;
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
-use crate::support::{snapshot, Project, PRELUDE};
+use crate::support::{many_files, snapshot, temp_files, Paused, Project, PRELUDE};
 
 /// `shards` writes `out/shards/{a.json, sub/b.json}` from `data/raw.txt`.
 fn project() -> Project {
@@ -332,30 +332,6 @@ fn a_pvt_beside_a_symlinked_directory_is_refused() {
     }
 }
 
-fn wait_for_file(path: &Path) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(s) = std::fs::read_to_string(path) {
-            if !s.is_empty() {
-                return s;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn temp_files(root: &Path) -> Vec<String> {
-    snapshot(root)
-        .into_keys()
-        .filter(|k| k.contains("pivot-tmp") || k.ends_with(".tmp"))
-        .collect()
-}
-
 #[test]
 fn sigint_during_a_checkout_leaves_no_temp_file_and_the_next_checkout_finishes() {
     let p = Project::nested();
@@ -363,35 +339,12 @@ fn sigint_during_a_checkout_leaves_no_temp_file_and_the_next_checkout_finishes()
         "pipeline.py",
         "from pivot.pipeline import Pipeline\n\npipeline = Pipeline('t')\n",
     );
-    for i in 0..20_000 {
-        let f = p.path(&format!("data/many/d{}/f{i}.txt", i % 20));
-        if i < 20 {
-            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
-        }
-        std::fs::write(&f, format!("{i}\n")).unwrap();
-    }
+    many_files(&p.path("data/many"));
     p.pivot(&["track", "data/many"]).success();
     std::fs::remove_dir_all(p.path("data/many")).unwrap();
-    let pause = p.path("paused.pid");
-    let child = p.spawn(
-        &["checkout"],
-        &[
-            ("PIVOT_TEST_PAUSE", "restore-progress".as_ref()),
-            ("PIVOT_TEST_PAUSE_FILE", pause.as_os_str()),
-        ],
-    );
-    let pid: i32 = wait_for_file(&pause).trim().parse().unwrap();
-    // SAFETY: signalling the pivot process this test started.
-    unsafe { libc::kill(pid, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::remove_file(&pause).unwrap();
-    assert_eq!(temp_files(p.root()), Vec::<String>::new());
+    let r = Paused::start(&p, &["checkout"], "restore-progress").interrupt();
+    r.code(130);
+    assert_eq!(temp_files(p.root()), Vec::<PathBuf>::new());
     let restored = snapshot(&p.path("data/many"))
         .into_values()
         .flatten()
@@ -405,29 +358,17 @@ fn sigint_during_a_checkout_leaves_no_temp_file_and_the_next_checkout_finishes()
             .count(),
         20_000
     );
-    assert_eq!(p.read("data/many/d7/f19987.txt"), "19987\n");
+    assert_eq!(p.read("data/many/d007/f019.txt"), "7 19\n");
 }
 
 #[test]
 fn checkout_beside_a_running_repro_waits_and_restores_what_that_repro_committed() {
     let p = project();
     p.write("data/raw.txt", "B");
-    let pause = p.path("paused.pid");
-    let repro = p.spawn(
-        &["repro"],
-        &[
-            ("PIVOT_TEST_PAUSE", "stage-commit:shards".as_ref()),
-            ("PIVOT_TEST_PAUSE_FILE", pause.as_os_str()),
-        ],
-    );
-    wait_for_file(&pause);
+    let repro = Paused::start(&p, &["repro"], "stage-commit:shards");
     let checkout = p.spawn(&["checkout", "-f"], &[]);
     std::thread::sleep(Duration::from_millis(300));
-    let mut resume = pause.clone().into_os_string();
-    resume.push(".resume");
-    std::fs::write(&resume, "").unwrap();
-    let r = repro.wait_with_output().unwrap();
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    repro.resume().success();
     let c = checkout.wait_with_output().unwrap();
     assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stderr));
     assert_eq!(

@@ -1,8 +1,10 @@
 //! Test harness: temp projects, running the real binary, reading what stages did.
 
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
 
 /// The venv tests run pivot in (pydantic, PyYAML, numpy, pandas): `$PIVOT_TEST_VENV`, else the
 /// one `.ci/run` makes in `target/`.
@@ -27,7 +29,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(out: Output) -> Run {
+    pub fn from(out: Output) -> Run {
         Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -360,4 +362,107 @@ pipeline.register(version)
         p.pivot(&["repro", "-q"]).success();
         p.read("version.txt")
     })
+}
+
+/// Waits (up to 60 s) until `cond` holds.
+pub fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A pivot started in the background, paused at a test hook.
+pub struct Paused {
+    child: Child,
+    pid: i32,
+    marker: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Paused {
+    /// Starts `pivot args` with `PIVOT_TEST_PAUSE=pause` and waits until it is paused. The pause
+    /// file lives outside the project, so it is no part of what tests look at.
+    pub fn start(p: &Project, args: &[&str], pause: &str) -> Paused {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let marker = dir.path().join("paused.pid");
+        let child = p.spawn(
+            args,
+            &[
+                ("PIVOT_TEST_PAUSE", pause.as_ref()),
+                ("PIVOT_TEST_PAUSE_FILE", marker.as_os_str()),
+            ],
+        );
+        let mut paused = Paused {
+            child,
+            pid: 0,
+            marker,
+            _dir: dir,
+        };
+        let child = &mut paused.child;
+        let marker = &paused.marker;
+        wait_for(
+            || {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("pivot ended ({status}) before pausing at `{pause}`");
+                }
+                marker.exists()
+            },
+            pause,
+        );
+        paused.pid = fs::read_to_string(&paused.marker)
+            .expect("pause file")
+            .trim()
+            .parse()
+            .expect("pid");
+        paused
+    }
+
+    pub fn resume(self) -> Run {
+        let mut resume = self.marker.clone().into_os_string();
+        resume.push(".resume");
+        fs::write(PathBuf::from(resume), "").expect("resume");
+        self.finish()
+    }
+
+    pub fn interrupt(self) -> Run {
+        // SAFETY: kill(2) with a pid pivot wrote for us and a valid signal number.
+        assert_eq!(unsafe { libc::kill(self.pid, libc::SIGINT) }, 0);
+        self.finish()
+    }
+
+    fn finish(self) -> Run {
+        Run::from(self.child.wait_with_output().expect("wait for pivot"))
+    }
+}
+
+/// Temp files pivot may leave behind (`*.pivot-tmp`, `*.tmp`) anywhere under `root`.
+pub fn temp_files(root: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for e in fs::read_dir(&dir).expect("read_dir") {
+            let e = e.expect("entry");
+            let name = e.file_name().to_string_lossy().into_owned();
+            if e.file_type().expect("file type").is_dir() {
+                dirs.push(e.path());
+            } else if name.contains("pivot-tmp") || name.ends_with(".tmp") {
+                found.push(e.path());
+            }
+        }
+    }
+    found
+}
+
+/// 20k small files under `dir`, 200 per subdirectory.
+pub fn many_files(dir: &Path) {
+    for d in 0..100 {
+        let sub = dir.join(format!("d{d:03}"));
+        fs::create_dir_all(&sub).expect("mkdir");
+        for f in 0..200 {
+            let mut file = fs::File::create(sub.join(format!("f{f:03}.txt"))).expect("create");
+            writeln!(file, "{d} {f}").expect("write");
+        }
+    }
 }
