@@ -3,18 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{Project, PRELUDE};
-
-fn pid_alive(pid: i32) -> bool {
-    // A zombie still answers kill(0); read its state instead.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s
-            .split(") ")
-            .nth(1)
-            .is_some_and(|rest| rest.starts_with('Z')),
-        Err(_) => false,
-    }
-}
+use crate::support::{pid_alive, Project, PRELUDE};
 
 fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);

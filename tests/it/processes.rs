@@ -4,17 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{Project, PRELUDE};
-
-/// Alive and not a zombie (a zombie still answers kill(0)).
-fn pid_alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| rest.starts_with('Z')),
-        Err(_) => false,
-    }
-}
+use crate::support::{pid_alive, Project, PRELUDE};
 
 /// Polls `cond` every 20 ms for up to `secs`; whether it became true.
 fn within(secs: u64, mut cond: impl FnMut() -> bool) -> bool {

@@ -466,3 +466,13 @@ pub fn many_files(dir: &Path) {
         }
     }
 }
+
+/// Alive and not a zombie (a zombie still answers kill(0)).
+pub fn pid_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
+        Err(_) => false,
+    }
+}
