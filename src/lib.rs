@@ -38,6 +38,7 @@ pub mod history;
 pub mod interrupt;
 pub mod lockfile;
 pub mod pipeline;
+pub(crate) mod planner;
 pub mod printer;
 pub mod project;
 pub mod python;

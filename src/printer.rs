@@ -20,6 +20,26 @@ pub(crate) use stderr_line;
 #[error("cannot write to stdout")]
 pub struct StdoutError(#[source] io::Error);
 
+/// The version of every `--json` document's shape (its `schema_version` field).
+pub const JSON_SCHEMA_VERSION: u32 = 1;
+
+/// A `--json` document: the command's fields after `schema_version`.
+#[derive(serde::Serialize)]
+struct Versioned<'a, T: serde::Serialize> {
+    schema_version: u32,
+    #[serde(flatten)]
+    doc: &'a T,
+}
+
+/// A `--json` document could not be written.
+#[derive(thiserror::Error, Debug)]
+pub enum JsonError {
+    #[error(transparent)]
+    Stdout(#[from] StdoutError),
+    #[error("cannot encode the JSON document")]
+    Encode(#[from] serde_json::Error),
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Printer {
     pub quiet: bool,
@@ -62,6 +82,16 @@ impl Printer {
         if !line.ends_with(b"\n") {
             let _ = err.write_all(b"\n");
         }
+    }
+
+    /// A `--json` document on stdout: `doc`'s fields (a struct or map) after `schema_version`,
+    /// pretty-printed, one trailing newline. Every command's `--json` goes through here.
+    pub fn json<T: serde::Serialize>(&self, doc: &T) -> Result<(), JsonError> {
+        let text = serde_json::to_string_pretty(&Versioned {
+            schema_version: JSON_SCHEMA_VERSION,
+            doc,
+        })?;
+        Ok(self.data(format!("{text}\n"))?)
     }
 
     /// Data for scripts (stdout). A reader that stopped reading (`pivot list | head`) wanted

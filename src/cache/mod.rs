@@ -198,6 +198,29 @@ impl Cache {
         Ok(())
     }
 
+    /// Whether blob `d` exists and holds content with digest `d` (through `memo`, as
+    /// [`Cache::verify_blob`]), without evicting anything: for readers that must not write.
+    pub fn blob_intact(&self, d: &Digest, memo: &dyn DigestMemo) -> bool {
+        let path = self.blob_path(d);
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            return false;
+        };
+        if !meta.is_file() {
+            return false;
+        }
+        let stat = FileStat::of(&meta);
+        if let Some(known) = memo.get(&path, &stat) {
+            return known == *d;
+        }
+        match hash_blob(&path) {
+            Ok(h) if h == *d => {
+                memo.put(&path, &stat, d);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Materialises blob `d` at `dest`, replacing whatever is there (atomically: temp name in
     /// `dest`'s directory, then rename), in the first of `modes` that works. Falls back to the next
     /// mode only when a mode is impossible there (cross-device, not permitted; see

@@ -47,9 +47,7 @@ fn show(globals: &Globals, stages: &[String], json: bool) -> anyhow::Result<Exit
         }
     }
     if json {
-        let doc = serde_json::json!({ "schema_version": 1, "stages": doc });
-        s.printer
-            .data(format!("{}\n", serde_json::to_string_pretty(&doc)?))?;
+        s.printer.json(&serde_json::json!({ "stages": doc }))?;
     } else {
         s.printer.data(text)?;
     }

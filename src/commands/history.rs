@@ -18,10 +18,7 @@ pub fn run(globals: &Globals, args: HistoryArgs) -> anyhow::Result<ExitStatus> {
         None => Vec::new(),
     };
     if args.json {
-        let doc = serde_json::json!({ "schema_version": 1, "runs": runs });
-        globals
-            .printer
-            .data(format!("{}\n", serde_json::to_string_pretty(&doc)?))?;
+        globals.printer.json(&serde_json::json!({ "runs": runs }))?;
     } else if runs.is_empty() {
         globals.printer.data("No runs recorded\n")?;
     } else {

@@ -29,9 +29,7 @@ pub fn run(globals: &Globals, json: bool, deps: bool) -> anyhow::Result<ExitStat
                 variant: None,
             })
             .collect();
-        let doc = serde_json::json!({ "schema_version": 1, "stages": stages });
-        s.printer
-            .data(format!("{}\n", serde_json::to_string_pretty(&doc)?))?;
+        s.printer.json(&serde_json::json!({ "stages": stages }))?;
         return Ok(ExitStatus::Success);
     }
     if s.dag.is_empty() {

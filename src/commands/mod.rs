@@ -6,6 +6,7 @@ mod fingerprint;
 mod history;
 mod init;
 mod list;
+mod plan_report;
 mod repro;
 mod show;
 mod status;

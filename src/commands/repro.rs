@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 
-use super::{status, Globals, Session};
+use super::{plan_report, Globals, Session};
 use crate::cache::Cache;
 use crate::cli::{CommitArgs, ExecArgs, ReproArgs, RunArgs};
 use crate::error::ExitStatus;
@@ -26,13 +26,11 @@ pub fn repro(globals: &Globals, args: ReproArgs) -> anyhow::Result<ExitStatus> {
         ));
     }
     if args.explain {
-        let reports = status::compute(&s, &order, args.exec.force, true)?;
+        let reports = plan_report::compute(&s, &order, args.exec.force, true)?;
         if args.json {
-            let doc = serde_json::json!({ "schema_version": 1, "stages": reports });
-            s.printer
-                .data(format!("{}\n", serde_json::to_string_pretty(&doc)?))?;
+            s.printer.json(&serde_json::json!({ "stages": reports }))?;
         } else {
-            s.printer.data(status::render_explain(&reports))?;
+            s.printer.data(plan_report::render_explain(&reports))?;
         }
         return Ok(ExitStatus::Success);
     }
@@ -49,34 +47,42 @@ pub fn run(globals: &Globals, args: RunArgs) -> anyhow::Result<ExitStatus> {
     execute(&s, &order, &args.exec, &args.targets)
 }
 
+/// One stage in `repro --dry-run --json`: whether the run would execute it, and the reason the
+/// run would report (a restore is `would_run: false` with the skip's reason).
+#[derive(serde::Serialize)]
+struct DryRunStage {
+    would_run: bool,
+    reason: String,
+}
+
 fn dry_run(s: &Session, order: &[usize], force: bool, json: bool) -> anyhow::Result<ExitStatus> {
-    let plans: Vec<_> = status::compute(s, order, force, false)?
-        .into_iter()
-        .map(|r| r.plan)
-        .collect();
+    let reports = plan_report::compute(s, order, force, false)?;
     if json {
-        let stages: serde_json::Map<String, serde_json::Value> = plans
+        let stages: serde_json::Map<String, serde_json::Value> = reports
             .iter()
-            .map(|p| {
-                (
-                    p.name.clone(),
-                    serde_json::json!({ "would_run": p.is_stale(), "reason": p.reason }),
-                )
+            .map(|r| {
+                let stage = DryRunStage {
+                    would_run: r.planned.would_run(),
+                    reason: r.planned.run_reason(),
+                };
+                Ok((r.plan.name.clone(), serde_json::to_value(stage)?))
             })
-            .collect();
-        let doc = serde_json::json!({ "schema_version": 1, "stages": stages });
-        s.printer
-            .data(format!("{}\n", serde_json::to_string_pretty(&doc)?))?;
+            .collect::<serde_json::Result<_>>()?;
+        s.printer.json(&serde_json::json!({ "stages": stages }))?;
         return Ok(ExitStatus::Success);
     }
     let mut out = String::from("Would run:\n");
-    for p in &plans {
-        let verb = if p.is_stale() {
+    for r in &reports {
+        let verb = if r.planned.would_run() {
             "would run"
         } else {
             "would skip"
         };
-        out.push_str(&format!("  {}: {verb} ({})\n", p.name, p.reason));
+        out.push_str(&format!(
+            "  {}: {verb} ({})\n",
+            r.plan.name,
+            r.planned.run_reason()
+        ));
     }
     s.printer.data(out)?;
     Ok(ExitStatus::Success)

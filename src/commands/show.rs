@@ -34,10 +34,9 @@ pub fn run(globals: &Globals, args: ShowArgs) -> anyhow::Result<ExitStatus> {
         (None, None) => None,
     };
     if args.json {
-        let doc = serde_json::json!({ "schema_version": 1, "run": record });
         globals
             .printer
-            .data(format!("{}\n", serde_json::to_string_pretty(&doc)?))?;
+            .json(&serde_json::json!({ "run": record }))?;
     } else if let Some(r) = record {
         globals.printer.data(render(&r))?;
     } else {

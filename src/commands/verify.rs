@@ -5,7 +5,7 @@
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::{status, Globals, Session};
+use super::{plan_report, Globals, Session};
 use crate::cache::{Cache, CacheError};
 use crate::cli::VerifyArgs;
 use crate::digest::{Digest, DigestMemo, NoMemo};
@@ -26,7 +26,6 @@ struct StageVerdict {
 
 #[derive(Serialize)]
 struct Report {
-    schema_version: u32,
     passed: bool,
     stages: Vec<StageVerdict>,
 }
@@ -40,7 +39,7 @@ pub fn run(globals: &Globals, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
         ));
     }
     let order = s.order_with_upstream(&args.stages)?;
-    let plans = status::compute(&s, &order, false, false)?;
+    let plans = plan_report::compute(&s, &order, false, false)?;
     let (state, _lock) = s.state_for_reading();
     let memo: &dyn DigestMemo = match &state {
         Some(st) => st,
@@ -77,14 +76,9 @@ pub fn run(globals: &Globals, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
         stages.push(verdict);
     }
     let passed = stages.iter().all(|v| v.status == "passed");
-    let report = Report {
-        schema_version: 1,
-        passed,
-        stages,
-    };
+    let report = Report { passed, stages };
     if args.json {
-        s.printer
-            .data(format!("{}\n", serde_json::to_string_pretty(&report)?))?;
+        s.printer.json(&report)?;
     } else {
         s.printer.data(render(&report))?;
     }

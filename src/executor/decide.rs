@@ -1,16 +1,13 @@
-//! Deciding one stage when its upstream is done (SPEC.md 5.1), cheapest tier first:
-//! 1. generations: code, params and output paths equal the lock, every dep's generation equals
-//!    the one recorded at the last commit and its stat still matches the memo -> skip, no hashing;
-//! 2. lock: the full stage key (dep digests through the memo) equals the lock -> skip;
-//! 3. run cache: this exact input was committed before -> restore its outputs, skip.
-//!
-//! A skipped stage's outputs are verified by content and restored from the cache if needed.
+//! Deciding one stage when its upstream is done: the planner's verdict (`crate::planner`),
+//! applied. A skip's restores are made here, a tier-2 skip records the dep generations it saw
+//! (so the next run can use tier 1), a run-cache skip is committed; everything else runs.
 
 use std::collections::BTreeMap;
 
 use crate::cache::{CheckoutMode, Policy, RestoreTarget};
 use crate::lockfile::LockFile;
-use crate::stage_key::{StageKey, FORCED, UNCHANGED, UNCHANGED_GENERATION, UNCHANGED_RUN_CACHE};
+use crate::planner::{self, LockView, Planned, Restore, RunReason, Skip, Verdict, Views, Written};
+use crate::stage_key::StageKey;
 
 use super::keys::{self, out_lock_path};
 use super::ledger::{self, CachedOutput, Deferred, RunCacheEntry};
@@ -18,7 +15,7 @@ use super::{Executor, RunOptions};
 
 /// What deciding a stage led to.
 pub(super) enum Decision {
-    Skipped(String),
+    Skipped(&'static str),
     Run {
         key: StageKey,
         reason: String,
@@ -30,146 +27,131 @@ pub(super) enum Decision {
 impl Executor<'_> {
     /// `(lock path, cached?)` of every output: the run-cache key's output specs.
     pub(super) fn out_specs(&self, i: usize) -> Vec<(String, bool)> {
-        let stage = &self.dag.stages[i];
-        stage
-            .outs
-            .iter()
-            .map(|o| (out_lock_path(self.project, o), o.cache))
-            .collect()
+        planner::out_specs(self.project, &self.dag.stages[i])
     }
 
     pub(super) fn has_incremental(&self, i: usize) -> bool {
-        self.dag.stages[i]
-            .outs
-            .iter()
-            .any(|o| o.kind == crate::pipeline::OutKind::Incremental)
+        planner::has_incremental(&self.dag.stages[i])
     }
 
-    /// Tier 1: true when nothing the stage reads can have changed since its last commit.
-    fn generations_unchanged(&self, i: usize, lock: &LockFile) -> bool {
-        let stage = &self.dag.stages[i];
-        let (Some(fp), Some(params)) = (
-            self.inputs.fingerprint(&stage.name),
-            self.inputs.params(&stage.name),
-        ) else {
-            return false;
-        };
-        let mut outs: Vec<String> = stage
-            .outs
-            .iter()
-            .map(|o| out_lock_path(self.project, o))
-            .collect();
-        outs.sort();
-        let mut lock_outs: Vec<&str> = lock.outs.iter().map(|o| o.path.as_str()).collect();
-        lock_outs.sort_unstable();
-        if lock.code_manifest != fp.manifest || lock.params != *params || lock_outs != outs {
-            return false;
+    fn views(&self) -> Views<'_> {
+        Views {
+            project: self.project,
+            dag: self.dag,
+            inputs: self.inputs,
+            memo: self.state,
+            state: Some(self.state),
+            cache: self.cache,
         }
-        if stage.deps.is_empty() {
-            return true;
-        }
-        let Some(recorded) = ledger::recorded_dep_generations(self.state, &stage.name) else {
-            return false;
-        };
-        stage.deps.iter().all(|d| {
-            let rel = self.project.rel(d.abs());
-            let Some(&gen) = recorded.get(&rel) else {
-                return false;
-            };
-            if ledger::generation(self.state, d.abs()) != Some(gen) {
-                return false;
-            }
-            // The generation says no stage rewrote it; the memo says nobody else did either.
-            // A directory is never trusted this way (a file inside could have been edited).
-            let Ok(meta) = std::fs::metadata(d.abs()) else {
-                return false;
-            };
-            if meta.is_dir() {
-                return false;
-            }
-            let stat = crate::digest::FileStat::of(&meta);
-            let memo: &dyn crate::digest::DigestMemo = self.state;
-            let locked = lock.deps.iter().find(|e| e.path == rel);
-            matches!((memo.get(d.abs(), &stat), locked), (Some(h), Some(e)) if h == e.hash)
-        })
     }
 
-    fn report_restored(&self, name: &str, restored: Vec<String>) {
+    fn report_restored(&self, name: &str, restored: &[Restore]) {
         for r in restored {
             self.printer
-                .info(format!("{name}: restored `{r}` from the cache"));
+                .info(format!("{name}: restored `{}` from the cache", r.path));
         }
     }
 
-    pub(super) fn decide(&self, i: usize, opts: RunOptions) -> Decision {
+    /// Plans stage `i` and applies a skip. `written` collects the outputs restored in this run
+    /// (their downstream is planned knowing that).
+    pub(super) fn decide(&self, i: usize, opts: RunOptions, written: &mut Written) -> Decision {
         let stage = &self.dag.stages[i];
-        let (lock, damaged) = self.read_lock_checked(&stage.name);
-        if let (false, Some(lock)) = (opts.force, &lock) {
-            if self.generations_unchanged(i, lock) {
-                if let Ok(restored) = self.store().verify(stage, lock) {
-                    self.report_restored(&stage.name, restored);
-                    return Decision::Skipped(UNCHANGED_GENERATION.to_owned());
+        let lock = match self.read_lock_checked(&stage.name) {
+            (Some(lock), _) => LockView::Present(lock),
+            (None, true) => LockView::Damaged,
+            (None, false) => LockView::Absent,
+        };
+        let planned = planner::plan_stage(&self.views(), i, &lock, opts.force, written);
+        for w in &planned.warnings {
+            self.printer.warn(w);
+        }
+        let (via, restore) = match planned.verdict {
+            Verdict::Failed(e) => return Decision::Failed(e.to_string()),
+            Verdict::Run(ref reason) => return self.run_decision(i, &planned, reason),
+            Verdict::Skip {
+                ref via,
+                ref restore,
+            } => (via, restore),
+        };
+        if !restore.is_empty() {
+            if let Err(e) = self.restore_outputs(restore) {
+                self.printer.warn(format!(
+                    "stage `{}` will run: its outputs cannot be restored ({e})",
+                    stage.name
+                ));
+                return self.run_decision(i, &planned, &RunReason::OutputsMissing);
+            }
+            self.report_restored(&stage.name, restore);
+            written.restored(self.project, &stage.name, restore);
+        }
+        match via {
+            Skip::Generation => {}
+            Skip::Lock => {
+                let gens = self.dep_generations(i);
+                let recorded = ledger::recorded_dep_generations(self.state, &stage.name);
+                if !opts.no_commit && recorded.as_ref() != Some(&gens) {
+                    // Record the dep generations now seen, so the next run can use tier 1.
+                    self.apply(Deferred {
+                        stage: stage.name.clone(),
+                        dep_generations: Some(gens),
+                        ..Deferred::default()
+                    });
+                }
+            }
+            Skip::RunCache(entry) => {
+                if !opts.no_commit {
+                    let (Some(key), Some(input_hash)) = (&planned.key, &planned.input_hash) else {
+                        return Decision::Failed("run-cache skip without a key".to_owned());
+                    };
+                    if let Err(e) = self.commit_skip(i, key, input_hash, entry) {
+                        return Decision::Failed(e);
+                    }
                 }
             }
         }
-        let key = match keys::stage_key(self.project, stage, self.inputs, self.state) {
-            Ok(k) => k,
-            Err(e) => return Decision::Failed(e.to_string()),
-        };
-        let input_hash = key.input_hash(&self.out_specs(i), crate::python::BUILD_MINOR);
-        let reason = if opts.force {
-            Some(FORCED)
-        } else {
-            key.stale_reason(lock.as_ref())
-        };
-        let reason = match (reason, &lock) {
-            (None, Some(lock)) => match self.store().verify(stage, lock) {
-                Ok(restored) => {
-                    self.report_restored(&stage.name, restored);
-                    let gens = self.dep_generations(i);
-                    let recorded = ledger::recorded_dep_generations(self.state, &stage.name);
-                    if !opts.no_commit && recorded.as_ref() != Some(&gens) {
-                        // Record the dep generations now seen, so the next run can use tier 1.
-                        self.apply(Deferred {
-                            stage: stage.name.clone(),
-                            dep_generations: Some(gens),
-                            ..Deferred::default()
-                        });
-                    }
-                    return Decision::Skipped(UNCHANGED.to_owned());
-                }
-                Err(reason) => reason,
-            },
-            (reason, _) => reason.unwrap_or(FORCED).to_owned(),
-        };
-        if !opts.force && !damaged && !self.has_incremental(i) {
-            let entry = match ledger::run_cache(self.state, &stage.name, &input_hash) {
-                Some(Ok(entry)) => Some(entry),
-                Some(Err(e)) => {
-                    self.printer.warn(format!(
-                        "ignoring the corrupt run-cache entry of stage `{}`: {e}",
-                        stage.name
-                    ));
-                    None
-                }
-                None => None,
-            };
-            if let Some(entry) = entry {
-                if self.restore_run_cache(i, &entry) {
-                    if !opts.no_commit {
-                        if let Err(e) = self.commit_skip(i, &key, &input_hash, &entry) {
-                            return Decision::Failed(e);
-                        }
-                    }
-                    return Decision::Skipped(UNCHANGED_RUN_CACHE.to_owned());
+        Decision::Skipped(via.reason())
+    }
+
+    /// The stage runs for `reason`, with the planned key (computed now for a tier-1 verdict).
+    fn run_decision(&self, i: usize, planned: &Planned, reason: &RunReason) -> Decision {
+        let key = match &planned.key {
+            Some(k) => k.clone(),
+            None => {
+                match keys::stage_key(self.project, &self.dag.stages[i], self.inputs, self.state) {
+                    Ok(k) => k,
+                    Err(e) => return Decision::Failed(e.to_string()),
                 }
             }
-        }
+        };
+        let input_hash = planned
+            .input_hash
+            .clone()
+            .unwrap_or_else(|| key.input_hash(&self.out_specs(i), crate::python::BUILD_MINOR));
         Decision::Run {
             key,
-            reason,
+            reason: reason.to_string(),
             input_hash,
         }
+    }
+
+    /// Puts planned outputs back from the cache (through the materialiser: never outside the
+    /// project, never through a symlink). Err: why not, with nothing half-restored left.
+    fn restore_outputs(&self, restore: &[Restore]) -> Result<(), String> {
+        let targets: Vec<RestoreTarget> = restore.iter().map(|r| r.target.clone()).collect();
+        let outcome = self
+            .store()
+            .materialiser(self.modes)
+            .restore(&targets, Policy::Replace);
+        if let Some(e) = outcome.errors.first() {
+            return Err(e.to_string());
+        }
+        if !outcome.missing.is_empty() {
+            return Err(format!("not in the cache: {}", outcome.missing.join(", ")));
+        }
+        if !outcome.is_clean() {
+            return Err("interrupted".to_owned());
+        }
+        Ok(())
     }
 
     /// Current generations of the stage's deps (keyed by their lock-file paths).
@@ -181,52 +163,6 @@ impl Executor<'_> {
             .map(|d| (self.project.rel(d.abs()), d.abs()))
             .collect();
         ledger::current_dep_generations(self.state, rels.iter().map(|(r, a)| (r.as_str(), *a)))
-    }
-
-    /// Tier 3: makes the workspace hold the outputs of a past run with this input. False (and
-    /// nothing half-restored left behind) when that is not possible.
-    fn restore_run_cache(&self, i: usize, entry: &RunCacheEntry) -> bool {
-        let stage = &self.dag.stages[i];
-        let specs = self.out_specs(i);
-        let mut want: Vec<(&str, bool)> = specs.iter().map(|(p, c)| (p.as_str(), *c)).collect();
-        let mut have: Vec<(&str, bool)> = entry
-            .outputs
-            .iter()
-            .map(|o| (o.path.as_str(), o.cached))
-            .collect();
-        want.sort_unstable();
-        have.sort_unstable();
-        if want != have {
-            return false;
-        }
-        // A non-cached output cannot be restored: it must already hold what that run wrote.
-        for o in entry.outputs.iter().filter(|o| !o.cached) {
-            let Some(out) = stage
-                .outs
-                .iter()
-                .find(|s| out_lock_path(self.project, s) == o.path)
-            else {
-                return false;
-            };
-            match keys::hash_path(out.abs(), self.state) {
-                Ok((h, _)) if h.as_str() == o.hash => {}
-                _ => return false,
-            }
-        }
-        let Some(entries) = entry.lock_entries() else {
-            return false;
-        };
-        let lock = LockFile {
-            outs: entries,
-            ..LockFile::default()
-        };
-        match self.store().verify(stage, &lock) {
-            Ok(restored) => {
-                self.report_restored(&stage.name, restored);
-                true
-            }
-            Err(_) => false,
-        }
     }
 
     /// The run-cache entry describing outputs just committed.

@@ -43,12 +43,30 @@ impl Inputs {
         })
     }
 
+    /// Inputs computed elsewhere (the planner's unit tests build them without an interpreter).
+    pub fn from_parts(fingerprints: fingerprint::Fingerprints, params: PerStage<Params>) -> Inputs {
+        Inputs {
+            fingerprints,
+            params,
+            memo: MemoStats::default(),
+        }
+    }
+
     /// The stage's fingerprint, or why it could not be computed.
     pub fn fingerprint_result(&self, name: &str) -> Result<&Fingerprint, String> {
         match self.fingerprints.get(name) {
             Some(Ok(f)) => Ok(f),
             Some(Err(e)) => Err(e.clone()),
             None => Err("not computed".to_owned()),
+        }
+    }
+
+    /// The stage's effective params, or why they could not be computed.
+    pub fn params_result(&self, name: &str) -> Result<&Params, String> {
+        match self.params.get(name) {
+            Some(Ok(p)) => Ok(p),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err("params were not computed".to_owned()),
         }
     }
 
@@ -94,12 +112,27 @@ pub fn hash_path(
     })
 }
 
+/// A dep's digest and manifest.
+pub type DepContent = (Digest, Option<Vec<ManifestEntry>>);
+
 /// The current key of `stage`: code manifest, params, dep digests and output paths.
 pub fn stage_key(
     project: &Project,
     stage: &StageSpec,
     inputs: &Inputs,
     memo: &dyn DigestMemo,
+) -> Result<StageKey, KeyError> {
+    stage_key_with(project, stage, inputs, memo, &|_| None)
+}
+
+/// [`stage_key`], with `known` answering for deps whose content is known without hashing (a
+/// dry run's predicted restores); the others are hashed through the memo.
+pub fn stage_key_with(
+    project: &Project,
+    stage: &StageSpec,
+    inputs: &Inputs,
+    memo: &dyn DigestMemo,
+    known: &(dyn Fn(&Path) -> Option<io::Result<DepContent>> + Sync),
 ) -> Result<StageKey, KeyError> {
     let params = match inputs.params.get(&stage.name) {
         Some(Ok(p)) => p.clone(),
@@ -116,13 +149,13 @@ pub fn stage_key(
         stage
             .deps
             .par_iter()
-            .map(|d| hash_path(d.abs(), memo))
+            .map(|d| known(d.abs()).unwrap_or_else(|| hash_path(d.abs(), memo)))
             .collect()
     } else {
         stage
             .deps
             .iter()
-            .map(|d| hash_path(d.abs(), memo))
+            .map(|d| known(d.abs()).unwrap_or_else(|| hash_path(d.abs(), memo)))
             .collect()
     };
     let (mut missing, mut unreadable, mut deps) = (Vec::new(), Vec::new(), Vec::new());

@@ -141,6 +141,7 @@ impl Executor<'_> {
         let position: HashMap<usize, usize> =
             order.iter().enumerate().map(|(k, &i)| (i, k + 1)).collect();
         let mut emitted: std::collections::HashSet<usize> = std::collections::HashSet::new();
+        let mut written = crate::planner::Written::default();
         let emit_completed = |progress: &Progress,
                               emitted: &mut std::collections::HashSet<usize>,
                               hashes: &HashMap<String, String>| {
@@ -224,13 +225,13 @@ impl Executor<'_> {
                         sink.stage_start(&name, position[&i], order.len());
                     }
                     let t0 = Instant::now();
-                    match self.decide(i, opts) {
+                    match self.decide(i, opts, &mut written) {
                         Decision::Skipped(reason) => {
-                            self.printer.info(self.up_to_date_line(&name, &reason));
+                            self.printer.info(self.up_to_date_line(&name, reason));
                             let ms = t0.elapsed().as_secs_f64() * 1000.0;
                             progress
                                 .results
-                                .insert(i, StageResult::new(&name, Status::Skipped, &reason, ms));
+                                .insert(i, StageResult::new(&name, Status::Skipped, reason, ms));
                             slot.insert(i, Slot::Done);
                         }
                         Decision::Failed(reason) => {

@@ -1,9 +1,8 @@
-//! The pipeline as plain data: stage specs from Python, the DAG over them, and the plan (which
-//! stages are stale and why). No pyo3, no clap, no RocksDB here.
+//! The pipeline as plain data: stage specs from Python, the DAG over them, and `--explain`'s
+//! differences. No pyo3, no clap, no RocksDB here.
 
 pub mod dag;
 pub mod explain;
-pub mod plan;
 pub mod spec;
 
 pub use dag::{Dag, DagError};

@@ -26,6 +26,7 @@ mod invocation;
 mod outputs;
 mod parallel;
 mod plan;
+mod plan_agrees;
 mod processes;
 mod run_cache;
 mod streaming;
