@@ -4,11 +4,13 @@
 //! Run ids are `YYYYMMDD_HHMMSS_<8 hex>` (UTC), so they sort by time to the second; records
 //! carry microsecond `started_at` times, which order runs within one second.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::executor::observer::{RunObserver, StageFinished};
 use crate::executor::summary::{Status, Summary};
 use crate::state::{State, StateError};
 
@@ -156,6 +158,77 @@ impl RunRecord {
         let start = |r: &Option<RunRecord>| r.as_ref().map(|r| r.started_at.clone());
         // A record that does not parse sorts oldest, so pruning removes it first.
         start(&b.1).cmp(&start(&a.1)).then_with(|| b.0.cmp(&a.0))
+    }
+}
+
+/// Records a run in the history as it happens: the observer that keeps each stage's output
+/// tail and input hash, and writes the record when the run is over.
+pub struct HistoryRecorder<'a> {
+    state: &'a State,
+    retention: usize,
+    targets: &'a [String],
+    started: SystemTime,
+    tails: RefCell<HashMap<String, OutputTail>>,
+    input_hashes: RefCell<HashMap<String, String>>,
+    written: RefCell<Option<Result<(), StateError>>>,
+}
+
+impl<'a> HistoryRecorder<'a> {
+    /// A recorder for a run started at `started` for `targets` (empty: the whole pipeline),
+    /// keeping the newest `retention` runs.
+    pub fn new(
+        state: &'a State,
+        retention: usize,
+        targets: &'a [String],
+        started: SystemTime,
+    ) -> HistoryRecorder<'a> {
+        HistoryRecorder {
+            state,
+            retention,
+            targets,
+            started,
+            tails: RefCell::default(),
+            input_hashes: RefCell::default(),
+            written: RefCell::default(),
+        }
+    }
+
+    /// Whether the record was written (`Ok(())` also when the run never finished).
+    pub fn outcome(self) -> Result<(), StateError> {
+        self.written.into_inner().unwrap_or(Ok(()))
+    }
+}
+
+impl RunObserver for HistoryRecorder<'_> {
+    fn output_line(&self, stage: &str, line: &[u8]) {
+        self.tails
+            .borrow_mut()
+            .entry(stage.to_owned())
+            .or_default()
+            .push(line);
+    }
+
+    fn stage_finished(&self, f: &StageFinished<'_>) {
+        if let Some(h) = f.input_hash {
+            self.input_hashes
+                .borrow_mut()
+                .insert(f.result.name.clone(), h.to_owned());
+        }
+    }
+
+    fn run_finished(&self, run_id: &str, summary: &Summary) {
+        let mut record = RunRecord::from_summary(
+            run_id,
+            self.started,
+            SystemTime::now(),
+            self.targets,
+            summary,
+            &self.input_hashes.borrow(),
+        );
+        for (stage, tail) in self.tails.take() {
+            record.set_output(&stage, tail);
+        }
+        *self.written.borrow_mut() = Some(self::record(self.state, &record, self.retention));
     }
 }
 
@@ -330,8 +403,6 @@ mod tests {
             ],
             elapsed: Duration::from_millis(1300),
             interrupted: false,
-            input_hashes: Default::default(),
-            outputs: Default::default(),
         }
     }
 

@@ -8,6 +8,7 @@ mod init;
 mod list;
 mod plan_report;
 mod repro;
+mod run_console;
 mod show;
 mod status;
 mod track;

@@ -10,7 +10,9 @@ use std::time::SystemTime;
 
 use crate::executor::events::JsonlSink;
 use crate::executor::keys::Inputs;
-use crate::executor::{Executor, RunOptions};
+use crate::executor::{Executor, Fanout, RunObserver, RunOptions};
+
+use super::run_console::Console;
 use crate::history;
 use crate::printer::stderr_line;
 use crate::settings::Settings;
@@ -115,9 +117,9 @@ fn executor<'a>(
     s: &'a Session,
     p: &'a Prepared,
     inputs: &'a Inputs,
-    events: Option<&'a JsonlSink>,
+    observer: &'a dyn RunObserver,
+    started: SystemTime,
 ) -> Executor<'a> {
-    let started = SystemTime::now();
     Executor {
         project: &s.project,
         runtime: &s.runtime,
@@ -125,11 +127,10 @@ fn executor<'a>(
         state: &p.state,
         cache: &p.cache,
         modes: &p.settings.checkout_modes,
-        printer: s.printer,
         inputs,
         run_id: history::new_run_id(started),
         started,
-        events,
+        observer,
     }
 }
 
@@ -139,7 +140,6 @@ fn execute(
     exec: &ExecArgs,
     targets: &[String],
 ) -> anyhow::Result<ExitStatus> {
-    let sink = exec.jsonl.then(JsonlSink::stdout);
     if order.is_empty() {
         s.printer.info("No stages to run");
         return Ok(ExitStatus::Success);
@@ -156,7 +156,23 @@ fn execute(
     }
     super::track::check_tracked_deps(s, order, &prepared.state)?;
     let inputs = s.inputs(Some(&prepared.state), order)?;
-    let executor = executor(s, &prepared, &inputs, sink.as_ref());
+    let started = SystemTime::now();
+    let console = Console { printer: s.printer };
+    let jsonl = exec.jsonl.then(JsonlSink::stdout);
+    // `--no-commit` records nothing durable, run history included.
+    let recorder = (!exec.no_commit).then(|| {
+        let retention = prepared.settings.run_history_retention;
+        history::HistoryRecorder::new(&prepared.state, retention, targets, started)
+    });
+    let mut observers: Vec<&dyn RunObserver> = vec![&console];
+    if let Some(j) = &jsonl {
+        observers.push(j);
+    }
+    if let Some(r) = &recorder {
+        observers.push(r);
+    }
+    let fanout = Fanout(observers);
+    let executor = executor(s, &prepared, &inputs, &fanout, started);
     let opts = RunOptions {
         jobs: prepared.settings.jobs(exec.jobs),
         force: exec.force,
@@ -164,31 +180,12 @@ fn execute(
         no_commit: exec.no_commit,
         allow_uncached_incremental: exec.allow_uncached_incremental,
     };
-    let started = executor.started;
     let summary = executor.run(order, opts);
-    if let Some(sink) = &sink {
-        sink.finish(&summary, &executor.run_id);
+    fanout.run_finished(&executor.run_id, &summary);
+    if let Some(Err(e)) = recorder.map(history::HistoryRecorder::outcome) {
+        s.printer
+            .warn(format!("could not record the run in the history: {e}"));
     }
-    // `--no-commit` records nothing durable, run history included.
-    if !exec.no_commit {
-        let mut record = history::RunRecord::from_summary(
-            &executor.run_id,
-            started,
-            SystemTime::now(),
-            targets,
-            &summary,
-            &summary.input_hashes,
-        );
-        for (stage, tail) in summary.outputs.clone() {
-            record.set_output(&stage, tail);
-        }
-        let retention = prepared.settings.run_history_retention;
-        if let Err(e) = history::record(&prepared.state, &record, retention) {
-            s.printer
-                .warn(format!("could not record the run in the history: {e}"));
-        }
-    }
-    stderr_line!("{}", summary.line());
     s.printer
         .detail(format!("hashed {} file(s)", crate::digest::files_hashed()));
     if summary.interrupted {
@@ -215,7 +212,9 @@ pub fn commit(globals: &Globals, args: CommitArgs) -> anyhow::Result<ExitStatus>
     let inputs = s.inputs(Some(&prepared.state), &order)?;
     // Ctrl-C stops the commit between batches of files, with nothing of that stage recorded.
     crate::interrupt::install();
-    let report = executor(&s, &prepared, &inputs, None).commit_workspace(&order, named);
+    let console = Console { printer: s.printer };
+    let report = executor(&s, &prepared, &inputs, &console, SystemTime::now())
+        .commit_workspace(&order, named);
     prepared.state.flush().context("cannot save the state")?;
     if crate::interrupt::interrupted() {
         stderr_line!("error: interrupted; the stage being committed was not recorded");

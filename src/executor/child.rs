@@ -5,8 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::history::OutputTail;
-use crate::printer::Printer;
+use super::observer::RunObserver;
 use crate::python::{child_result, poll_any, ChildResult, Pipe, StageProcess};
 use crate::stage_key::StageKey;
 
@@ -29,8 +28,6 @@ pub struct Child {
     /// The run-cache key computed when the stage was decided; it travels with the result.
     pub input_hash: String,
     pub started: Instant,
-    /// The last lines of its stdout and stderr, kept for the run record (even with `--quiet`).
-    pub output: OutputTail,
     proc: StageProcess,
     bufs: [Vec<u8>; 2],
     result: Vec<u8>,
@@ -60,7 +57,6 @@ impl Child {
             reason,
             input_hash,
             started: Instant::now(),
-            output: OutputTail::default(),
             proc,
             bufs: [Vec::new(), Vec::new()],
             result: Vec::new(),
@@ -78,8 +74,8 @@ impl Child {
         self.proc.wait_killed();
     }
 
-    /// Reads what `pipe` holds now; stdout and stderr lines go to the printer and the tail.
-    fn pump(&mut self, pipe: Pipe, printer: &Printer) {
+    /// Reads what `pipe` holds now; stdout and stderr lines go to the observer.
+    fn pump(&mut self, pipe: Pipe, observer: &dyn RunObserver) {
         match pipe {
             Pipe::Result => {
                 self.proc.read_available(Pipe::Result, &mut self.result);
@@ -87,23 +83,21 @@ impl Child {
             Pipe::Stdout | Pipe::Stderr => {
                 let k = usize::from(pipe == Pipe::Stderr);
                 let open = self.proc.read_available(pipe, &mut self.bufs[k]);
-                self.flush_lines(k, !open, printer);
+                self.flush_lines(k, !open, observer);
             }
         }
     }
 
-    fn flush_lines(&mut self, k: usize, all: bool, printer: &Printer) {
+    fn flush_lines(&mut self, k: usize, all: bool, observer: &dyn RunObserver) {
         let buf = &mut self.bufs[k];
         let mut start = 0;
         while let Some(pos) = buf[start..].iter().position(|&b| b == b'\n') {
             let line = &buf[start..start + pos + 1];
-            printer.stage_output(&self.name, line);
-            self.output.push(line);
+            observer.output_line(&self.name, line);
             start += pos + 1;
         }
         if (all || buf.len() - start > MAX_PARTIAL_LINE) && start < buf.len() {
-            printer.stage_output(&self.name, &buf[start..]);
-            self.output.push(&buf[start..]);
+            observer.output_line(&self.name, &buf[start..]);
             start = buf.len();
         }
         buf.drain(..start);
@@ -127,7 +121,7 @@ impl Child {
 }
 
 /// Polls all children once (up to 200 ms) and returns those that finished.
-pub fn wait_any(running: &mut Vec<Child>, printer: &Printer) -> Vec<Finished> {
+pub fn wait_any(running: &mut Vec<Child>, observer: &dyn RunObserver) -> Vec<Finished> {
     let timeout = running
         .iter()
         .filter_map(|c| {
@@ -137,7 +131,7 @@ pub fn wait_any(running: &mut Vec<Child>, printer: &Printer) -> Vec<Finished> {
         .fold(POLL_ROUND, Duration::min);
     let procs: Vec<&StageProcess> = running.iter().map(|c| &c.proc).collect();
     for (ci, pipe) in poll_any(&procs, timeout) {
-        running[ci].pump(pipe, printer);
+        running[ci].pump(pipe, observer);
     }
     // A child is finished once it exited (so its sweep ran and its group is dead) and its result
     // pipe closed, or the grace period is over. Grandchildren that kept stdout/stderr open must
@@ -150,7 +144,7 @@ pub fn wait_any(running: &mut Vec<Child>, printer: &Printer) -> Vec<Finished> {
             if let Some(code) = c.proc.try_wait() {
                 c.exit = Some((code, Instant::now()));
                 // Its result is in the pipe by now: read it in this round, not the next.
-                c.pump(Pipe::Result, printer);
+                c.pump(Pipe::Result, observer);
             }
         }
         let done = c
@@ -159,8 +153,8 @@ pub fn wait_any(running: &mut Vec<Child>, printer: &Printer) -> Vec<Finished> {
         if done {
             for pipe in [Pipe::Stdout, Pipe::Stderr] {
                 if c.proc.is_open(pipe) {
-                    c.pump(pipe, printer);
-                    c.flush_lines(usize::from(pipe == Pipe::Stderr), true, printer);
+                    c.pump(pipe, observer);
+                    c.flush_lines(usize::from(pipe == Pipe::Stderr), true, observer);
                     c.proc.close(pipe);
                 }
             }

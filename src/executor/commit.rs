@@ -31,7 +31,7 @@ fn pause_point(stage: &str, step: &str) {
 impl Executor<'_> {
     pub(super) fn apply(&self, deferred: Deferred) {
         if let Err(e) = deferred.apply(self.state) {
-            self.printer.warn(format!(
+            self.observer.warning(&format!(
                 "could not save the state of `{}`: {e}",
                 deferred.stage
             ));

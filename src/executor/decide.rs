@@ -47,8 +47,7 @@ impl Executor<'_> {
 
     fn report_restored(&self, name: &str, restored: &[Restore]) {
         for r in restored {
-            self.printer
-                .info(format!("{name}: restored `{}` from the cache", r.path));
+            self.observer.output_restored(name, &r.path);
         }
     }
 
@@ -63,7 +62,7 @@ impl Executor<'_> {
         };
         let planned = planner::plan_stage(&self.views(), i, &lock, opts.force, written);
         for w in &planned.warnings {
-            self.printer.warn(w);
+            self.observer.warning(w);
         }
         let (via, restore) = match planned.verdict {
             Verdict::Failed(e) => return Decision::Failed(e.to_string()),
@@ -75,7 +74,7 @@ impl Executor<'_> {
         };
         if !restore.is_empty() {
             if let Err(e) = self.restore_outputs(restore) {
-                self.printer.warn(format!(
+                self.observer.warning(&format!(
                     "stage `{}` will run: its outputs cannot be restored ({e})",
                     stage.name
                 ));

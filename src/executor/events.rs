@@ -8,6 +8,7 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
+use super::observer::{Position, RunObserver, StageFinished};
 use super::summary::{StageResult, Status, Summary};
 use crate::history::{iso8601, Counts};
 
@@ -136,6 +137,25 @@ impl<W: Write> JsonlSink<W> {
     }
 }
 
+/// `--jsonl`: the stream is what this observer sees of the run.
+impl<W: Write> RunObserver for JsonlSink<W> {
+    fn run_started(&self, _run_id: &str, _total: usize) {
+        self.start();
+    }
+
+    fn stage_started(&self, stage: &str, p: Position) {
+        self.stage_start(stage, p.index, p.total);
+    }
+
+    fn stage_finished(&self, f: &StageFinished<'_>) {
+        self.stage_complete(f.result, f.position.index, f.position.total, f.input_hash);
+    }
+
+    fn run_finished(&self, run_id: &str, summary: &Summary) {
+        self.finish(summary, run_id);
+    }
+}
+
 /// Milliseconds to one decimal, as the reference reports them.
 fn tenth(ms: f64) -> f64 {
     if ms.is_finite() {
@@ -202,8 +222,6 @@ mod tests {
             stages: vec![prep, train, eval, report],
             elapsed: Duration::from_micros(2_657_049),
             interrupted: false,
-            input_hashes: Default::default(),
-            outputs: Default::default(),
         };
         // 2026-11-21T22:21:14.5Z
         let now = UNIX_EPOCH + Duration::from_millis(1_795_299_674_500);

@@ -1,6 +1,7 @@
 //! Running a plan: a single-threaded coordinator loop that decides each stage when its upstream
 //! is done (skip, restore, or run), forks runnable stages up to `-j N` (mutex groups honoured),
 //! streams their output, and commits each finished stage (blobs -> lock file -> state batch).
+//! What happens is told to a [`RunObserver`]; nothing here formats a message for a person.
 
 mod child;
 mod commit;
@@ -8,6 +9,7 @@ mod decide;
 pub mod events;
 pub mod keys;
 pub mod ledger;
+pub mod observer;
 pub mod outputs;
 pub mod summary;
 
@@ -17,7 +19,6 @@ use std::time::Instant;
 use crate::cache::{Cache, CheckoutMode};
 use crate::lockfile;
 use crate::pipeline::Dag;
-use crate::printer::{stderr_line, Printer};
 use crate::project::Project;
 use crate::python::Runtime;
 use crate::state::State;
@@ -25,6 +26,8 @@ use crate::state::State;
 use child::{Child, Finished};
 use decide::Decision;
 use keys::Inputs;
+pub use observer::{Fanout, RunObserver};
+use observer::{Position, StageFinished};
 use outputs::Store;
 pub use summary::{StageResult, Status, Summary};
 
@@ -47,13 +50,12 @@ pub struct Executor<'a> {
     pub state: &'a State,
     pub cache: &'a Cache,
     pub modes: &'a [CheckoutMode],
-    pub printer: Printer,
     pub inputs: &'a Inputs,
     /// This run's id (run-cache entries and history records name it), from `started`.
     pub run_id: String,
     pub started: std::time::SystemTime,
-    /// `--jsonl`: stage events on stdout as they happen.
-    pub events: Option<&'a events::JsonlSink>,
+    /// Told everything that happens (the console, `--jsonl`, the run history).
+    pub observer: &'a dyn RunObserver,
 }
 
 /// Outcomes so far, and what failures have blocked.
@@ -67,14 +69,10 @@ struct Progress {
 }
 
 impl Progress {
-    fn fail(&mut self, dag: &Dag, i: usize, reason: &str, traceback: &str, keep_going: bool) {
+    /// Records stage `i`'s failure and blocks everything downstream of it.
+    fn fail(&mut self, dag: &Dag, i: usize, reason: &str, keep_going: bool) -> StageResult {
         let name = dag.name(i).to_owned();
-        stderr_line!("{name}: FAILED: {reason}");
-        for line in traceback.lines() {
-            stderr_line!("  {line}");
-        }
-        self.results
-            .insert(i, StageResult::new(&name, Status::Failed, reason, 0.0));
+        let result = StageResult::new(&name, Status::Failed, reason, 0.0);
         for d in dag.all_downstream(i) {
             self.failed_upstream
                 .entry(d)
@@ -83,6 +81,7 @@ impl Progress {
         if !keep_going && self.stop_starting.is_none() {
             self.stop_starting = Some(name);
         }
+        result
     }
 }
 
@@ -115,7 +114,7 @@ impl Executor<'_> {
         match lockfile::read(&path) {
             Ok(lock) => (lock, false),
             Err(e) => {
-                self.printer.warn(format!(
+                self.observer.warning(&format!(
                     "{e}; stage `{name}` will re-run and its lock file will be rewritten"
                 ));
                 (None, true)
@@ -136,38 +135,36 @@ impl Executor<'_> {
         let mut progress = Progress::default();
         let mut running: Vec<Child> = Vec::new();
         let mut mutex_busy: HashMap<String, usize> = HashMap::new();
-        let mut input_hashes: HashMap<String, String> = HashMap::new();
-        let mut stage_outputs: HashMap<String, crate::history::OutputTail> = HashMap::new();
-        let position: HashMap<usize, usize> =
-            order.iter().enumerate().map(|(k, &i)| (i, k + 1)).collect();
-        let mut emitted: std::collections::HashSet<usize> = std::collections::HashSet::new();
+        let mut input_hashes: HashMap<usize, String> = HashMap::new();
+        let position: HashMap<usize, Position> = order
+            .iter()
+            .enumerate()
+            .map(|(k, &i)| {
+                let p = Position {
+                    index: k + 1,
+                    total: order.len(),
+                };
+                (i, p)
+            })
+            .collect();
         let mut written = crate::planner::Written::default();
-        let emit_completed = |progress: &Progress,
-                              emitted: &mut std::collections::HashSet<usize>,
-                              hashes: &HashMap<String, String>| {
-            let Some(sink) = self.events else { return };
-            let mut done: Vec<(&usize, &StageResult)> = progress
-                .results
-                .iter()
-                .filter(|(i, _)| !emitted.contains(*i))
-                .collect();
-            done.sort_by_key(|(i, _)| position[*i]);
-            for (i, r) in done {
-                sink.stage_complete(
-                    r,
-                    position[i],
-                    order.len(),
-                    hashes.get(&r.name).map(String::as_str),
-                );
-                emitted.insert(*i);
-            }
+        // Records stage `i`'s outcome and tells the observer, once per stage.
+        let finish = |progress: &mut Progress,
+                      hashes: &HashMap<usize, String>,
+                      i: usize,
+                      result: StageResult,
+                      traceback: &str| {
+            self.observer.stage_finished(&StageFinished {
+                result: &result,
+                position: position[&i],
+                input_hash: hashes.get(&i).map(String::as_str),
+                traceback,
+            });
+            progress.results.insert(i, result);
         };
-        if let Some(sink) = self.events {
-            sink.start();
-        }
+        self.observer.run_started(&self.run_id, order.len());
 
         loop {
-            emit_completed(&progress, &mut emitted, &input_hashes);
             if crate::interrupt::interrupted() {
                 for c in &mut running {
                     c.kill();
@@ -176,10 +173,8 @@ impl Executor<'_> {
                     let (stage, name) = (c.stage, self.dag.name(c.stage).to_owned());
                     c.reap();
                     self.discard_outputs(stage);
-                    progress.results.insert(
-                        stage,
-                        StageResult::new(&name, Status::Failed, "interrupted", 0.0),
-                    );
+                    let result = StageResult::new(&name, Status::Failed, "interrupted", 0.0);
+                    finish(&mut progress, &input_hashes, stage, result, "");
                 }
                 break;
             }
@@ -197,9 +192,8 @@ impl Executor<'_> {
                     if let Some(up) = progress.failed_upstream.get(&i) {
                         let name = self.dag.name(i).to_owned();
                         let reason = format!("upstream '{up}' failed");
-                        progress
-                            .results
-                            .insert(i, StageResult::new(&name, Status::Blocked, &reason, 0.0));
+                        let result = StageResult::new(&name, Status::Blocked, &reason, 0.0);
+                        finish(&mut progress, &input_hashes, i, result, "");
                         slot.insert(i, Slot::Done);
                         continue;
                     }
@@ -221,21 +215,18 @@ impl Executor<'_> {
                         continue;
                     }
                     let name = self.dag.name(i).to_owned();
-                    if let Some(sink) = self.events {
-                        sink.stage_start(&name, position[&i], order.len());
-                    }
+                    self.observer.stage_started(&name, position[&i]);
                     let t0 = Instant::now();
                     match self.decide(i, opts, &mut written) {
                         Decision::Skipped(reason) => {
-                            self.printer.info(self.up_to_date_line(&name, reason));
                             let ms = t0.elapsed().as_secs_f64() * 1000.0;
-                            progress
-                                .results
-                                .insert(i, StageResult::new(&name, Status::Skipped, reason, ms));
+                            let result = StageResult::new(&name, Status::Skipped, reason, ms);
+                            finish(&mut progress, &input_hashes, i, result, "");
                             slot.insert(i, Slot::Done);
                         }
                         Decision::Failed(reason) => {
-                            progress.fail(self.dag, i, &reason, "", opts.keep_going);
+                            let result = progress.fail(self.dag, i, &reason, opts.keep_going);
+                            finish(&mut progress, &input_hashes, i, result, "");
                             slot.insert(i, Slot::Done);
                         }
                         Decision::Run {
@@ -243,7 +234,8 @@ impl Executor<'_> {
                             reason,
                             input_hash,
                         } => {
-                            self.printer.info(format!("{name}: running ({reason})"));
+                            self.observer.stage_running(&name, &reason);
+                            input_hashes.insert(i, input_hash.clone());
                             let spawned = outputs::clear(&self.dag.stages[i], false)
                                 .map_err(|e| format!("cannot remove old outputs: {e}"))
                                 .and_then(|_| self.prepare_incremental(i, opts))
@@ -255,13 +247,13 @@ impl Executor<'_> {
                                     for m in mutex {
                                         *mutex_busy.entry(m.clone()).or_default() += 1;
                                     }
-                                    input_hashes.insert(name.clone(), input_hash.clone());
                                     running
                                         .push(Child::new(i, name, proc, key, reason, input_hash));
                                     slot.insert(i, Slot::Running);
                                 }
                                 Err(e) => {
-                                    progress.fail(self.dag, i, &e, "", opts.keep_going);
+                                    let result = progress.fail(self.dag, i, &e, opts.keep_going);
+                                    finish(&mut progress, &input_hashes, i, result, "");
                                     slot.insert(i, Slot::Done);
                                 }
                             }
@@ -275,10 +267,9 @@ impl Executor<'_> {
                 // Nothing running and nothing could start: done (or stopped after a failure).
                 break;
             }
-            for finished in child::wait_any(&mut running, &self.printer) {
-                let Finished { mut child, outcome } = finished;
+            for finished in child::wait_any(&mut running, self.observer) {
+                let Finished { child, outcome } = finished;
                 let i = child.stage;
-                stage_outputs.insert(child.name.clone(), std::mem::take(&mut child.output));
                 for m in &self.dag.stages[i].mutex {
                     if let Some(n) = mutex_busy.get_mut(m) {
                         *n -= 1;
@@ -286,90 +277,58 @@ impl Executor<'_> {
                 }
                 slot.insert(i, Slot::Done);
                 let ms = child.started.elapsed().as_secs_f64() * 1000.0;
-                match outcome {
-                    Ok(()) => {
-                        match self.commit_ran(i, &child.key, &child.input_hash, opts.no_commit) {
-                            Ok(_) => {
-                                self.printer.info(format!(
-                                    "{}: done in {:.2}s",
-                                    child.name,
-                                    ms / 1000.0
-                                ));
-                                progress.results.insert(
-                                    i,
-                                    StageResult::new(&child.name, Status::Ran, &child.reason, ms),
-                                );
-                            }
-                            Err(reason) => {
-                                self.discard_outputs(i);
-                                progress.fail(self.dag, i, &reason, "", opts.keep_going)
-                            }
-                        }
+                let committed = outcome.and_then(|()| {
+                    self.commit_ran(i, &child.key, &child.input_hash, opts.no_commit)
+                        .map_err(|reason| (reason, String::new()))
+                });
+                let (result, traceback) = match committed {
+                    Ok(_) => {
+                        let result = StageResult::new(&child.name, Status::Ran, &child.reason, ms);
+                        (result, String::new())
                     }
                     Err((reason, traceback)) => {
                         self.discard_outputs(i);
-                        progress.fail(self.dag, i, &reason, &traceback, opts.keep_going)
+                        let mut result = progress.fail(self.dag, i, &reason, opts.keep_going);
+                        result.duration_ms = ms;
+                        (result, traceback)
                     }
-                }
-                if let Some(r) = progress.results.get_mut(&i) {
-                    r.duration_ms = ms;
-                }
+                };
+                finish(&mut progress, &input_hashes, i, result, &traceback);
             }
         }
 
         // Whatever never started: blocked by a failure, or not started after fail-fast.
         let mut ordered = Vec::with_capacity(order.len());
         for &i in order {
-            let r = progress.results.remove(&i).unwrap_or_else(|| {
-                let name = self.dag.name(i);
-                let reason = match (progress.failed_upstream.get(&i), &progress.stop_starting) {
-                    (Some(up), _) => format!("upstream '{up}' failed"),
-                    (None, Some(first)) => format!("not started: stopped after '{first}' failed"),
-                    (None, None) => "interrupted".to_owned(),
-                };
-                StageResult::new(name, Status::Blocked, &reason, 0.0)
-            });
-            if r.status == Status::Blocked {
-                self.printer
-                    .info(format!("{}: blocked ({})", r.name, r.reason));
-            }
+            let r = match progress.results.remove(&i) {
+                Some(r) => r,
+                None => {
+                    let name = self.dag.name(i);
+                    let reason = match (progress.failed_upstream.get(&i), &progress.stop_starting) {
+                        (Some(up), _) => format!("upstream '{up}' failed"),
+                        (None, Some(first)) => {
+                            format!("not started: stopped after '{first}' failed")
+                        }
+                        (None, None) => "interrupted".to_owned(),
+                    };
+                    let result = StageResult::new(name, Status::Blocked, &reason, 0.0);
+                    finish(&mut progress, &input_hashes, i, result, "");
+                    progress
+                        .results
+                        .remove(&i)
+                        .expect("invariant: finish records the result")
+                }
+            };
             ordered.push(r);
         }
-        for r in &ordered {
-            let i = self
-                .dag
-                .lookup(&r.name)
-                .expect("invariant: results name known stages");
-            if let (Some(sink), false) = (self.events, emitted.contains(&i)) {
-                sink.stage_complete(
-                    r,
-                    position[&i],
-                    order.len(),
-                    input_hashes.get(&r.name).map(String::as_str),
-                );
-            }
-        }
         if let Err(e) = self.state.flush() {
-            self.printer.warn(format!("could not save the state: {e}"));
+            self.observer
+                .warning(&format!("could not save the state: {e}"));
         }
         Summary {
             stages: ordered,
             elapsed: started.elapsed(),
             interrupted: crate::interrupt::interrupted(),
-            input_hashes,
-            outputs: stage_outputs,
-        }
-    }
-
-    /// `train: up to date`; with `--verbose` the skip tier too (`(unchanged (generation))`).
-    /// A run-cache restore always says so: the workspace changed.
-    fn up_to_date_line(&self, name: &str, reason: &str) -> String {
-        if self.printer.verbose {
-            format!("{name}: up to date ({reason})")
-        } else if reason == crate::stage_key::UNCHANGED_RUN_CACHE {
-            format!("{name}: up to date (restored from the run cache)")
-        } else {
-            format!("{name}: up to date")
         }
     }
 
@@ -377,7 +336,7 @@ impl Executor<'_> {
     /// never be read by a later stage as if it were the stage's result.
     fn discard_outputs(&self, i: usize) {
         if let Err(e) = outputs::clear(&self.dag.stages[i], true) {
-            self.printer.warn(format!(
+            self.observer.warning(&format!(
                 "cannot remove the outputs of `{}`: {e}",
                 self.dag.name(i)
             ));

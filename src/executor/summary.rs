@@ -37,10 +37,6 @@ pub struct Summary {
     pub stages: Vec<StageResult>,
     pub elapsed: Duration,
     pub interrupted: bool,
-    /// Stage -> the input hash it ran with (stages that were decided and ran or failed).
-    pub input_hashes: std::collections::HashMap<String, String>,
-    /// Stage -> the tail of what it printed (stages that ran).
-    pub outputs: std::collections::HashMap<String, crate::history::OutputTail>,
 }
 
 impl Summary {

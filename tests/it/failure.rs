@@ -94,9 +94,9 @@ fn keep_going_runs_independent_stages_but_still_blocks_downstream_and_exits_1() 
         filter(&r.stderr, p.root()),
         format!(
             "boom: running (No previous run)
-{}independent: running (No previous run)
+{}after: blocked (upstream 'boom' failed)
+independent: running (No previous run)
 independent: done in <t>
-after: blocked (upstream 'boom' failed)
 Summary: 1 ran, 0 cached, 1 blocked, 1 failed [<t> total]
 ",
             traceback(line)
