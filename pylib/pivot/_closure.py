@@ -469,7 +469,7 @@ def _type_hints(func: types.FunctionType) -> dict[str, Any]:
         for name, annotation in (getattr(func, "__annotations__", None) or {}).items():
             if isinstance(annotation, str):
                 try:
-                    annotation = eval(annotation, func.__globals__)  # noqa: S307
+                    annotation = eval(annotation, func.__globals__)  # as get_type_hints does
                 except Exception:  # noqa: BLE001
                     continue
             hints[name] = annotation

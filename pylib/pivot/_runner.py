@@ -59,7 +59,7 @@ def run(stage: Stage) -> dict[str, str]:
         return _failed(f"stage called sys.exit({e.code})", "")
     except KeyboardInterrupt:
         return _failed("KeyboardInterrupt", "")
-    except BaseException as e:
+    except BaseException as e:  # noqa: BLE001 - whatever the stage raised is its result
         return _failed(_exception_line(e), _traceback(e))
     finally:
         _flush_stdio()
@@ -122,7 +122,7 @@ def _load_file(param: str, path: str, loader: Any) -> Any:
         return loader.load(pathlib.Path(path))
     except MissingPackageError:
         raise
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - a loader's error fails the stage, named
         raise StageFailure(
             f"failed to load dependency `{param}` from `{_paths.display(path)}`: "
             f"{_exception_line(e)}",
@@ -176,7 +176,7 @@ def _save_outputs(stage: Stage, value: Any) -> None:
             writer.save(item, pathlib.Path(path))
         except MissingPackageError:
             raise
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - a loader's error fails the stage, named
             raise StageFailure(
                 f"failed to save {_label(field)} to `{_paths.display(path)}`: {_exception_line(e)}",
                 _traceback(e),
@@ -293,5 +293,5 @@ def _flush_stdio() -> None:
         try:
             if stream is not None:
                 stream.flush()
-        except Exception:
+        except Exception:  # noqa: BLE001 - a broken stream must not fail the stage
             pass

@@ -66,7 +66,7 @@ def stage_params(names: list[str]) -> str:
             answer[name] = {"params": params}
         except PivotError as e:
             answer[name] = {"error": e.message}
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - reported as this stage's error
             answer[name] = {"error": f"cannot compute the params: {type(e).__name__}: {e}"}
     return json.dumps(answer)
 
@@ -90,7 +90,7 @@ def fingerprint(names: list[str]) -> str:
             answer[name] = {"manifest": manifest, "locations": locations}
         except PivotError as e:
             answer[name] = {"error": e.message}
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - reported as this stage's error
             answer[name] = {"error": f"fingerprinting failed: {type(e).__name__}: {e}"}
     return json.dumps(answer)
 
@@ -161,7 +161,7 @@ def child_run(name: str, result_fd: int) -> int:
     """
     try:
         result = _runner.run(_lookup(name))
-    except BaseException as e:
+    except BaseException as e:  # noqa: BLE001 - never raises: the result says it
         result = {
             "status": "failed",
             "reason": e.message if isinstance(e, PivotError) else f"{type(e).__name__}: {e}",
@@ -172,7 +172,7 @@ def child_run(name: str, result_fd: int) -> int:
         while data:
             data = data[os.write(result_fd, data) :]
         os.close(result_fd)
-    except BaseException:
+    except BaseException:  # noqa: BLE001 - nothing is left to report it to
         pass  # the parent sees a missing result and reports the child as crashed
     return 0 if result.get("status") == "ok" else 1
 
