@@ -201,7 +201,14 @@ fn missing_or_null_required_keys_are_corrupt() {
 
 #[test]
 fn non_mapping_documents_are_corrupt() {
-    for text in ["", "- a\n", "just text\n", "null\n"] {
+    for text in [
+        "",
+        "# only a comment\n",
+        "---\n",
+        "- a\n",
+        "just text\n",
+        "null\n",
+    ] {
         assert_eq!(
             corrupt_line_and_message(text).1,
             "the document is not a mapping",
@@ -326,6 +333,21 @@ fn yaml_reader_types_plain_scalars_by_yaml_1_1_rules() {
         ("l".into(), YamlValue::Float(f64::INFINITY)),
     ]);
     assert_eq!(from_yaml(doc).unwrap(), want);
+}
+
+#[test]
+fn yaml_reader_reads_an_empty_or_comment_only_document_as_null() {
+    for text in [
+        "",
+        "\n",
+        "# a comment\n# another\n",
+        "---\n",
+        "--- # c\n",
+        "~\n",
+        "null",
+    ] {
+        assert_eq!(from_yaml(text), Ok(YamlValue::Null), "{text:?}");
+    }
 }
 
 #[test]
