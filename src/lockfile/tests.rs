@@ -351,6 +351,36 @@ fn yaml_reader_reads_an_empty_or_comment_only_document_as_null() {
 }
 
 #[test]
+fn line_of_key_follows_block_mappings_past_comments_and_other_sections() {
+    let text = "\
+# core:
+#   max_workers: 4
+cache:
+  max_workers: 9
+core:
+
+  other:
+    max_workers: 8
+  # max_workers: 7
+  'max_workers':  0
+\"top\": {a: 1}
+";
+    assert_eq!(line_of_key(text, &["core", "max_workers"]), Some(10));
+    assert_eq!(line_of_key(text, &["core"]), Some(5));
+    assert_eq!(line_of_key(text, &["cache", "max_workers"]), Some(4));
+    assert_eq!(
+        line_of_key(text, &["core", "other", "max_workers"]),
+        Some(8)
+    );
+    // Flow style: the deepest key found.
+    assert_eq!(line_of_key(text, &["top", "a"]), Some(11));
+    // A key missing from its section does not match one further down.
+    assert_eq!(line_of_key(text, &["cache", "other"]), Some(3));
+    assert_eq!(line_of_key(text, &["max_workers"]), None);
+    assert_eq!(line_of_key("core_x: 1\ncore:x\n", &["core"]), None);
+}
+
+#[test]
 fn float_repr_follows_python_repr() {
     let cases = [
         (0.01, "0.01"),
