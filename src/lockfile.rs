@@ -4,7 +4,8 @@
 //! Lock files are committed to git and shared with the reference implementation, which writes them
 //! with PyYAML's `safe_dump(sort_keys=False)`. [`render`] reproduces those bytes (see `emit.rs`),
 //! so either tool can rewrite the other's lock without a diff. The same YAML writer and reader
-//! ([`to_yaml`], [`from_yaml`] over [`YamlValue`]) serve `.pvt` files.
+//! ([`to_yaml`], [`from_yaml`] over [`YamlValue`]) serve `.pvt` files, and the reader serves
+//! `.pivot/config.yaml` (`settings.rs`), so every YAML file pivot reads means what PyYAML makes of it.
 
 mod emit;
 mod parse;
@@ -190,6 +191,52 @@ pub fn line_of(text: &str, needle: &str) -> Option<usize> {
         return None;
     }
     text.lines().position(|l| l.contains(needle)).map(|i| i + 1)
+}
+
+/// The 1-based line of the mapping key at `path` (`["core", "max_workers"]`), for messages about
+/// its value. Follows block-style keys written at the start of a line, plain or quoted, skipping
+/// blank and comment lines; where the path goes on in flow style (`core: {max_workers: 0}`) it
+/// stops at the deepest key it found.
+pub fn line_of_key(text: &str, path: &[&str]) -> Option<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut found = None;
+    let mut start = 0;
+    // The parent key's indentation (a line indented no deeper ends its mapping), and the one its
+    // keys share, known from its first line.
+    let mut parent: Option<usize> = None;
+    let mut level = Some(0);
+    for key in path {
+        let mut hit = None;
+        for (i, line) in lines.iter().enumerate().skip(start) {
+            let content = line.trim_start_matches(' ');
+            if content.is_empty() || content.starts_with('#') {
+                continue;
+            }
+            let indent = line.len() - content.len();
+            if parent.is_some_and(|p| indent <= p) {
+                break;
+            }
+            if indent == *level.get_or_insert(indent) && starts_with_key(content, key) {
+                hit = Some((i, indent));
+                break;
+            }
+        }
+        let Some((i, indent)) = hit else { break };
+        found = Some(i + 1);
+        start = i + 1;
+        parent = Some(indent);
+        level = None;
+    }
+    found
+}
+
+/// True when `content` (a line without its indentation) opens the mapping entry `key`.
+fn starts_with_key(content: &str, key: &str) -> bool {
+    [key.to_owned(), format!("\"{key}\""), format!("'{key}'")]
+        .iter()
+        .filter_map(|spelling| content.strip_prefix(spelling.as_str()))
+        .filter_map(|rest| rest.strip_prefix(':'))
+        .any(|rest| rest.is_empty() || rest.starts_with([' ', '\t']))
 }
 
 fn from_value(doc: &YamlValue) -> Result<LockFile, Invalid> {

@@ -1,30 +1,13 @@
 //! Project settings from `.pivot/config.yaml` (SPEC.md 4.6): the keys this version honours.
+//!
+//! The file is read with the YAML reader lock files use ([`lockfile::from_yaml`], YAML 1.1 as
+//! PyYAML reads it), so a value means the same in the config as in a lock: `010` is 8, `1_000` is
+//! 1000, `yes` is a boolean and `1e3` a string. Keys this version does not know are ignored.
 
 use std::path::Path;
 
-use serde::Deserialize;
-
 use crate::cache::{parse_checkout_modes, CheckoutMode};
-
-#[derive(Debug, Default, Deserialize)]
-struct Raw {
-    #[serde(default)]
-    core: RawCore,
-    #[serde(default)]
-    cache: RawCache,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct RawCore {
-    max_workers: Option<i64>,
-    run_history_retention: Option<i64>,
-    lock_timeout: Option<f64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct RawCache {
-    checkout_mode: Option<serde_yaml::Value>,
-}
+use crate::lockfile::{self, YamlValue};
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -54,8 +37,12 @@ impl Default for Settings {
 
 #[derive(thiserror::Error, Debug)]
 pub enum SettingsError {
-    #[error("cannot read `{path}`: {message}")]
-    Invalid { path: String, message: String },
+    #[error("cannot read `{path}`{}: {message}", line.map(|l| format!(" at line {l}")).unwrap_or_default())]
+    Invalid {
+        path: String,
+        line: Option<usize>,
+        message: String,
+    },
     /// The file exists but cannot be read (a directory, no permission, an I/O error): settings
     /// the user wrote must not silently become the defaults.
     #[error("cannot read `{path}`")]
@@ -89,51 +76,90 @@ impl Settings {
                 })
             }
         };
-        let invalid = |message: String| SettingsError::Invalid {
+        Settings::from_text(&text).map_err(|e| SettingsError::Invalid {
             path: path.display().to_string(),
-            message,
-        };
-        let raw: Raw = if text.trim().is_empty() {
-            Raw::default()
-        } else {
-            serde_yaml::from_str(&text).map_err(|e| invalid(e.to_string()))?
-        };
+            line: e.line,
+            message: e.message,
+        })
+    }
+
+    /// The settings a config file's text gives: the defaults, overridden by the keys it sets.
+    fn from_text(text: &str) -> Result<Settings, Invalid> {
+        let doc = lockfile::from_yaml(text).map_err(|e| Invalid {
+            line: e.line,
+            message: e.message,
+        })?;
+        let config = Config { text, doc: &doc };
+        if !matches!(doc, YamlValue::Map(_) | YamlValue::Null) {
+            return Err(config.invalid(&[], "the document is not a mapping".into()));
+        }
         let mut s = Settings::default();
-        if let Some(w) = raw.core.max_workers {
+        if let Some(w) = config.int("core", "max_workers")? {
             if w == 0 {
-                return Err(invalid("`core.max_workers` must not be 0".into()));
+                return Err(config.invalid(
+                    &["core", "max_workers"],
+                    "`core.max_workers` must not be 0".into(),
+                ));
             }
             s.max_workers = Some(w);
         }
-        if let Some(n) = raw.core.run_history_retention {
-            s.run_history_retention = usize::try_from(n)
-                .ok()
-                .filter(|&n| n > 0)
-                .ok_or_else(|| invalid("`core.run_history_retention` must be at least 1".into()))?;
+        if let Some(n) = config.int("core", "run_history_retention")? {
+            s.run_history_retention =
+                usize::try_from(n).ok().filter(|&n| n > 0).ok_or_else(|| {
+                    config.invalid(
+                        &["core", "run_history_retention"],
+                        "`core.run_history_retention` must be at least 1".into(),
+                    )
+                })?;
         }
-        if let Some(t) = raw.core.lock_timeout {
-            if !(t >= 0.0 && t.is_finite()) {
-                return Err(invalid(
-                    "`core.lock_timeout` must be a number of seconds >= 0".into(),
-                ));
-            }
-            s.lock_timeout = Some(std::time::Duration::from_secs_f64(t));
+        if let Some(v) = config.get("core", "lock_timeout")? {
+            let t = match *v {
+                YamlValue::Int(i) => i as f64,
+                YamlValue::Float(f) => f,
+                _ => f64::NAN,
+            };
+            // Negative, infinite, NaN and more seconds than a `Duration` holds all fail here.
+            let t = std::time::Duration::try_from_secs_f64(t).map_err(|_| {
+                config.invalid(
+                    &["core", "lock_timeout"],
+                    format!(
+                        "`core.lock_timeout` must be a number of seconds >= 0, not {}",
+                        describe(v)
+                    ),
+                )
+            })?;
+            s.lock_timeout = Some(t);
         }
-        if let Some(v) = raw.cache.checkout_mode {
+        if let Some(v) = config.get("cache", "checkout_mode")? {
+            let at = ["cache", "checkout_mode"];
             let text = match v {
-                serde_yaml::Value::String(s) => s,
-                serde_yaml::Value::Sequence(items) => items
+                YamlValue::Str(s) => s.clone(),
+                YamlValue::Seq(items) => items
                     .iter()
-                    .map(|i| i.as_str().unwrap_or("?").to_owned())
-                    .collect::<Vec<_>>()
+                    .map(|item| {
+                        item.as_str().ok_or_else(|| {
+                            config.invalid(
+                                &at,
+                                format!(
+                                    "`cache.checkout_mode` lists {}, not a mode name",
+                                    describe(item)
+                                ),
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
                     .join(","),
                 _ => {
-                    return Err(invalid(
-                        "`cache.checkout_mode` must be a list or a string".into(),
+                    return Err(config.invalid(
+                        &at,
+                        format!(
+                            "`cache.checkout_mode` must be a list or a string, not {}",
+                            describe(v)
+                        ),
                     ))
                 }
             };
-            s.checkout_modes = parse_checkout_modes(&text).map_err(invalid)?;
+            s.checkout_modes = parse_checkout_modes(&text).map_err(|m| config.invalid(&at, m))?;
         }
         Ok(s)
     }
@@ -150,5 +176,253 @@ impl Settings {
             (None, None) => cores,
         };
         n.max(1) as usize
+    }
+}
+
+/// Why a config's text gives no settings, and the line that says so when it can be found.
+#[derive(Debug, PartialEq)]
+struct Invalid {
+    line: Option<usize>,
+    message: String,
+}
+
+/// A config document and its text (for the line of an offending key).
+struct Config<'a> {
+    text: &'a str,
+    doc: &'a YamlValue,
+}
+
+impl Config<'_> {
+    fn invalid(&self, path: &[&str], message: String) -> Invalid {
+        Invalid {
+            line: lockfile::line_of_key(self.text, path),
+            message,
+        }
+    }
+
+    /// The value of `section.key`; `None` when either is missing or null (a section whose keys are
+    /// all commented out is null).
+    fn get(&self, section: &str, key: &str) -> Result<Option<&YamlValue>, Invalid> {
+        match self.doc.get(section) {
+            None | Some(YamlValue::Null) => Ok(None),
+            Some(map @ YamlValue::Map(_)) => Ok(map.get(key).filter(|v| **v != YamlValue::Null)),
+            Some(other) => Err(self.invalid(
+                &[section],
+                format!("`{section}` must be a mapping, not {}", describe(other)),
+            )),
+        }
+    }
+
+    fn int(&self, section: &str, key: &str) -> Result<Option<i64>, Invalid> {
+        let Some(v) = self.get(section, key)? else {
+            return Ok(None);
+        };
+        let message = match *v {
+            YamlValue::Int(i) => match i64::try_from(i) {
+                Ok(i) => return Ok(Some(i)),
+                Err(_) => format!("`{section}.{key}` is out of range: {i}"),
+            },
+            _ => format!("`{section}.{key}` must be an integer, not {}", describe(v)),
+        };
+        Err(self.invalid(&[section, key], message))
+    }
+}
+
+/// A value as a message names it, with its YAML 1.1 type: `1e3` is "the string `1e3`".
+fn describe(v: &YamlValue) -> String {
+    match v {
+        YamlValue::Null => "null".into(),
+        YamlValue::Bool(b) => format!("the boolean {b}"),
+        YamlValue::Int(i) => format!("the integer {i}"),
+        YamlValue::Float(f) => format!("the number {}", lockfile::float_repr(*f)),
+        YamlValue::Str(s) => format!("the string `{s}`"),
+        YamlValue::Seq(_) => "a list".into(),
+        YamlValue::Map(_) => "a mapping".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn settings(text: &str) -> Settings {
+        Settings::from_text(text).unwrap_or_else(|e| panic!("{text:?}: {e:?}"))
+    }
+
+    fn refusal(text: &str) -> (Option<usize>, String) {
+        let e = Settings::from_text(text).expect_err(text);
+        (e.line, e.message)
+    }
+
+    #[test]
+    fn integers_are_read_by_yaml_1_1_rules() {
+        // A leading zero is octal, `_` groups digits, `:` is base 60; YAML 1.2 would read the
+        // first three as strings.
+        let s = settings("core:\n  max_workers: 010\n  run_history_retention: 1_000\n");
+        assert_eq!((s.max_workers, s.run_history_retention), (Some(8), 1000));
+        let s = settings("core:\n  max_workers: -0x2\n  run_history_retention: 1:30\n");
+        assert_eq!((s.max_workers, s.run_history_retention), (Some(-2), 90));
+        assert_eq!(settings("core: {max_workers: +0b11}").max_workers, Some(3));
+    }
+
+    #[test]
+    fn lock_timeout_is_an_integer_or_a_yaml_1_1_float() {
+        let timeout = |v: &str| settings(&format!("core:\n  lock_timeout: {v}\n")).lock_timeout;
+        assert_eq!(timeout("0"), Some(Duration::ZERO));
+        assert_eq!(timeout("0x1e"), Some(Duration::from_secs(30)));
+        assert_eq!(timeout("2.5"), Some(Duration::from_millis(2500)));
+        assert_eq!(timeout("1.0e+3"), Some(Duration::from_secs(1000)));
+        assert_eq!(timeout("1:30.5"), Some(Duration::from_millis(90_500)));
+        assert_eq!(timeout("~"), None);
+    }
+
+    #[test]
+    fn values_yaml_1_1_reads_as_another_type_are_refused_naming_the_key_and_line() {
+        let cases = [
+            (
+                // YAML 1.1 has no exponent without a dot: this is a string.
+                "core:\n  lock_timeout: 1e3\n",
+                "`core.lock_timeout` must be a number of seconds >= 0, not the string `1e3`",
+            ),
+            (
+                "core:\n  max_workers: yes\n",
+                "`core.max_workers` must be an integer, not the boolean true",
+            ),
+            (
+                // `0o` is YAML 1.2's octal; YAML 1.1 reads a string.
+                "core:\n  run_history_retention: 0o17\n",
+                "`core.run_history_retention` must be an integer, not the string `0o17`",
+            ),
+            (
+                "core:\n  max_workers: '4'\n",
+                "`core.max_workers` must be an integer, not the string `4`",
+            ),
+            (
+                "cache:\n  checkout_mode: [copy, off]\n",
+                "`cache.checkout_mode` lists the boolean false, not a mode name",
+            ),
+            (
+                "cache:\n  checkout_mode: on\n",
+                "`cache.checkout_mode` must be a list or a string, not the boolean true",
+            ),
+        ];
+        for (text, message) in cases {
+            assert_eq!(refusal(text), (Some(2), message.to_owned()), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused() {
+        let cases = [
+            (
+                "core:\n  max_workers: 0\n",
+                "`core.max_workers` must not be 0",
+            ),
+            (
+                "core:\n  max_workers: 0x8000000000000000\n",
+                "`core.max_workers` is out of range: 9223372036854775808",
+            ),
+            (
+                "core:\n  run_history_retention: 0\n",
+                "`core.run_history_retention` must be at least 1",
+            ),
+            (
+                "core:\n  run_history_retention: -3\n",
+                "`core.run_history_retention` must be at least 1",
+            ),
+            (
+                "core:\n  lock_timeout: -1\n",
+                "`core.lock_timeout` must be a number of seconds >= 0, not the integer -1",
+            ),
+            (
+                "core:\n  lock_timeout: .inf\n",
+                "`core.lock_timeout` must be a number of seconds >= 0, not the number .inf",
+            ),
+            (
+                // More seconds than a `Duration` holds.
+                "core:\n  lock_timeout: 1.0e+300\n",
+                "`core.lock_timeout` must be a number of seconds >= 0, not the number 1.0e+300",
+            ),
+        ];
+        for (text, message) in cases {
+            assert_eq!(refusal(text), (Some(2), message.to_owned()), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn the_line_named_is_the_key_in_its_section_not_a_comment_or_another_section() {
+        let text = "\
+# core:
+#   max_workers: 4
+remote:
+  max_workers: 3
+core:
+  # max_workers: 2
+  max_workers: 0
+";
+        assert_eq!(refusal(text).0, Some(7));
+        // Flow style: the line where the section starts.
+        assert_eq!(refusal("\ncore: {max_workers: 0}\n").0, Some(2));
+        assert_eq!(
+            refusal("core: 3\n"),
+            (
+                Some(1),
+                "`core` must be a mapping, not the integer 3".into()
+            )
+        );
+    }
+
+    #[test]
+    fn checkout_mode_is_a_list_or_a_comma_separated_string() {
+        use CheckoutMode::*;
+        let modes = |v: &str| settings(&format!("cache:\n  checkout_mode: {v}\n")).checkout_modes;
+        assert_eq!(modes("[copy, symlink]"), [Copy, Symlink]);
+        assert_eq!(modes("\n  - reflink\n  - copy"), [Reflink, Copy]);
+        assert_eq!(modes("hardlink, copy"), [Hardlink, Copy]);
+        assert_eq!(
+            refusal("cache:\n  checkout_mode: [copy, copy]\n"),
+            (
+                Some(2),
+                "checkout mode `copy` is listed twice in `copy,copy`".into()
+            )
+        );
+    }
+
+    #[test]
+    fn empty_comment_only_and_unknown_content_means_the_defaults() {
+        let defaults = Settings::default();
+        for text in [
+            "",
+            "\n\n",
+            "# core:\n#   max_workers: 2\n",
+            "core:\n  # max_workers: 2\ncache:\n",
+            "core:\n  max_workers: ~\n  lock_timeout: null\n",
+            "remote:\n  jobs: yes\ncore:\n  state_dir: .pivot\n  unknown: [1, 2]\n",
+        ] {
+            let s = settings(text);
+            assert_eq!(s.max_workers, defaults.max_workers, "{text:?}");
+            assert_eq!(s.lock_timeout, defaults.lock_timeout, "{text:?}");
+            assert_eq!(s.checkout_modes, defaults.checkout_modes, "{text:?}");
+            assert_eq!(
+                s.run_history_retention, defaults.run_history_retention,
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_document_that_is_not_a_mapping_or_not_yaml_is_refused() {
+        assert_eq!(
+            refusal("- core\n"),
+            (None, "the document is not a mapping".into())
+        );
+        let (line, message) = refusal("core:\n  max_workers: 1\n max_workers: 2\n");
+        assert_eq!(line, Some(3), "{message}");
+        // serde_yaml names the first of the two.
+        let (line, message) = refusal("core:\n  max_workers: 1\n  max_workers: 2\n");
+        assert_eq!(line, Some(2), "{message}");
+        assert!(message.contains("duplicate"), "{message}");
     }
 }

@@ -39,10 +39,13 @@ impl From<serde_yaml::Error> for YamlError {
     }
 }
 
-/// Parses one YAML document as PyYAML's `safe_load` would (an empty document is `Null`).
+/// Parses one YAML document as PyYAML's `safe_load` would (an empty document, or one that is only
+/// comments, is `Null`).
 pub fn from_yaml(text: &str) -> Result<YamlValue, YamlError> {
     let shape: serde_yaml::Value = serde_yaml::from_str(text)?;
-    if shape.is_null() && text.trim().is_empty() {
+    // serde_yaml's null spellings (`~`, `null`, `Null`, `NULL`, nothing) are YAML 1.1's too, so a
+    // null document needs no second pass, which fails on a document without a node.
+    if shape.is_null() {
         return Ok(YamlValue::Null);
     }
     let seed = Node {

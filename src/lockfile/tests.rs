@@ -201,7 +201,14 @@ fn missing_or_null_required_keys_are_corrupt() {
 
 #[test]
 fn non_mapping_documents_are_corrupt() {
-    for text in ["", "- a\n", "just text\n", "null\n"] {
+    for text in [
+        "",
+        "# only a comment\n",
+        "---\n",
+        "- a\n",
+        "just text\n",
+        "null\n",
+    ] {
         assert_eq!(
             corrupt_line_and_message(text).1,
             "the document is not a mapping",
@@ -326,6 +333,51 @@ fn yaml_reader_types_plain_scalars_by_yaml_1_1_rules() {
         ("l".into(), YamlValue::Float(f64::INFINITY)),
     ]);
     assert_eq!(from_yaml(doc).unwrap(), want);
+}
+
+#[test]
+fn yaml_reader_reads_an_empty_or_comment_only_document_as_null() {
+    for text in [
+        "",
+        "\n",
+        "# a comment\n# another\n",
+        "---\n",
+        "--- # c\n",
+        "~\n",
+        "null",
+    ] {
+        assert_eq!(from_yaml(text), Ok(YamlValue::Null), "{text:?}");
+    }
+}
+
+#[test]
+fn line_of_key_follows_block_mappings_past_comments_and_other_sections() {
+    let text = "\
+# core:
+#   max_workers: 4
+cache:
+  max_workers: 9
+core:
+
+  other:
+    max_workers: 8
+  # max_workers: 7
+  'max_workers':  0
+\"top\": {a: 1}
+";
+    assert_eq!(line_of_key(text, &["core", "max_workers"]), Some(10));
+    assert_eq!(line_of_key(text, &["core"]), Some(5));
+    assert_eq!(line_of_key(text, &["cache", "max_workers"]), Some(4));
+    assert_eq!(
+        line_of_key(text, &["core", "other", "max_workers"]),
+        Some(8)
+    );
+    // Flow style: the deepest key found.
+    assert_eq!(line_of_key(text, &["top", "a"]), Some(11));
+    // A key missing from its section does not match one further down.
+    assert_eq!(line_of_key(text, &["cache", "other"]), Some(3));
+    assert_eq!(line_of_key(text, &["max_workers"]), None);
+    assert_eq!(line_of_key("core_x: 1\ncore:x\n", &["core"]), None);
 }
 
 #[test]

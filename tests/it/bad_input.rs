@@ -399,7 +399,29 @@ fn an_invalid_config_is_refused_naming_the_file_and_the_key() {
     let r = refused(&p, &["repro", "-f"]);
     assert_eq!(
         filter(&r.stderr, p.root()),
-        "error: cannot read `<root>/.pivot/config.yaml`: `core.max_workers` must not be 0\n"
+        "error: cannot read `<root>/.pivot/config.yaml` at line 2: `core.max_workers` must not be 0\n"
+    );
+    assert_eq!(p.take_runs(), Vec::<String>::new());
+}
+
+#[test]
+fn a_config_value_that_yaml_1_1_reads_as_a_string_is_refused_naming_its_line() {
+    let p = with_pipeline(TWO_STAGES);
+    p.write("data/raw.txt", "1 2 3\n");
+    p.pivot(&["repro"]).success();
+    p.take_runs();
+    // The config is read as lock files are, by PyYAML's YAML 1.1 rules: `1e3` (no dot) is a
+    // string there, not the float YAML 1.2 makes of it.
+    p.write(
+        ".pivot/config.yaml",
+        "# core:\n#   lock_timeout: 10\ncore:\n  lock_timeout: 1e3\n",
+    );
+    // A run would rewrite the outputs and the locks; `refused` checks that nothing changed.
+    p.write("data/raw.txt", "4 5 6 7\n");
+    let r = refused(&p, &["repro"]);
+    assert_eq!(
+        filter(&r.stderr, p.root()),
+        "error: cannot read `<root>/.pivot/config.yaml` at line 4: `core.lock_timeout` must be a number of seconds >= 0, not the string `1e3`\n"
     );
     assert_eq!(p.take_runs(), Vec::<String>::new());
 }
@@ -444,6 +466,18 @@ fn a_missing_config_means_the_default_settings() {
     assert!(
         !p.exists(".pivot/config.yaml"),
         "`pivot init` writes no config"
+    );
+    p.pivot(&["repro"]).success();
+    assert_eq!(p.take_runs(), ["prep", "train"]);
+}
+
+#[test]
+fn a_config_with_every_key_commented_out_means_the_default_settings() {
+    let p = with_pipeline(TWO_STAGES);
+    p.write("data/raw.txt", "1 2 3\n");
+    p.write(
+        ".pivot/config.yaml",
+        "# core:\n#   max_workers: 0\ncache:\n  # checkout_mode: nonsense\n",
     );
     p.pivot(&["repro"]).success();
     assert_eq!(p.take_runs(), ["prep", "train"]);

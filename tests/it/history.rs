@@ -246,6 +246,20 @@ fn history_keeps_only_the_configured_number_of_runs() {
 }
 
 #[test]
+fn the_configured_retention_is_read_by_yaml_1_1_rules() {
+    let p = project();
+    // A leading zero makes a YAML 1.1 octal integer, as PyYAML and the lock reader read it; YAML
+    // 1.2 would read the string `02`.
+    p.write(".pivot/config.yaml", "core:\n  run_history_retention: 02\n");
+    for _ in 0..3 {
+        p.pivot(&["repro"]).success();
+    }
+    let r = p.pivot(&["history"]);
+    r.success();
+    assert_eq!(rows(&r.stdout).len(), 2, "{}", r.stdout);
+}
+
+#[test]
 fn a_failed_run_is_recorded_with_failed_and_blocked_stages() {
     let p = project();
     p.write(

@@ -130,14 +130,14 @@ fn a_forked_python_child_holding_the_result_pipe_does_not_keep_the_stage_running
 
 /// The lock's digest of out.txt and the bytes of its cache blob.
 fn committed(p: &Project) -> (String, Vec<u8>) {
-    let lock: serde_yaml::Value = serde_yaml::from_str(&p.read(".pivot/stages/stage.lock"))
-        .unwrap_or_else(|e| panic!("lock: {e}"));
-    let out = &lock["outs"][0];
-    assert_eq!(out["path"].as_str(), Some("out.txt"), "{lock:?}");
-    let hash = out["hash"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no hash in {lock:?}"))
-        .to_owned();
+    let lock = pivot::lockfile::read(&p.path(".pivot/stages/stage.lock"))
+        .unwrap_or_else(|e| panic!("lock: {e}"))
+        .expect("a lock file");
+    let [out] = &lock.outs[..] else {
+        panic!("one out expected: {lock:?}")
+    };
+    assert_eq!(out.path, "out.txt", "{lock:?}");
+    let hash = out.hash.as_str().to_owned();
     let blob = p.path(&format!(".pivot/cache/files/{}/{}", &hash[..2], &hash[2..]));
     let bytes = std::fs::read(&blob).unwrap_or_else(|e| panic!("{}: {e}", blob.display()));
     (hash, bytes)
