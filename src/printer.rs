@@ -31,6 +31,24 @@ struct Versioned<'a, T: serde::Serialize> {
     doc: &'a T,
 }
 
+/// The text of a `--json` document (see [`Printer::json`]).
+fn json_text<T: serde::Serialize>(doc: &T) -> serde_json::Result<String> {
+    let text = serde_json::to_string_pretty(&Versioned {
+        schema_version: JSON_SCHEMA_VERSION,
+        doc,
+    })?;
+    Ok(format!("{text}\n"))
+}
+
+/// Pairs serialized as a JSON object in their order (stage names in run order, say).
+pub struct Entries<'a, V: serde::Serialize>(pub &'a [(String, V)]);
+
+impl<V: serde::Serialize> serde::Serialize for Entries<'_, V> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
 /// A `--json` document could not be written.
 #[derive(thiserror::Error, Debug)]
 pub enum JsonError {
@@ -87,11 +105,7 @@ impl Printer {
     /// A `--json` document on stdout: `doc`'s fields (a struct or map) after `schema_version`,
     /// pretty-printed, one trailing newline. Every command's `--json` goes through here.
     pub fn json<T: serde::Serialize>(&self, doc: &T) -> Result<(), JsonError> {
-        let text = serde_json::to_string_pretty(&Versioned {
-            schema_version: JSON_SCHEMA_VERSION,
-            doc,
-        })?;
-        Ok(self.data(format!("{text}\n"))?)
+        Ok(self.data(json_text(doc)?)?)
     }
 
     /// Data for scripts (stdout). A reader that stopped reading (`pivot list | head`) wanted
@@ -105,5 +119,28 @@ impl Printer {
             Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(StdoutError(e)),
             _ => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Serialize)]
+    struct Doc<'a> {
+        stages: Entries<'a, bool>,
+    }
+
+    #[test]
+    fn a_json_document_starts_with_its_schema_version_and_keeps_entry_order() {
+        let entries = [("train".to_owned(), true), ("prep".to_owned(), false)];
+        let text = json_text(&Doc {
+            stages: Entries(&entries),
+        })
+        .unwrap();
+        assert_eq!(
+            text,
+            "{\n  \"schema_version\": 1,\n  \"stages\": {\n    \"train\": true,\n    \"prep\": false\n  }\n}\n"
+        );
     }
 }

@@ -1,10 +1,12 @@
 //! `pivot fingerprint show|reset`: stages' code manifests, and clearing their memo.
 
 use anyhow::Context;
+use serde::Serialize;
 
 use super::{Globals, Session};
 use crate::cli::FingerprintCommand;
 use crate::error::ExitStatus;
+use crate::printer::Entries;
 use crate::state::State;
 
 pub fn run(globals: &Globals, cmd: FingerprintCommand) -> anyhow::Result<ExitStatus> {
@@ -12,6 +14,20 @@ pub fn run(globals: &Globals, cmd: FingerprintCommand) -> anyhow::Result<ExitSta
         FingerprintCommand::Show { stages, json } => show(globals, &stages, json),
         FingerprintCommand::Reset => reset(globals),
     }
+}
+
+/// One stage in `fingerprint show --json`: its fingerprint, or why it could not be computed.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum StageFingerprint<'a> {
+    Computed(&'a crate::fingerprint::Fingerprint),
+    Failed { error: String },
+}
+
+/// `fingerprint show --json`.
+#[derive(Serialize)]
+struct FingerprintDoc<'a> {
+    stages: Entries<'a, StageFingerprint<'a>>,
 }
 
 fn show(globals: &Globals, stages: &[String], json: bool) -> anyhow::Result<ExitStatus> {
@@ -23,14 +39,14 @@ fn show(globals: &Globals, stages: &[String], json: bool) -> anyhow::Result<Exit
     };
     let (state, _lock) = s.state_for_reading();
     let inputs = s.inputs(state.as_ref(), &order)?;
-    let mut doc = serde_json::Map::new();
+    let mut doc = Vec::new();
     let mut text = String::new();
     let mut failed = false;
     for &i in &order {
         let name = s.dag.name(i);
         match inputs.fingerprint_result(name) {
             Ok(fp) => {
-                doc.insert(name.to_owned(), serde_json::to_value(fp)?);
+                doc.push((name.to_owned(), StageFingerprint::Computed(fp)));
                 text.push_str(&format!("{name}\n"));
                 let width = fp.manifest.keys().map(String::len).max().unwrap_or(0);
                 for (key, digest) in &fp.manifest {
@@ -41,13 +57,15 @@ fn show(globals: &Globals, stages: &[String], json: bool) -> anyhow::Result<Exit
             }
             Err(e) => {
                 failed = true;
-                doc.insert(name.to_owned(), serde_json::json!({ "error": e }));
                 text.push_str(&format!("{name}\n  error: {e}\n"));
+                doc.push((name.to_owned(), StageFingerprint::Failed { error: e }));
             }
         }
     }
     if json {
-        s.printer.json(&serde_json::json!({ "stages": doc }))?;
+        s.printer.json(&FingerprintDoc {
+            stages: Entries(&doc),
+        })?;
     } else {
         s.printer.data(text)?;
     }

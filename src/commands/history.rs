@@ -12,13 +12,19 @@ use crate::history::{self, RunRecord};
 use crate::project::{self, ProjectError};
 use crate::state::State;
 
+/// `history --json`: newest first.
+#[derive(serde::Serialize)]
+struct HistoryDoc<'a> {
+    runs: &'a [RunRecord],
+}
+
 pub fn run(globals: &Globals, args: HistoryArgs) -> anyhow::Result<ExitStatus> {
     let runs = match open_state(globals)? {
         Some(state) => history::list(&state, args.limit).context("cannot read the run history")?,
         None => Vec::new(),
     };
     if args.json {
-        globals.printer.json(&serde_json::json!({ "runs": runs }))?;
+        globals.printer.json(&HistoryDoc { runs: &runs })?;
     } else if runs.is_empty() {
         globals.printer.data("No runs recorded\n")?;
     } else {

@@ -14,6 +14,12 @@ struct StageJson<'a> {
     variant: Option<&'a str>,
 }
 
+/// `list --json`.
+#[derive(Serialize)]
+struct ListDoc<'a> {
+    stages: Vec<StageJson<'a>>,
+}
+
 pub fn run(globals: &Globals, json: bool, deps: bool) -> anyhow::Result<ExitStatus> {
     let s = Session::load(globals)?;
     if json {
@@ -29,7 +35,7 @@ pub fn run(globals: &Globals, json: bool, deps: bool) -> anyhow::Result<ExitStat
                 variant: None,
             })
             .collect();
-        s.printer.json(&serde_json::json!({ "stages": stages }))?;
+        s.printer.json(&ListDoc { stages })?;
         return Ok(ExitStatus::Success);
     }
     if s.dag.is_empty() {

@@ -15,6 +15,7 @@ use crate::executor::{Executor, Fanout, RunObserver, RunOptions};
 use super::run_console::Console;
 use crate::history;
 use crate::printer::stderr_line;
+use crate::printer::Entries;
 use crate::settings::Settings;
 use crate::state::State;
 
@@ -30,7 +31,7 @@ pub fn repro(globals: &Globals, args: ReproArgs) -> anyhow::Result<ExitStatus> {
     if args.explain {
         let reports = plan_report::compute(&s, &order, args.exec.force, true)?;
         if args.json {
-            s.printer.json(&serde_json::json!({ "stages": reports }))?;
+            s.printer.json(&ExplainDoc { stages: &reports })?;
         } else {
             s.printer.data(plan_report::render_explain(&reports))?;
         }
@@ -57,20 +58,34 @@ struct DryRunStage {
     reason: String,
 }
 
+/// `repro --dry-run --json`: stages by name, in run order.
+#[derive(serde::Serialize)]
+struct DryRunDoc<'a> {
+    stages: Entries<'a, DryRunStage>,
+}
+
+/// `repro --explain --json`.
+#[derive(serde::Serialize)]
+struct ExplainDoc<'a> {
+    stages: &'a [plan_report::StageReport],
+}
+
 fn dry_run(s: &Session, order: &[usize], force: bool, json: bool) -> anyhow::Result<ExitStatus> {
     let reports = plan_report::compute(s, order, force, false)?;
     if json {
-        let stages: serde_json::Map<String, serde_json::Value> = reports
+        let stages: Vec<(String, DryRunStage)> = reports
             .iter()
             .map(|r| {
                 let stage = DryRunStage {
                     would_run: r.planned.would_run(),
                     reason: r.planned.run_reason(),
                 };
-                Ok((r.plan.name.clone(), serde_json::to_value(stage)?))
+                (r.plan.name.clone(), stage)
             })
-            .collect::<serde_json::Result<_>>()?;
-        s.printer.json(&serde_json::json!({ "stages": stages }))?;
+            .collect();
+        s.printer.json(&DryRunDoc {
+            stages: Entries(&stages),
+        })?;
         return Ok(ExitStatus::Success);
     }
     let mut out = String::from("Would run:\n");

@@ -10,6 +10,12 @@ use crate::error::ExitStatus;
 use crate::executor::summary::Status;
 use crate::history::{self, RunRecord};
 
+/// `show --json`: the run, or null when none is recorded.
+#[derive(serde::Serialize)]
+struct ShowDoc<'a> {
+    run: Option<&'a RunRecord>,
+}
+
 pub fn run(globals: &Globals, args: ShowArgs) -> anyhow::Result<ExitStatus> {
     let state = open_state(globals)?;
     let record = match (&state, &args.run_id) {
@@ -34,9 +40,9 @@ pub fn run(globals: &Globals, args: ShowArgs) -> anyhow::Result<ExitStatus> {
         (None, None) => None,
     };
     if args.json {
-        globals
-            .printer
-            .json(&serde_json::json!({ "run": record }))?;
+        globals.printer.json(&ShowDoc {
+            run: record.as_ref(),
+        })?;
     } else if let Some(r) = record {
         globals.printer.data(render(&r))?;
     } else {
