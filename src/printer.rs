@@ -77,3 +77,12 @@ impl Printer {
         }
     }
 }
+
+/// `` `a`, `b` ``: paths as messages name them.
+pub fn quoted(paths: &[String]) -> String {
+    paths
+        .iter()
+        .map(|p| format!("`{p}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -19,6 +19,7 @@ use crate::cli::CheckoutArgs;
 use crate::digest::DigestMemo;
 use crate::error::{hinted, ExitStatus};
 use crate::executor::keys::out_lock_path;
+use crate::printer::quoted;
 use crate::repo_path::RepoPath;
 use crate::settings::Settings;
 use crate::state::State;
@@ -312,13 +313,4 @@ fn missing_report(missing: &[String]) -> String {
     }
     out.push_str("Their content is not in the local cache.");
     out
-}
-
-/// `a`, `b`: paths as messages name them.
-pub(super) fn quoted(paths: &[String]) -> String {
-    paths
-        .iter()
-        .map(|p| format!("`{p}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

@@ -13,7 +13,7 @@ use crate::cache::Cache;
 use crate::cli::TrackArgs;
 use crate::digest::{self, DigestMemo, PathDigest};
 use crate::error::{hinted, ExitStatus};
-use crate::printer::stderr_line;
+use crate::printer::{quoted, stderr_line};
 use crate::settings::Settings;
 use crate::state::State;
 use crate::tracked::{self, PvtFile, TrackedState};
@@ -246,7 +246,7 @@ pub fn check_tracked_deps(
             format!("restore it with `pivot checkout {one}`, or run with `--checkout-missing`"),
         )),
         many => Err(hinted(
-            format!("tracked data is missing: {}", super::checkout::quoted(many)),
+            format!("tracked data is missing: {}", quoted(many)),
             "restore it with `pivot checkout`, or run with `--checkout-missing`",
         )),
     }
