@@ -13,7 +13,6 @@ use std::path::Path;
 use anyhow::Context;
 
 use super::{Globals, Session};
-use crate::cache::materialise::MaterialiseError;
 use crate::cache::{Cache, CheckoutMode, Materialiser, Policy, RestoreTarget};
 use crate::cli::CheckoutArgs;
 use crate::digest::DigestMemo;
@@ -91,7 +90,7 @@ pub fn run(globals: &Globals, args: CheckoutArgs) -> anyhow::Result<ExitStatus> 
         ));
     }
     if let Some(first) = outcome.errors.into_iter().next() {
-        return Err(restore_error(first));
+        return Err(first.into());
     }
     match outcome.conflicts.as_slice() {
         [] => {}
@@ -156,7 +155,7 @@ pub fn restore_missing_tracked(
         ));
     }
     if let Some(first) = outcome.errors.into_iter().next() {
-        return Err(restore_error(first));
+        return Err(first.into());
     }
     if !outcome.missing.is_empty() {
         return Err(hinted(
@@ -168,21 +167,6 @@ pub fn restore_missing_tracked(
         ));
     }
     Ok(outcome.restored)
-}
-
-/// A restore error as the user sees it, with the hint that applies.
-fn restore_error(e: MaterialiseError) -> anyhow::Error {
-    match &e {
-        MaterialiseError::Blocked { at, inside: true, .. } => hinted(
-            e.to_string(),
-            format!("use `--force` to replace `{at}` with the cached content (the link itself is removed, never what it points at)"),
-        ),
-        MaterialiseError::Blocked { at, inside: false, .. } => hinted(
-            e.to_string(),
-            format!("move `{at}` out of the way, or make it a real directory"),
-        ),
-        _ => e.into(),
-    }
 }
 
 /// A tracked item as a restore target (`None`, with a warning, if it is not inside the
