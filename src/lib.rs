@@ -41,6 +41,7 @@ pub mod pipeline;
 pub mod printer;
 pub mod project;
 pub mod python;
+pub mod references;
 pub mod repo_path;
 pub mod settings;
 pub mod stage_key;
