@@ -43,6 +43,7 @@ pub mod project;
 pub mod python;
 pub mod references;
 pub mod repo_path;
+pub mod restore;
 pub mod settings;
 pub mod stage_key;
 pub mod state;

@@ -17,13 +17,16 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+use crate::cache::{Cache, CheckoutMode};
 use crate::cli::{Cli, Command};
-use crate::error::ExitStatus;
+use crate::digest::DigestMemo;
+use crate::error::{hinted, ExitStatus};
 use crate::executor::keys::Inputs;
 use crate::pipeline::Dag;
-use crate::printer::Printer;
+use crate::printer::{quoted, Printer};
 use crate::project::{self, Project};
 use crate::python::{PythonError, Runtime};
+use crate::restore::{self, Skipped};
 use crate::state::State;
 
 /// Global options every command sees.
@@ -184,6 +187,64 @@ impl Session {
             inputs.memo.reused, inputs.memo.computed
         ));
         Ok(inputs)
+    }
+
+    /// Warns about what a restore leaves out.
+    pub fn warn_skipped(&self, skipped: Vec<Skipped>) {
+        for s in skipped {
+            match s {
+                Skipped::Unwritable { path, error } => self
+                    .printer
+                    .warn(format!("not restoring `{}`: {error}", path.display())),
+                Skipped::Lock(e) => self.printer.warn(format!(
+                    "{:#}; its outputs are not restored",
+                    anyhow::Error::from(e)
+                )),
+            }
+        }
+    }
+
+    /// For `repro --checkout-missing`: restores every tracked file (and
+    /// every file of a tracked directory) missing from the workspace, never touching existing
+    /// files. Returns how many files were restored; blobs missing from the cache are an error
+    /// naming the files.
+    pub fn restore_missing_tracked(
+        &self,
+        cache: &Cache,
+        modes: &[CheckoutMode],
+        memo: &dyn DigestMemo,
+    ) -> anyhow::Result<usize> {
+        let restore::Restored { skipped, outcome } =
+            restore::restore_missing_tracked(&self.project, &self.tracked, cache, modes, memo);
+        self.warn_skipped(skipped);
+        if outcome.restored > 0 {
+            self.printer.info(format!(
+                "Restored {} tracked file(s) from the cache",
+                outcome.restored
+            ));
+        }
+        if outcome.interrupted {
+            anyhow::bail!("interrupted while restoring tracked data");
+        }
+        if let Some(dest) = outcome.reflink_unsupported {
+            return Err(hinted(
+                format!("cannot check out `{dest}` as a reflink: its filesystem does not support reflink copies"),
+                "set `cache.checkout_mode` to a list with a fallback, such as `reflink,copy`",
+            ));
+        }
+        if let Some(first) = outcome.errors.into_iter().next() {
+            return Err(first.into());
+        }
+        if !outcome.missing.is_empty() {
+            return Err(hinted(
+                format!(
+                    "cannot restore tracked data: not in the cache: {}",
+                    quoted(&outcome.missing)
+                ),
+                "the cache that `pivot track` filled is not this one; copy it over, or track the data again",
+            ));
+        }
+        Ok(outcome.restored)
     }
 
     /// Takes the project write lock, waiting (and saying so once) while another pivot holds it:

@@ -213,7 +213,7 @@ fn relative(e: anyhow::Error, root: &Path) -> anyhow::Error {
 /// Before a run: every tracked item that a stage of `order` reads (the dep is the tracked path,
 /// inside it, or contains it) must be present; one whose content changed since it was tracked
 /// is only a warning (the stage reads what is there). For `repro`, after
-/// [`super::checkout::restore_missing_tracked`] when `--checkout-missing` is given.
+/// [`Session::restore_missing_tracked`] when `--checkout-missing` is given.
 pub fn check_tracked_deps(
     s: &Session,
     order: &[usize],
