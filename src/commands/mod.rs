@@ -13,7 +13,7 @@ mod track;
 mod verify;
 
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
@@ -28,6 +28,7 @@ use crate::project::{self, Project};
 use crate::python::{PythonError, Runtime};
 use crate::restore::{self, Skipped};
 use crate::state::State;
+use crate::tracked;
 
 /// Global options every command sees.
 #[derive(Debug, Clone)]
@@ -245,6 +246,40 @@ impl Session {
             ));
         }
         Ok(outcome.restored)
+    }
+
+    /// Before a run: every tracked item that a stage of `order` reads must be present; one whose
+    /// content changed since it was tracked is only a warning (the stage reads what is there).
+    /// For `repro`, after [`Session::restore_missing_tracked`] when `--checkout-missing` is
+    /// given.
+    pub fn check_tracked_deps(&self, order: &[usize], memo: &dyn DigestMemo) -> anyhow::Result<()> {
+        let deps: Vec<&Path> = order
+            .iter()
+            .flat_map(|&i| self.dag.stages[i].deps.iter().map(|d| d.abs()))
+            .collect();
+        let check = tracked::check_deps(&self.tracked, &deps, memo);
+        for t in &check.modified {
+            let rel = self.project.rel(&t.data);
+            self.printer.warn(format!(
+                "tracked `{rel}` has changed since it was tracked; run `pivot track --force {rel}` to record it"
+            ));
+        }
+        let missing: Vec<String> = check
+            .missing
+            .iter()
+            .map(|t| self.project.rel(&t.data))
+            .collect();
+        match missing.as_slice() {
+            [] => Ok(()),
+            [one] => Err(hinted(
+                format!("tracked `{one}` is missing"),
+                format!("restore it with `pivot checkout {one}`, or run with `--checkout-missing`"),
+            )),
+            many => Err(hinted(
+                format!("tracked data is missing: {}", quoted(many)),
+                "restore it with `pivot checkout`, or run with `--checkout-missing`",
+            )),
+        }
     }
 
     /// Takes the project write lock, waiting (and saying so once) while another pivot holds it:

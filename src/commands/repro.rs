@@ -143,7 +143,7 @@ fn execute(
         let memo: &dyn crate::digest::DigestMemo = &prepared.state;
         s.restore_missing_tracked(&prepared.cache, &prepared.settings.checkout_modes, memo)?;
     }
-    super::track::check_tracked_deps(s, order, &prepared.state)?;
+    s.check_tracked_deps(order, &prepared.state)?;
     let inputs = s.inputs(Some(&prepared.state), order)?;
     let executor = executor(s, &prepared, &inputs, sink.as_ref());
     let opts = RunOptions {
