@@ -81,6 +81,15 @@ pub enum TrackedError {
     },
 }
 
+impl TrackedError {
+    /// The `.pvt` file that could not be read.
+    pub fn path(&self) -> &Path {
+        match self {
+            TrackedError::Io { path, .. } | TrackedError::Invalid { path, .. } => path,
+        }
+    }
+}
+
 /// The `.pvt` file of `data`: `data.csv` -> `data.csv.pvt`, `images/` -> `images.pvt`.
 pub fn pvt_path(data: &Path) -> PathBuf {
     let mut name = data.file_name().unwrap_or_default().to_os_string();

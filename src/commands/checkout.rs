@@ -35,11 +35,11 @@ pub fn run(globals: &Globals, args: CheckoutArgs) -> anyhow::Result<ExitStatus> 
     } else {
         Policy::Refuse
     };
-    // Lock files are read under the project lock, so a checkout beside a running repro waits
-    // and then restores what that repro committed.
+    // Lock files and `.pvt` files are read under the project lock, so a checkout beside a
+    // running repro or track waits and then restores what that one recorded.
     let _lock = s.lock_project(false, settings.lock_timeout)?;
     crate::interrupt::install();
-    let tracked = &s.tracked;
+    let tracked = s.locked_tracked();
     let plan = if args.targets.is_empty() {
         restore::everything(&s.project, &s.dag.stages, tracked)
     } else {

@@ -14,6 +14,8 @@ mod verify;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 
 use anyhow::Context;
 
@@ -28,7 +30,7 @@ use crate::project::{self, Project};
 use crate::python::{PythonError, Runtime};
 use crate::restore::{self, Skipped};
 use crate::state::State;
-use crate::tracked;
+use crate::tracked::{self, Tracked};
 
 /// Global options every command sees.
 #[derive(Debug, Clone)]
@@ -68,11 +70,18 @@ pub struct Session {
     pub runtime: Runtime,
     pub dag: Dag,
     pub printer: Printer,
-    /// Every valid `.pvt` file under the project root (tracked data).
-    pub tracked: Vec<crate::tracked::Tracked>,
+    /// Every valid `.pvt` file under the project root (tracked data) when the session loaded.
+    /// What a writer acts on is [`Session::locked_tracked`].
+    pub tracked: Vec<Tracked>,
     /// Wall clock (ns) just before the pipeline was imported: sources edited after it may
     /// differ from the loaded code, so memos recorded now must not trust them.
     pub imported_at: i64,
+    /// The `.pvt` files that could not be read at load (and were warned about then).
+    invalid_pvt: Vec<PathBuf>,
+    /// Set once [`Session::lock_project`] holds the project lock.
+    holds_lock: AtomicBool,
+    /// The `.pvt` files read again under the project lock, on first use.
+    tracked_under_lock: OnceLock<Vec<Tracked>>,
 }
 
 impl Session {
@@ -102,7 +111,7 @@ impl Session {
                 other => other,
             })
             .with_context(|| format!("while importing `{shown}`"))?;
-        let found = crate::tracked::discover(&project.root);
+        let found = tracked::discover(&project.root);
         for e in &found.invalid {
             printer.warn(format!("{e}; skipped"));
         }
@@ -127,6 +136,9 @@ impl Session {
             printer,
             tracked: found.tracked,
             imported_at,
+            invalid_pvt: found.invalid.iter().map(|e| e.path().to_owned()).collect(),
+            holds_lock: AtomicBool::new(false),
+            tracked_under_lock: OnceLock::new(),
         })
     }
 
@@ -190,6 +202,26 @@ impl Session {
         Ok(inputs)
     }
 
+    /// Tracked data as the `.pvt` files are once this process holds the project lock: what a
+    /// writer acts on. They are read again (once, on first use) after [`Session::lock_project`];
+    /// a `.pvt` file that cannot be read and was not already warned about at load is warned
+    /// about now.
+    pub fn locked_tracked(&self) -> &[Tracked] {
+        debug_assert!(
+            self.holds_lock.load(Ordering::Acquire),
+            "invariant: `.pvt` files a writer acts on are read under the project lock"
+        );
+        self.tracked_under_lock.get_or_init(|| {
+            let found = tracked::discover(&self.project.root);
+            for e in &found.invalid {
+                if !self.invalid_pvt.iter().any(|p| p == e.path()) {
+                    self.printer.warn(format!("{e}; skipped"));
+                }
+            }
+            found.tracked
+        })
+    }
+
     /// Warns about what a restore leaves out.
     pub fn warn_skipped(&self, skipped: Vec<Skipped>) {
         for s in skipped {
@@ -205,7 +237,7 @@ impl Session {
         }
     }
 
-    /// For `repro --checkout-missing`: restores every tracked file (and
+    /// For `repro --checkout-missing`, under the project lock: restores every tracked file (and
     /// every file of a tracked directory) missing from the workspace, never touching existing
     /// files. Returns how many files were restored; blobs missing from the cache are an error
     /// naming the files.
@@ -215,8 +247,13 @@ impl Session {
         modes: &[CheckoutMode],
         memo: &dyn DigestMemo,
     ) -> anyhow::Result<usize> {
-        let restore::Restored { skipped, outcome } =
-            restore::restore_missing_tracked(&self.project, &self.tracked, cache, modes, memo);
+        let restore::Restored { skipped, outcome } = restore::restore_missing_tracked(
+            &self.project,
+            self.locked_tracked(),
+            cache,
+            modes,
+            memo,
+        );
         self.warn_skipped(skipped);
         if outcome.restored > 0 {
             self.printer.info(format!(
@@ -248,16 +285,16 @@ impl Session {
         Ok(outcome.restored)
     }
 
-    /// Before a run: every tracked item that a stage of `order` reads must be present; one whose
-    /// content changed since it was tracked is only a warning (the stage reads what is there).
-    /// For `repro`, after [`Session::restore_missing_tracked`] when `--checkout-missing` is
-    /// given.
+    /// Before a run, under the project lock: every tracked item that a stage of `order` reads
+    /// must be present; one whose content changed since it was tracked is only a warning (the
+    /// stage reads what is there). For `repro`, after [`Session::restore_missing_tracked`] when
+    /// `--checkout-missing` is given.
     pub fn check_tracked_deps(&self, order: &[usize], memo: &dyn DigestMemo) -> anyhow::Result<()> {
         let deps: Vec<&Path> = order
             .iter()
             .flat_map(|&i| self.dag.stages[i].deps.iter().map(|d| d.abs()))
             .collect();
-        let check = tracked::check_deps(&self.tracked, &deps, memo);
+        let check = tracked::check_deps(self.locked_tracked(), &deps, memo);
         for t in &check.modified {
             let rel = self.project.rel(&t.data);
             self.printer.warn(format!(
@@ -283,7 +320,9 @@ impl Session {
     }
 
     /// Takes the project write lock, waiting (and saying so once) while another pivot holds it:
-    /// at most `timeout`, not at all with `no_wait`.
+    /// at most `timeout`, not at all with `no_wait`. A writer acts on lock files and `.pvt` files
+    /// it reads after this, never on what it read before: another pivot may have committed or
+    /// tracked while this one waited.
     pub fn lock_project(
         &self,
         no_wait: bool,
@@ -327,6 +366,7 @@ impl Session {
                 return Err(e).with_context(|| format!("cannot lock `{}`", path.display()));
             }
         }
+        self.holds_lock.store(true, Ordering::Release);
         Ok(file)
     }
 }

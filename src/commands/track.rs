@@ -26,7 +26,7 @@ pub fn run(globals: &Globals, args: TrackArgs) -> anyhow::Result<ExitStatus> {
     let _lock = s.lock_project(false, settings.lock_timeout)?;
     let state = State::open(&s.project.state_db()).context("cannot open the state")?;
     let cache = Cache::new(s.project.cache_dir());
-    let mut known: Vec<PathBuf> = s.tracked.iter().map(|t| t.data.clone()).collect();
+    let mut known: Vec<PathBuf> = s.locked_tracked().iter().map(|t| t.data.clone()).collect();
     // From here Ctrl-C is noted, not fatal: the item being stored is abandoned between batches,
     // with no `.pvt` file written for it and no temp file left.
     crate::interrupt::install();
