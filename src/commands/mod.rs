@@ -16,6 +16,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
@@ -157,21 +158,11 @@ impl Session {
         })
     }
 
-    /// The project lock file (`.pivot/lock`), opened but not locked.
-    fn lock_file(&self) -> std::io::Result<File> {
-        let path = self.project.pivot_dir().join("lock");
-        File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-    }
-
     /// The state for a command that only reads: read-write (so memos are saved) when no other
     /// pivot holds the project, read-only beside a running one. The lock file, if any, must be
     /// kept while the state is used.
     pub fn state_for_reading(&self) -> (Option<State>, Option<File>) {
-        let lock = self.lock_file().ok();
+        let lock = open_lock_file(&self.project).ok();
         if let Some(file) = lock.filter(|f| f.try_lock().is_ok()) {
             if let Ok(state) = State::open(&self.project.state_db()) {
                 return (Some(state), Some(file));
@@ -200,6 +191,15 @@ impl Session {
             inputs.memo.reused, inputs.memo.computed
         ));
         Ok(inputs)
+    }
+
+    /// Takes the project write lock (see [`lock_project`]). A writer acts on lock files and
+    /// `.pvt` files it reads after this, never on what it read before: another pivot may have
+    /// committed or tracked while this one waited.
+    pub fn lock_project(&self, no_wait: bool, timeout: Option<Duration>) -> anyhow::Result<File> {
+        let file = lock_project(&self.project, self.printer, no_wait, timeout)?;
+        self.holds_lock.store(true, Ordering::Release);
+        Ok(file)
     }
 
     /// Tracked data as the `.pvt` files are once this process holds the project lock: what a
@@ -318,55 +318,61 @@ impl Session {
             )),
         }
     }
+}
 
-    /// Takes the project write lock, waiting (and saying so once) while another pivot holds it:
-    /// at most `timeout`, not at all with `no_wait`. A writer acts on lock files and `.pvt` files
-    /// it reads after this, never on what it read before: another pivot may have committed or
-    /// tracked while this one waited.
-    pub fn lock_project(
-        &self,
-        no_wait: bool,
-        timeout: Option<std::time::Duration>,
-    ) -> anyhow::Result<File> {
-        let path = self.project.pivot_dir().join("lock");
-        let file = self
-            .lock_file()
-            .with_context(|| format!("cannot open `{}`", path.display()))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) if no_wait => {
-                return Err(crate::error::hinted(
-                    "another pivot process is running in this project",
-                    "wait for it to finish, or run without `--no-wait` to wait for it",
-                ));
-            }
-            Err(std::fs::TryLockError::WouldBlock) => {
-                self.printer
-                    .info("waiting for another pivot process to finish in this project...");
-                let deadline = timeout.map(|t| std::time::Instant::now() + t);
-                loop {
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                    match file.try_lock() {
-                        Ok(()) => break,
-                        Err(std::fs::TryLockError::WouldBlock) => {}
-                        Err(std::fs::TryLockError::Error(e)) => {
-                            return Err(e)
-                                .with_context(|| format!("cannot lock `{}`", path.display()));
-                        }
-                    }
-                    if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
-                        return Err(crate::error::hinted(
-                            "gave up waiting for another pivot process in this project",
-                            "raise `core.lock_timeout` (seconds) in `.pivot/config.yaml`, or wait",
-                        ));
+/// The project lock file (`.pivot/lock`), opened but not locked.
+fn open_lock_file(project: &Project) -> std::io::Result<File> {
+    File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(project.pivot_dir().join("lock"))
+}
+
+/// Takes the project write lock, waiting (and saying so once) while another pivot holds it:
+/// at most `timeout`, not at all with `no_wait`. Every command that writes the state, lock
+/// files, `.pvt` files or the workspace from the cache holds it, and takes it before reading
+/// what it acts on.
+pub fn lock_project(
+    project: &Project,
+    printer: Printer,
+    no_wait: bool,
+    timeout: Option<Duration>,
+) -> anyhow::Result<File> {
+    let path = project.pivot_dir().join("lock");
+    let file =
+        open_lock_file(project).with_context(|| format!("cannot open `{}`", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) if no_wait => {
+            return Err(hinted(
+                "another pivot process is running in this project",
+                "wait for it to finish, or run without `--no-wait` to wait for it",
+            ));
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            printer.info("waiting for another pivot process to finish in this project...");
+            let deadline = timeout.map(|t| Instant::now() + t);
+            loop {
+                std::thread::sleep(Duration::from_millis(50));
+                match file.try_lock() {
+                    Ok(()) => break,
+                    Err(std::fs::TryLockError::WouldBlock) => {}
+                    Err(std::fs::TryLockError::Error(e)) => {
+                        return Err(e).with_context(|| format!("cannot lock `{}`", path.display()));
                     }
                 }
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(e).with_context(|| format!("cannot lock `{}`", path.display()));
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Err(hinted(
+                        "gave up waiting for another pivot process in this project",
+                        "raise `core.lock_timeout` (seconds) in `.pivot/config.yaml`, or wait",
+                    ));
+                }
             }
         }
-        self.holds_lock.store(true, Ordering::Release);
-        Ok(file)
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock `{}`", path.display()));
+        }
     }
+    Ok(file)
 }

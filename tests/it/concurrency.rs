@@ -159,3 +159,19 @@ fn a_repro_waiting_for_a_track_checks_tracked_deps_against_what_it_recorded() {
     );
     assert_eq!(p.read("out.txt"), "new");
 }
+
+#[test]
+fn fingerprint_reset_beside_a_running_repro_waits_for_it() {
+    let p = Project::new();
+    p.write(
+        "pipeline.py",
+        &format!("{PRELUDE}\ndef s() -> Annotated[str, outputs.Out('o.txt', loaders.Text())]:\n    return 'x'\n\npipeline = Pipeline('fr')\npipeline.register(s)\n"),
+    );
+    p.pivot(&["repro"]).success();
+    let repro = Paused::start(&p, &["repro", "--force"], "stage-commit:s");
+    let reset = Waiting::start(&p, &["fingerprint", "reset"]);
+    repro.resume().success();
+    let r = reset.finish();
+    r.success();
+    assert!(r.stderr.contains("cleared"), "{}", r.stderr);
+}
