@@ -27,7 +27,7 @@ use crate::error::{hinted, ExitStatus};
 use crate::executor::keys::Inputs;
 use crate::pipeline::Dag;
 use crate::printer::{quoted, Printer};
-use crate::project::{self, Project};
+use crate::project::{self, Project, ProjectError};
 use crate::python::{PythonError, Runtime};
 use crate::restore::{self, Skipped};
 use crate::state::State;
@@ -318,6 +318,22 @@ impl Session {
             )),
         }
     }
+}
+
+/// The project state opened read-only, for commands that load no pipeline (`history`, `show`);
+/// `None` before the first run. The project is the one `-p FILE` names, else the top-most
+/// `.pivot/` above the current directory.
+pub fn open_state(globals: &Globals) -> anyhow::Result<Option<State>> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let db: PathBuf = match &globals.pipeline {
+        Some(file) => project::locate(&cwd, Some(file))?.state_db(),
+        None => {
+            let cwd = std::fs::canonicalize(&cwd).unwrap_or(cwd);
+            let root = project::find_root(&cwd).ok_or(ProjectError::NoProject(cwd))?;
+            root.join(project::PIVOT_DIR).join("state.rocksdb")
+        }
+    };
+    State::open_read_only(&db).context("cannot open the state")
 }
 
 /// The project lock file (`.pivot/lock`), opened but not locked.

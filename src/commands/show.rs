@@ -3,12 +3,12 @@
 
 use anyhow::Context;
 
-use super::history::{duration, open_state};
-use super::Globals;
+use super::{open_state, Globals};
 use crate::cli::ShowArgs;
 use crate::error::ExitStatus;
 use crate::executor::summary::Status;
 use crate::history::{self, RunRecord};
+use crate::printer::duration;
 
 pub fn run(globals: &Globals, args: ShowArgs) -> anyhow::Result<ExitStatus> {
     let state = open_state(globals)?;
