@@ -38,7 +38,8 @@ pub struct Scope {
     pub stages: Vec<usize>,
     /// Also the data of every `.pvt` file.
     pub tracked: bool,
-    /// Also the run-cache entries of the scope's stages.
+    /// Also the run-cache entries of the scope's stages (entries of stages no longer in the
+    /// pipeline are not listed).
     pub run_cache: bool,
 }
 
