@@ -3,6 +3,7 @@
 
 use std::io::Write as _;
 
+use crate::cache::materialise::MaterialiseError;
 use crate::pipeline::DagError;
 use crate::printer::stderr_line;
 use crate::project::ProjectError;
@@ -52,6 +53,8 @@ fn hint(err: &anyhow::Error) -> Option<String> {
         } else if let Some(e) = e.downcast_ref::<DagError>() {
             e.hint()
         } else if let Some(e) = e.downcast_ref::<ProjectError>() {
+            e.hint()
+        } else if let Some(e) = e.downcast_ref::<MaterialiseError>() {
             e.hint()
         } else {
             e.downcast_ref::<Hinted>().map(|h| h.hint.clone())

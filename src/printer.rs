@@ -122,6 +122,27 @@ impl Printer {
     }
 }
 
+/// `` `a`, `b` ``: paths as messages name them.
+pub fn quoted(paths: &[String]) -> String {
+    paths
+        .iter()
+        .map(|p| format!("`{p}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A duration as run reports show it: `123ms`, `2.0s`, `1m5s`.
+pub fn duration(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else {
+        let s = ms / 1000;
+        format!("{}m{}s", s / 60, s % 60)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,5 +163,18 @@ mod tests {
             text,
             "{\n  \"schema_version\": 1,\n  \"stages\": {\n    \"train\": true,\n    \"prep\": false\n  }\n}\n"
         );
+    }
+
+    #[test]
+    fn durations_read_as_ms_seconds_or_minutes() {
+        assert_eq!(duration(0), "0ms");
+        assert_eq!(duration(123), "123ms");
+        assert_eq!(duration(999), "999ms");
+        assert_eq!(duration(1000), "1.0s");
+        assert_eq!(duration(2049), "2.0s");
+        assert_eq!(duration(59_900), "59.9s");
+        assert_eq!(duration(60_000), "1m0s");
+        assert_eq!(duration(65_400), "1m5s");
+        assert_eq!(duration(3_725_000), "62m5s");
     }
 }

@@ -81,6 +81,15 @@ pub enum TrackedError {
     },
 }
 
+impl TrackedError {
+    /// The `.pvt` file that could not be read.
+    pub fn path(&self) -> &Path {
+        match self {
+            TrackedError::Io { path, .. } | TrackedError::Invalid { path, .. } => path,
+        }
+    }
+}
+
 /// The `.pvt` file of `data`: `data.csv` -> `data.csv.pvt`, `images/` -> `images.pvt`.
 pub fn pvt_path(data: &Path) -> PathBuf {
     let mut name = data.file_name().unwrap_or_default().to_os_string();
@@ -305,6 +314,39 @@ impl Tracked {
     }
 }
 
+/// The tracked items a run reads, by how they compare with their `.pvt` files.
+#[derive(Debug, Default)]
+pub struct DepsCheck<'t> {
+    /// Changed since tracked: the stage reads what is there (a warning, not an error).
+    pub modified: Vec<&'t Tracked>,
+    /// Not in the workspace: a stage that reads them cannot run.
+    pub missing: Vec<&'t Tracked>,
+}
+
+/// Compares every tracked item that one of `deps` reads (the dep is the tracked path, inside
+/// it, or contains it) with its `.pvt` file, in `tracked`'s order.
+pub fn check_deps<'t>(
+    tracked: &'t [Tracked],
+    deps: &[&Path],
+    memo: &dyn DigestMemo,
+) -> DepsCheck<'t> {
+    let mut check = DepsCheck::default();
+    for t in tracked {
+        let read = deps
+            .iter()
+            .any(|d| d.starts_with(&t.data) || t.data.starts_with(d));
+        if !read {
+            continue;
+        }
+        match t.state(memo) {
+            TrackedState::Clean => {}
+            TrackedState::Modified => check.modified.push(t),
+            TrackedState::Missing => check.missing.push(t),
+        }
+    }
+    check
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,5 +440,60 @@ mod tests {
             &[root.join("data/deep")],
             &root.join("data/deeper")
         ));
+    }
+
+    #[test]
+    fn check_deps_sorts_the_tracked_items_deps_read_by_state() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        let track = |rel: &str, content: &str| {
+            let data = root.join(rel);
+            fs::create_dir_all(data.parent().unwrap()).unwrap();
+            fs::write(&data, content).unwrap();
+            let name = rp(data.file_name().unwrap().to_str().unwrap());
+            let f = PvtFile::file(
+                name,
+                Digest::of_bytes(content.as_bytes()),
+                content.len() as u64,
+            );
+            write(&pvt_path(&data), &f).unwrap();
+        };
+        track("data/clean.csv", "a");
+        track("data/edited.csv", "b");
+        track("data/gone.csv", "c");
+        track("data/unread.csv", "d");
+        track("other/gone.csv", "e");
+        fs::write(root.join("data/edited.csv"), "B").unwrap();
+        fs::remove_file(root.join("data/gone.csv")).unwrap();
+        fs::remove_file(root.join("data/unread.csv")).unwrap();
+        fs::remove_file(root.join("other/gone.csv")).unwrap();
+        let found = discover(root);
+        assert_eq!(found.tracked.len(), 5);
+        let names = |items: &[&Tracked]| -> Vec<PathBuf> {
+            items
+                .iter()
+                .map(|t| t.data.strip_prefix(root).unwrap().to_owned())
+                .collect()
+        };
+        // Exact paths, and a dep that contains a tracked item (a directory dep).
+        let clean = root.join("data/clean.csv");
+        let edited = root.join("data/edited.csv");
+        let other = root.join("other");
+        let gone = root.join("data/gone.csv");
+        let deps = [&*clean, &*edited, &*other, &*gone];
+        let check = check_deps(&found.tracked, &deps, &digest::NoMemo);
+        assert_eq!(names(&check.modified), [Path::new("data/edited.csv")]);
+        assert_eq!(
+            names(&check.missing),
+            [Path::new("data/gone.csv"), Path::new("other/gone.csv")]
+        );
+        // A dep inside a tracked directory reads it.
+        let dir = PvtFile::dir(rp("imgs"), crate::digest::manifest_digest(&[]), Vec::new());
+        write(&root.join("imgs.pvt"), &dir).unwrap();
+        let found = discover(root);
+        let inside = root.join("imgs/x.png");
+        let check = check_deps(&found.tracked, &[inside.as_path()], &digest::NoMemo);
+        assert_eq!(names(&check.missing), [Path::new("imgs")]);
+        assert!(check.modified.is_empty());
     }
 }

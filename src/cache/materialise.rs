@@ -72,6 +72,21 @@ pub enum MaterialiseError {
     Cache(#[from] CacheError),
 }
 
+impl MaterialiseError {
+    /// The obvious next step, when there is one (shown as the error's hint).
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            MaterialiseError::Blocked { at, inside: true, .. } => Some(format!(
+                "use `--force` to replace `{at}` with the cached content (the link itself is removed, never what it points at)"
+            )),
+            MaterialiseError::Blocked { at, inside: false, .. } => Some(format!(
+                "move `{at}` out of the way, or make it a real directory"
+            )),
+            _ => None,
+        }
+    }
+}
+
 /// What a restore did.
 #[derive(Debug, Default)]
 pub struct Outcome {

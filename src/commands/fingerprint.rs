@@ -7,6 +7,7 @@ use super::{Globals, Session};
 use crate::cli::FingerprintCommand;
 use crate::error::ExitStatus;
 use crate::printer::Entries;
+use crate::settings::Settings;
 use crate::state::State;
 
 pub fn run(globals: &Globals, cmd: FingerprintCommand) -> anyhow::Result<ExitStatus> {
@@ -84,6 +85,10 @@ fn reset(globals: &Globals) -> anyhow::Result<ExitStatus> {
         globals.printer.info("no fingerprints are memoised");
         return Ok(ExitStatus::Success);
     }
+    // A state writer holds the project lock: beside a running repro this waits, rather than
+    // failing on the open state or making a repro that is waiting for the lock fail to open it.
+    let settings = Settings::load(&project.pivot_dir())?;
+    let _lock = super::lock_project(&project, globals.printer, false, settings.lock_timeout)?;
     let state = State::open(&db).context("cannot open the state")?;
     let n = crate::fingerprint::reset(&state)?;
     state.flush()?;

@@ -15,18 +15,25 @@ mod track;
 mod verify;
 
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use crate::cache::{Cache, CheckoutMode};
 use crate::cli::{Cli, Command};
-use crate::error::ExitStatus;
+use crate::digest::DigestMemo;
+use crate::error::{hinted, ExitStatus};
 use crate::executor::keys::Inputs;
 use crate::pipeline::Dag;
-use crate::printer::Printer;
-use crate::project::{self, Project};
+use crate::printer::{quoted, Printer};
+use crate::project::{self, Project, ProjectError};
 use crate::python::{PythonError, Runtime};
+use crate::restore::{self, Skipped};
 use crate::state::State;
+use crate::tracked::{self, Tracked};
 
 /// Global options every command sees.
 #[derive(Debug, Clone)]
@@ -66,11 +73,18 @@ pub struct Session {
     pub runtime: Runtime,
     pub dag: Dag,
     pub printer: Printer,
-    /// Every valid `.pvt` file under the project root (tracked data).
-    pub tracked: Vec<crate::tracked::Tracked>,
+    /// Every valid `.pvt` file under the project root (tracked data) when the session loaded.
+    /// What a writer acts on is [`Session::locked_tracked`].
+    pub tracked: Vec<Tracked>,
     /// Wall clock (ns) just before the pipeline was imported: sources edited after it may
     /// differ from the loaded code, so memos recorded now must not trust them.
     pub imported_at: i64,
+    /// The `.pvt` files that could not be read at load (and were warned about then).
+    invalid_pvt: Vec<PathBuf>,
+    /// Set once [`Session::lock_project`] holds the project lock.
+    holds_lock: AtomicBool,
+    /// The `.pvt` files read again under the project lock, on first use.
+    tracked_under_lock: OnceLock<Vec<Tracked>>,
 }
 
 impl Session {
@@ -100,7 +114,7 @@ impl Session {
                 other => other,
             })
             .with_context(|| format!("while importing `{shown}`"))?;
-        let found = crate::tracked::discover(&project.root);
+        let found = tracked::discover(&project.root);
         for e in &found.invalid {
             printer.warn(format!("{e}; skipped"));
         }
@@ -125,6 +139,9 @@ impl Session {
             printer,
             tracked: found.tracked,
             imported_at,
+            invalid_pvt: found.invalid.iter().map(|e| e.path().to_owned()).collect(),
+            holds_lock: AtomicBool::new(false),
+            tracked_under_lock: OnceLock::new(),
         })
     }
 
@@ -143,21 +160,11 @@ impl Session {
         })
     }
 
-    /// The project lock file (`.pivot/lock`), opened but not locked.
-    fn lock_file(&self) -> std::io::Result<File> {
-        let path = self.project.pivot_dir().join("lock");
-        File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-    }
-
     /// The state for a command that only reads: read-write (so memos are saved) when no other
     /// pivot holds the project, read-only beside a running one. The lock file, if any, must be
     /// kept while the state is used.
     pub fn state_for_reading(&self) -> (Option<State>, Option<File>) {
-        let lock = self.lock_file().ok();
+        let lock = open_lock_file(&self.project).ok();
         if let Some(file) = lock.filter(|f| f.try_lock().is_ok()) {
             if let Ok(state) = State::open(&self.project.state_db()) {
                 return (Some(state), Some(file));
@@ -188,51 +195,202 @@ impl Session {
         Ok(inputs)
     }
 
-    /// Takes the project write lock, waiting (and saying so once) while another pivot holds it:
-    /// at most `timeout`, not at all with `no_wait`.
-    pub fn lock_project(
-        &self,
-        no_wait: bool,
-        timeout: Option<std::time::Duration>,
-    ) -> anyhow::Result<File> {
-        let path = self.project.pivot_dir().join("lock");
-        let file = self
-            .lock_file()
-            .with_context(|| format!("cannot open `{}`", path.display()))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) if no_wait => {
-                return Err(crate::error::hinted(
-                    "another pivot process is running in this project",
-                    "wait for it to finish, or run without `--no-wait` to wait for it",
-                ));
-            }
-            Err(std::fs::TryLockError::WouldBlock) => {
-                self.printer
-                    .info("waiting for another pivot process to finish in this project...");
-                let deadline = timeout.map(|t| std::time::Instant::now() + t);
-                loop {
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                    match file.try_lock() {
-                        Ok(()) => break,
-                        Err(std::fs::TryLockError::WouldBlock) => {}
-                        Err(std::fs::TryLockError::Error(e)) => {
-                            return Err(e)
-                                .with_context(|| format!("cannot lock `{}`", path.display()));
-                        }
-                    }
-                    if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
-                        return Err(crate::error::hinted(
-                            "gave up waiting for another pivot process in this project",
-                            "raise `core.lock_timeout` (seconds) in `.pivot/config.yaml`, or wait",
-                        ));
-                    }
-                }
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(e).with_context(|| format!("cannot lock `{}`", path.display()));
-            }
-        }
+    /// Takes the project write lock (see [`lock_project`]). A writer acts on lock files and
+    /// `.pvt` files it reads after this, never on what it read before: another pivot may have
+    /// committed or tracked while this one waited.
+    pub fn lock_project(&self, no_wait: bool, timeout: Option<Duration>) -> anyhow::Result<File> {
+        let file = lock_project(&self.project, self.printer, no_wait, timeout)?;
+        self.holds_lock.store(true, Ordering::Release);
         Ok(file)
     }
+
+    /// Tracked data as the `.pvt` files are once this process holds the project lock: what a
+    /// writer acts on. They are read again (once, on first use) after [`Session::lock_project`];
+    /// a `.pvt` file that cannot be read and was not already warned about at load is warned
+    /// about now.
+    pub fn locked_tracked(&self) -> &[Tracked] {
+        debug_assert!(
+            self.holds_lock.load(Ordering::Acquire),
+            "invariant: `.pvt` files a writer acts on are read under the project lock"
+        );
+        self.tracked_under_lock.get_or_init(|| {
+            let found = tracked::discover(&self.project.root);
+            for e in &found.invalid {
+                if !self.invalid_pvt.iter().any(|p| p == e.path()) {
+                    self.printer.warn(format!("{e}; skipped"));
+                }
+            }
+            found.tracked
+        })
+    }
+
+    /// Warns about what a restore leaves out.
+    pub fn warn_skipped(&self, skipped: Vec<Skipped>) {
+        for s in skipped {
+            match s {
+                Skipped::Unwritable { path, error } => self
+                    .printer
+                    .warn(format!("not restoring `{}`: {error}", path.display())),
+                Skipped::Lock(e) => self.printer.warn(format!(
+                    "{:#}; its outputs are not restored",
+                    anyhow::Error::from(e)
+                )),
+            }
+        }
+    }
+
+    /// For `repro --checkout-missing`, under the project lock: restores every tracked file (and
+    /// every file of a tracked directory) missing from the workspace, never touching existing
+    /// files. Returns how many files were restored; blobs missing from the cache are an error
+    /// naming the files.
+    pub fn restore_missing_tracked(
+        &self,
+        cache: &Cache,
+        modes: &[CheckoutMode],
+        memo: &dyn DigestMemo,
+    ) -> anyhow::Result<usize> {
+        let restore::Restored { skipped, outcome } = restore::restore_missing_tracked(
+            &self.project,
+            self.locked_tracked(),
+            cache,
+            modes,
+            memo,
+        );
+        self.warn_skipped(skipped);
+        if outcome.restored > 0 {
+            self.printer.info(format!(
+                "Restored {} tracked file(s) from the cache",
+                outcome.restored
+            ));
+        }
+        if outcome.interrupted {
+            anyhow::bail!("interrupted while restoring tracked data");
+        }
+        if let Some(dest) = outcome.reflink_unsupported {
+            return Err(hinted(
+                format!("cannot check out `{dest}` as a reflink: its filesystem does not support reflink copies"),
+                "set `cache.checkout_mode` to a list with a fallback, such as `reflink,copy`",
+            ));
+        }
+        if let Some(first) = outcome.errors.into_iter().next() {
+            return Err(first.into());
+        }
+        if !outcome.missing.is_empty() {
+            return Err(hinted(
+                format!(
+                    "cannot restore tracked data: not in the cache: {}",
+                    quoted(&outcome.missing)
+                ),
+                "the cache that `pivot track` filled is not this one; copy it over, or track the data again",
+            ));
+        }
+        Ok(outcome.restored)
+    }
+
+    /// Before a run, under the project lock: every tracked item that a stage of `order` reads
+    /// must be present; one whose content changed since it was tracked is only a warning (the
+    /// stage reads what is there). For `repro`, after [`Session::restore_missing_tracked`] when
+    /// `--checkout-missing` is given.
+    pub fn check_tracked_deps(&self, order: &[usize], memo: &dyn DigestMemo) -> anyhow::Result<()> {
+        let deps: Vec<&Path> = order
+            .iter()
+            .flat_map(|&i| self.dag.stages[i].deps.iter().map(|d| d.abs()))
+            .collect();
+        let check = tracked::check_deps(self.locked_tracked(), &deps, memo);
+        for t in &check.modified {
+            let rel = self.project.rel(&t.data);
+            self.printer.warn(format!(
+                "tracked `{rel}` has changed since it was tracked; run `pivot track --force {rel}` to record it"
+            ));
+        }
+        let missing: Vec<String> = check
+            .missing
+            .iter()
+            .map(|t| self.project.rel(&t.data))
+            .collect();
+        match missing.as_slice() {
+            [] => Ok(()),
+            [one] => Err(hinted(
+                format!("tracked `{one}` is missing"),
+                format!("restore it with `pivot checkout {one}`, or run with `--checkout-missing`"),
+            )),
+            many => Err(hinted(
+                format!("tracked data is missing: {}", quoted(many)),
+                "restore it with `pivot checkout`, or run with `--checkout-missing`",
+            )),
+        }
+    }
+}
+
+/// The project state opened read-only, for commands that load no pipeline (`history`, `show`);
+/// `None` before the first run. The project is the one `-p FILE` names, else the top-most
+/// `.pivot/` above the current directory.
+pub fn open_state(globals: &Globals) -> anyhow::Result<Option<State>> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let db: PathBuf = match &globals.pipeline {
+        Some(file) => project::locate(&cwd, Some(file))?.state_db(),
+        None => {
+            let cwd = std::fs::canonicalize(&cwd).unwrap_or(cwd);
+            let root = project::find_root(&cwd).ok_or(ProjectError::NoProject(cwd))?;
+            root.join(project::PIVOT_DIR).join("state.rocksdb")
+        }
+    };
+    State::open_read_only(&db).context("cannot open the state")
+}
+
+/// The project lock file (`.pivot/lock`), opened but not locked.
+fn open_lock_file(project: &Project) -> std::io::Result<File> {
+    File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(project.pivot_dir().join("lock"))
+}
+
+/// Takes the project write lock, waiting (and saying so once) while another pivot holds it:
+/// at most `timeout`, not at all with `no_wait`. Every command that writes the state, lock
+/// files, `.pvt` files or the workspace from the cache holds it, and takes it before reading
+/// what it acts on.
+pub fn lock_project(
+    project: &Project,
+    printer: Printer,
+    no_wait: bool,
+    timeout: Option<Duration>,
+) -> anyhow::Result<File> {
+    let path = project.pivot_dir().join("lock");
+    let file =
+        open_lock_file(project).with_context(|| format!("cannot open `{}`", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) if no_wait => {
+            return Err(hinted(
+                "another pivot process is running in this project",
+                "wait for it to finish, or run without `--no-wait` to wait for it",
+            ));
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            printer.info("waiting for another pivot process to finish in this project...");
+            let deadline = timeout.map(|t| Instant::now() + t);
+            loop {
+                std::thread::sleep(Duration::from_millis(50));
+                match file.try_lock() {
+                    Ok(()) => break,
+                    Err(std::fs::TryLockError::WouldBlock) => {}
+                    Err(std::fs::TryLockError::Error(e)) => {
+                        return Err(e).with_context(|| format!("cannot lock `{}`", path.display()));
+                    }
+                }
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Err(hinted(
+                        "gave up waiting for another pivot process in this project",
+                        "raise `core.lock_timeout` (seconds) in `.pivot/config.yaml`, or wait",
+                    ));
+                }
+            }
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock `{}`", path.display()));
+        }
+    }
+    Ok(file)
 }

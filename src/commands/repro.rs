@@ -162,14 +162,9 @@ fn execute(
     let prepared = prepare(s, exec.no_wait)?;
     if exec.checkout_missing {
         let memo: &dyn crate::digest::DigestMemo = &prepared.state;
-        super::checkout::restore_missing_tracked(
-            s,
-            &prepared.cache,
-            &prepared.settings.checkout_modes,
-            memo,
-        )?;
+        s.restore_missing_tracked(&prepared.cache, &prepared.settings.checkout_modes, memo)?;
     }
-    super::track::check_tracked_deps(s, order, &prepared.state)?;
+    s.check_tracked_deps(order, &prepared.state)?;
     let inputs = s.inputs(Some(&prepared.state), order)?;
     let started = SystemTime::now();
     let console = Console { printer: s.printer };

@@ -3,12 +3,12 @@
 
 use anyhow::Context;
 
-use super::history::{duration, open_state};
-use super::Globals;
+use super::{open_state, Globals};
 use crate::cli::ShowArgs;
 use crate::error::ExitStatus;
 use crate::executor::summary::Status;
 use crate::history::{self, RunRecord};
+use crate::printer::duration;
 
 /// `show --json`: the run, or null when none is recorded.
 #[derive(serde::Serialize)]

@@ -1,5 +1,5 @@
 //! `pivot track PATHS...`: cache data no stage writes and record it in `<path>.pvt` beside it
-//! (SPEC.md 8.5, 4.5). Also the pre-run check that tracked deps are present.
+//! (SPEC.md 8.5, 4.5).
 
 use std::fs;
 use std::io;
@@ -16,7 +16,7 @@ use crate::error::{hinted, ExitStatus};
 use crate::printer::stderr_line;
 use crate::settings::Settings;
 use crate::state::State;
-use crate::tracked::{self, PvtFile, TrackedState};
+use crate::tracked::{self, PvtFile};
 
 pub fn run(globals: &Globals, args: TrackArgs) -> anyhow::Result<ExitStatus> {
     let s = Session::load(globals)?;
@@ -26,7 +26,7 @@ pub fn run(globals: &Globals, args: TrackArgs) -> anyhow::Result<ExitStatus> {
     let _lock = s.lock_project(false, settings.lock_timeout)?;
     let state = State::open(&s.project.state_db()).context("cannot open the state")?;
     let cache = Cache::new(s.project.cache_dir());
-    let mut known: Vec<PathBuf> = s.tracked.iter().map(|t| t.data.clone()).collect();
+    let mut known: Vec<PathBuf> = s.locked_tracked().iter().map(|t| t.data.clone()).collect();
     // From here Ctrl-C is noted, not fatal: the item being stored is abandoned between batches,
     // with no `.pvt` file written for it and no temp file left.
     crate::interrupt::install();
@@ -207,47 +207,5 @@ fn relative(e: anyhow::Error, root: &Path) -> anyhow::Error {
             anyhow::anyhow!(digest::describe_error(io, root))
         }
         _ => e,
-    }
-}
-
-/// Before a run: every tracked item that a stage of `order` reads (the dep is the tracked path,
-/// inside it, or contains it) must be present; one whose content changed since it was tracked
-/// is only a warning (the stage reads what is there). For `repro`, after
-/// [`super::checkout::restore_missing_tracked`] when `--checkout-missing` is given.
-pub fn check_tracked_deps(
-    s: &Session,
-    order: &[usize],
-    memo: &dyn DigestMemo,
-) -> anyhow::Result<()> {
-    let mut missing = Vec::new();
-    for t in &s.tracked {
-        let read = order.iter().any(|&i| {
-            s.dag.stages[i]
-                .deps
-                .iter()
-                .any(|d| d.abs().starts_with(&t.data) || t.data.starts_with(d.abs()))
-        });
-        if !read {
-            continue;
-        }
-        let rel = s.project.rel(&t.data);
-        match t.state(memo) {
-            TrackedState::Clean => {}
-            TrackedState::Modified => s.printer.warn(format!(
-                "tracked `{rel}` has changed since it was tracked; run `pivot track --force {rel}` to record it"
-            )),
-            TrackedState::Missing => missing.push(rel),
-        }
-    }
-    match missing.as_slice() {
-        [] => Ok(()),
-        [one] => Err(hinted(
-            format!("tracked `{one}` is missing"),
-            format!("restore it with `pivot checkout {one}`, or run with `--checkout-missing`"),
-        )),
-        many => Err(hinted(
-            format!("tracked data is missing: {}", super::checkout::quoted(many)),
-            "restore it with `pivot checkout`, or run with `--checkout-missing`",
-        )),
     }
 }

@@ -6,11 +6,11 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::{plan_report, Globals, Session};
-use crate::cache::{Cache, CacheError};
+use crate::cache::Cache;
 use crate::cli::VerifyArgs;
-use crate::digest::{Digest, DigestMemo, NoMemo};
+use crate::digest::{DigestMemo, NoMemo};
 use crate::error::{hinted, ExitStatus};
-use crate::executor::keys::out_lock_path;
+use crate::references::{referenced_blobs, BlobRef, Scope, Sources};
 
 /// One stage's verdict (text and `--json`).
 #[derive(Serialize)]
@@ -97,37 +97,22 @@ fn missing_blobs(
     cache: &Cache,
     memo: &dyn DigestMemo,
 ) -> anyhow::Result<Vec<String>> {
-    let stage = &s.dag.stages[i];
-    // A stage the plan calls cached has a readable lock; if it vanished since, nothing is cached.
-    let Some(lock) = crate::lockfile::read(&s.project.lock_file(&stage.name))? else {
-        return Ok(Vec::new());
+    let sources = Sources {
+        project: &s.project,
+        stages: &s.dag.stages,
+        tracked: &s.tracked,
+        state: None,
     };
-    let mut blobs: Vec<(String, &Digest)> = Vec::new();
-    for out in stage.outs.iter().filter(|o| o.cache) {
-        let rel = out_lock_path(&s.project, out);
-        let Some(entry) = lock.outs.iter().find(|e| e.path == rel) else {
-            continue;
-        };
-        let shown = s.project.rel(out.abs());
-        match &entry.manifest {
-            Some(files) => blobs.extend(
-                files
-                    .iter()
-                    .map(|f| (format!("{shown}/{}", f.relpath), &f.hash)),
-            ),
-            None => blobs.push((shown, &entry.hash)),
-        }
+    let refs = referenced_blobs(&sources, &Scope::outputs_of(vec![i]));
+    if let Some(e) = refs.problems.into_iter().next() {
+        return Err(e.into());
     }
-    let mut missing: Vec<String> = blobs
+    // Missing, corrupt (and evicted) or unreadable: as good as missing for a gate.
+    let mut missing: Vec<String> = refs
+        .blobs
         .par_iter()
-        .filter_map(|(shown, d)| match cache.verify_blob(d, memo) {
-            Ok(()) => None,
-            Err(CacheError::MissingBlob { .. } | CacheError::CorruptBlob { .. }) => {
-                Some(shown.clone())
-            }
-            // Unreadable is as good as missing for a gate.
-            Err(_) => Some(shown.clone()),
-        })
+        .filter(|b| cache.verify_blob(&b.digest, memo).is_err())
+        .map(BlobRef::workspace_path)
         .collect();
     missing.sort();
     Ok(missing)

@@ -97,6 +97,27 @@ pub fn run_cache(
     Some(parse_run_cache(&raw))
 }
 
+/// One run-cache entry as stored: its input hash, and the entry or why it is not valid (as
+/// [`run_cache`] validates it).
+#[derive(Debug)]
+pub struct StoredEntry {
+    pub input_hash: String,
+    pub entry: Result<RunCacheEntry, String>,
+}
+
+/// Every run-cache entry of `stage`, in key order.
+pub fn run_cache_entries(state: &State, stage: &str) -> Result<Vec<StoredEntry>, StateError> {
+    let prefix = run_cache_key(stage, "");
+    Ok(state
+        .scan_prefix(&prefix)?
+        .into_iter()
+        .map(|(key, raw)| StoredEntry {
+            input_hash: String::from_utf8_lossy(&key[prefix.len()..]).into_owned(),
+            entry: parse_run_cache(&raw),
+        })
+        .collect())
+}
+
 fn parse_run_cache(raw: &[u8]) -> Result<RunCacheEntry, String> {
     let entry: RunCacheEntry = serde_json::from_slice(raw).map_err(|e| e.to_string())?;
     for (i, o) in entry.outputs.iter().enumerate() {

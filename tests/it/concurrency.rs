@@ -1,7 +1,8 @@
 //! Two pivots in one project: the second waits for the first (or fails at once with --no-wait)
-//! and nothing is corrupted.
+//! and nothing is corrupted. A writer acts on the lock files and `.pvt` files as they are once
+//! it holds the project lock, never on what it read while it waited.
 
-use crate::support::{Project, PRELUDE};
+use crate::support::{Paused, Project, Waiting, PRELUDE};
 
 #[test]
 fn two_concurrent_repros_both_finish_and_every_stage_runs_once() {
@@ -80,4 +81,97 @@ fn no_wait_fails_at_once_while_another_pivot_holds_the_project() {
     p.pivot(&["history"]).success();
     holder.kill().unwrap();
     holder.wait().unwrap();
+}
+
+/// A project whose `prep` reads `a.txt` in tracked `data/d/` (tracked while it held `old`).
+fn tracked_dir_project() -> Project {
+    let p = Project::new();
+    p.write("data/d/a.txt", "old");
+    p.write(
+        "pipeline.py",
+        &format!(
+            "{PRELUDE}
+def prep(a: Annotated[str, outputs.Dep('data/d/a.txt', loaders.Text())]
+         ) -> Annotated[str, outputs.Out('out.txt', loaders.Text())]:
+    return a
+
+
+pipeline = Pipeline('tracked')
+pipeline.register(prep)
+"
+        ),
+    );
+    p.pivot(&["track", "data/d"]).success();
+    p
+}
+
+#[test]
+fn checkout_beside_a_running_track_waits_and_restores_what_that_track_recorded() {
+    let p = tracked_dir_project();
+    p.write("data/d/a.txt", "new");
+    let track = Paused::start(&p, &["track", "--force", "data/d"], "track-progress:track");
+    // It has read the `.pvt` that records `old`; `--force` would put that back.
+    let checkout = Waiting::start(&p, &["checkout", "--force", "data/d"]);
+    track.resume().success();
+    checkout.finish().success();
+    assert_eq!(
+        p.read("data/d/a.txt"),
+        "new",
+        "checkout restored the old .pvt"
+    );
+}
+
+#[test]
+fn a_track_waiting_for_another_refuses_to_overlap_what_that_one_tracked() {
+    let p = Project::new();
+    p.write(
+        "pipeline.py",
+        "from pivot.pipeline import Pipeline\n\npipeline = Pipeline('t')\n",
+    );
+    p.write("data/d/sub/x.txt", "x");
+    let outer = Paused::start(&p, &["track", "data/d"], "track-progress:track");
+    let inner = Waiting::start(&p, &["track", "data/d/sub"]);
+    outer.resume().success();
+    let r = inner.finish();
+    r.code(2);
+    assert!(
+        r.stderr
+            .contains("cannot track `data/d/sub`: it overlaps tracked `data/d`"),
+        "{}",
+        r.stderr
+    );
+    assert!(!p.exists("data/d/sub.pvt"));
+}
+
+#[test]
+fn a_repro_waiting_for_a_track_checks_tracked_deps_against_what_it_recorded() {
+    let p = tracked_dir_project();
+    p.write("data/d/a.txt", "new");
+    let track = Paused::start(&p, &["track", "--force", "data/d"], "track-progress:track");
+    let repro = Waiting::start(&p, &["repro"]);
+    track.resume().success();
+    let r = repro.finish();
+    r.success();
+    assert!(
+        !r.stderr.contains("has changed since it was tracked"),
+        "the repro compared with the old .pvt: {}",
+        r.stderr
+    );
+    assert_eq!(p.read("out.txt"), "new");
+}
+
+#[test]
+fn fingerprint_reset_beside_a_running_repro_waits_for_it() {
+    let p = Project::new();
+    p.write(
+        "pipeline.py",
+        &format!("{PRELUDE}\ndef s() -> Annotated[str, outputs.Out('o.txt', loaders.Text())]:\n    return 'x'\n\npipeline = Pipeline('fr')\npipeline.register(s)\n"),
+    );
+    p.pivot(&["repro"]).success();
+    let repro = Paused::start(&p, &["repro", "--force"], "stage-commit:s");
+    let reset = Waiting::start(&p, &["fingerprint", "reset"]);
+    repro.resume().success();
+    let r = reset.finish();
+    r.success();
+    assert!(r.stderr.contains("cleared"), "{}", r.stderr);
 }

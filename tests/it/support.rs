@@ -437,6 +437,66 @@ impl Paused {
     }
 }
 
+/// A pivot started in the background that has reached the project lock another pivot holds:
+/// it said it is waiting, so whatever it reads before taking the lock, it has read.
+pub struct Waiting {
+    child: Child,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Waiting {
+    pub fn start(p: &Project, args: &[&str]) -> Waiting {
+        let mut child = p.spawn(args, &[]);
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut pipe = child.stderr.take().expect("piped stderr");
+        let sink = stderr.clone();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            loop {
+                match std::io::Read::read(&mut pipe, &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                        sink.lock().expect("stderr buffer").push_str(&text);
+                    }
+                }
+            }
+        });
+        wait_for(
+            || {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!(
+                        "pivot {args:?} ended ({status}) before waiting for the project lock:\n{}",
+                        stderr.lock().expect("stderr buffer")
+                    );
+                }
+                stderr
+                    .lock()
+                    .expect("stderr buffer")
+                    .contains("waiting for another pivot process")
+            },
+            "a pivot waiting for the project lock",
+        );
+        Waiting {
+            child,
+            stderr,
+            reader,
+        }
+    }
+
+    pub fn finish(self) -> Run {
+        let out = self.child.wait_with_output().expect("wait for pivot");
+        self.reader.join().expect("stderr reader");
+        let stderr = self.stderr.lock().expect("stderr buffer").clone();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr,
+        }
+    }
+}
+
 /// Temp files pivot may leave behind (`*.pivot-tmp`, `*.tmp`) anywhere under `root`.
 pub fn temp_files(root: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
