@@ -39,7 +39,7 @@ fn main() {
     collect(&pylib, "pivot", &mut modules);
     let mut src =
         String::from("/// (module name, is package, source) of every embedded `pivot` module.\n");
-    src.push_str("pub static PYLIB: &[(&str, bool, &str)] = &[\n");
+    src.push_str("pub(crate) static PYLIB: &[(&str, bool, &str)] = &[\n");
     for (name, is_pkg, path) in &modules {
         println!("cargo:rerun-if-changed={}", path.display());
         writeln!(

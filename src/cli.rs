@@ -23,7 +23,7 @@ Examples:
 /// which is what a `#!/usr/bin/env pivot` pipeline script receives.
 #[derive(Debug, Parser)]
 #[command(name = "pivot", version, max_term_width = 100, after_help = EXAMPLES)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// The pipeline file to use (default: `pipeline.py` in the current directory or the project
     /// root). Without a `.pivot/` above it, its directory becomes a project on first use.
     #[arg(short = 'p', long = "pipeline", global = true, value_name = "FILE")]
@@ -42,7 +42,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Make the current directory a pivot project (creates `.pivot/`).
     Init {
         /// Rewrite `.pivot/.gitignore` in an existing project.
@@ -86,7 +86,7 @@ pub enum Command {
 }
 
 #[derive(Debug, Args, Clone)]
-pub struct HistoryArgs {
+pub(crate) struct HistoryArgs {
     /// Show at most N runs.
     #[arg(short = 'n', long = "limit", value_name = "N", default_value_t = 10)]
     pub limit: usize,
@@ -96,7 +96,7 @@ pub struct HistoryArgs {
 }
 
 #[derive(Debug, Args, Clone, Default)]
-pub struct ShowArgs {
+pub(crate) struct ShowArgs {
     /// The run to show (an id from `pivot history`; default: the latest run).
     pub run_id: Option<String>,
     /// Machine-readable output on stdout (the run record).
@@ -105,7 +105,7 @@ pub struct ShowArgs {
 }
 
 #[derive(Debug, Args, Clone, Default)]
-pub struct ExecArgs {
+pub(crate) struct ExecArgs {
     /// Run at most N stages at once (default: usable cores, or `core.max_workers`).
     #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = parse_jobs)]
     pub jobs: Option<usize>,
@@ -138,7 +138,7 @@ pub struct ExecArgs {
 }
 
 #[derive(Debug, Args, Clone, Default)]
-pub struct ReproArgs {
+pub(crate) struct ReproArgs {
     /// Stages to bring up to date, with everything upstream of them.
     pub stages: Vec<String>,
     #[command(flatten)]
@@ -156,7 +156,7 @@ pub struct ReproArgs {
 }
 
 #[derive(Debug, Args, Clone)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// Stage names, or a pipeline file followed by stage names.
     #[arg(value_name = "STAGES", required = true)]
     pub targets: Vec<String>,
@@ -165,7 +165,7 @@ pub struct RunArgs {
 }
 
 #[derive(Debug, Args, Clone, Default)]
-pub struct CommitArgs {
+pub(crate) struct CommitArgs {
     /// Stages to commit (named stages are committed even if they look up to date).
     pub stages: Vec<String>,
     /// Fail at once instead of waiting while another pivot runs in this project.
@@ -174,7 +174,7 @@ pub struct CommitArgs {
 }
 
 #[derive(Debug, Args, Clone, Default)]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     /// Stages to report on, with everything upstream of them (all if none).
     pub stages: Vec<String>,
     /// Also say exactly what changed for each stale stage: manifest keys (old and new digest,
@@ -187,7 +187,7 @@ pub struct StatusArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum FingerprintCommand {
+pub(crate) enum FingerprintCommand {
     /// Print the code manifest of STAGES (all if none): each key, its digest and where the
     /// function or class it stands for is defined.
     Show {
@@ -201,7 +201,7 @@ pub enum FingerprintCommand {
 }
 
 #[derive(Debug, Args, Clone, Default)]
-pub struct DagArgs {
+pub(crate) struct DagArgs {
     /// Show only these stages and their upstream.
     pub targets: Vec<String>,
     /// Graphviz DOT on stdout.
@@ -216,7 +216,7 @@ pub struct DagArgs {
 }
 
 #[derive(Debug, Args, Clone, Default)]
-pub struct TrackArgs {
+pub(crate) struct TrackArgs {
     /// Files or directories to track (inside the project; no stage may write them).
     #[arg(value_name = "PATHS", required = true)]
     pub paths: Vec<String>,
@@ -226,7 +226,7 @@ pub struct TrackArgs {
 }
 
 #[derive(Debug, Args, Clone, Default)]
-pub struct CheckoutArgs {
+pub(crate) struct CheckoutArgs {
     /// Tracked paths (`data.csv` or `data.csv.pvt`) or cached stage outputs (default: all).
     pub targets: Vec<String>,
     /// Restore only what is missing; leave files that exist (even modified ones) alone.
@@ -242,7 +242,7 @@ pub struct CheckoutArgs {
 }
 
 #[derive(Debug, Args, Clone, Default)]
-pub struct VerifyArgs {
+pub(crate) struct VerifyArgs {
     /// Stages to verify, with everything upstream of them (all if none).
     pub stages: Vec<String>,
     /// Machine-readable output on stdout.
@@ -345,7 +345,7 @@ fn first_positional(args: &[OsString], options: &ValueOptions) -> Option<usize> 
 
 /// Rewrites `pivot [GLOBAL] FILE.py [COMMAND ...]` into `pivot [GLOBAL] -p FILE.py COMMAND ...`
 /// (default `repro`), and `run FILE.py [STAGES]` into `-p FILE.py repro|run [STAGES]`.
-pub fn rewrite_script_invocation(args: Vec<OsString>) -> Vec<OsString> {
+pub(crate) fn rewrite_script_invocation(args: Vec<OsString>) -> Vec<OsString> {
     let is_script = |a: &OsString| {
         let s = a.to_string_lossy();
         s.ends_with(".py") && !s.starts_with('-')

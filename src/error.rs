@@ -33,12 +33,12 @@ impl ExitStatus {
 /// An error a command raises with its own hint.
 #[derive(thiserror::Error, Debug)]
 #[error("{message}")]
-pub struct Hinted {
+pub(crate) struct Hinted {
     pub message: String,
     pub hint: String,
 }
 
-pub fn hinted(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
+pub(crate) fn hinted(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
     Hinted {
         message: message.into(),
         hint: hint.into(),
@@ -63,7 +63,7 @@ fn hint(err: &anyhow::Error) -> Option<String> {
 }
 
 /// Prints an error the way every command does.
-pub fn report(err: &anyhow::Error) {
+pub(crate) fn report(err: &anyhow::Error) {
     stderr_line!("error: {err:#}");
     for e in err.chain() {
         match e.downcast_ref::<PythonError>() {

@@ -27,11 +27,11 @@ const SCHEMA: &str = "1";
 /// same timestamp tick; such a memo is not trusted (the same rule as the digest memo).
 const RACY_WINDOW_NS: i64 = 100_000_000;
 
-pub const PREFIX: &[u8] = b"fp:";
+pub(crate) const PREFIX: &[u8] = b"fp:";
 
 /// One stage's code manifest and where each keyed function or class is defined.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Fingerprint {
+pub(crate) struct Fingerprint {
     pub manifest: BTreeMap<String, String>,
     #[serde(default)]
     pub locations: BTreeMap<String, String>,
@@ -54,11 +54,11 @@ struct EnvRecord {
 }
 
 /// Each stage's fingerprint, or why it could not be computed.
-pub type Fingerprints = HashMap<String, Result<Fingerprint, String>>;
+pub(crate) type Fingerprints = HashMap<String, Result<Fingerprint, String>>;
 
 /// How the manifests of one command were obtained (for `--verbose` and tests).
 #[derive(Debug, Default, Clone, Copy)]
-pub struct MemoStats {
+pub(crate) struct MemoStats {
     pub reused: usize,
     pub computed: usize,
 }
@@ -116,7 +116,7 @@ fn memo_valid(state: &State, pipeline: &Path, env: &str) -> bool {
 /// Manifests of `names`: from the memo when nothing changed, else computed by Python (and the
 /// memo rewritten when `state` is writable). `imported_at` is when the pipeline was imported
 /// (wall clock, ns): a source edited after that may not be what the loaded code says.
-pub fn load(
+pub(crate) fn load(
     runtime: &Runtime,
     state: Option<&State>,
     pipeline: &Path,
@@ -190,6 +190,6 @@ pub fn load(
 }
 
 /// Drops every memoised manifest (`pivot fingerprint reset`); returns how many entries went.
-pub fn reset(state: &State) -> Result<usize, crate::state::StateError> {
+pub(crate) fn reset(state: &State) -> Result<usize, crate::state::StateError> {
     state.delete_prefix(PREFIX)
 }

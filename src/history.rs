@@ -15,20 +15,20 @@ use crate::executor::summary::{Status, Summary};
 use crate::state::{State, StateError};
 
 /// Key family of run records.
-pub const RUN_PREFIX: &[u8] = b"run:";
+pub(crate) const RUN_PREFIX: &[u8] = b"run:";
 
 /// Runs kept when `core.run_history_retention` is not set.
-pub const DEFAULT_RETENTION: usize = 100;
+pub(crate) const DEFAULT_RETENTION: usize = 100;
 
 /// Lines of a stage's stdout/stderr a record keeps (the last ones).
-pub const OUTPUT_TAIL_LINES: usize = 1000;
+pub(crate) const OUTPUT_TAIL_LINES: usize = 1000;
 
 /// Run ids starting with this are never pruned (reserved for records written by tools).
 const UNPRUNABLE: &str = "__";
 
 /// One run, as stored (field names are the reference implementation's).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunRecord {
+pub(crate) struct RunRecord {
     pub run_id: String,
     /// ISO-8601 UTC with microseconds, e.g. `2026-11-21T22:21:14.123456+00:00`.
     pub started_at: String,
@@ -40,7 +40,7 @@ pub struct RunRecord {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StageRecord {
+pub(crate) struct StageRecord {
     /// The run-cache key the stage was evaluated with; `null` when it was never computed
     /// (blocked, or failed before its key was known).
     pub input_hash: Option<String>,
@@ -55,7 +55,7 @@ pub struct StageRecord {
 
 /// How many stages of a run ended each way.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counts {
+pub(crate) struct Counts {
     pub ran: usize,
     pub skipped: usize,
     pub failed: usize,
@@ -63,7 +63,7 @@ pub struct Counts {
 }
 
 impl Counts {
-    pub fn of<'a>(statuses: impl IntoIterator<Item = &'a Status>) -> Counts {
+    pub(crate) fn of<'a>(statuses: impl IntoIterator<Item = &'a Status>) -> Counts {
         let mut c = Counts::default();
         for s in statuses {
             match s {
@@ -80,7 +80,7 @@ impl Counts {
 impl RunRecord {
     /// The record of a finished run. `targets` empty means the whole execution order was asked
     /// for; `input_hashes` maps stage name to the input hash it was evaluated with.
-    pub fn from_summary(
+    pub(crate) fn from_summary(
         run_id: &str,
         started: SystemTime,
         ended: SystemTime,
@@ -118,24 +118,24 @@ impl RunRecord {
     }
 
     /// Attaches a stage's captured output (ignored for a stage not in the record).
-    pub fn set_output(&mut self, stage: &str, tail: OutputTail) {
+    pub(crate) fn set_output(&mut self, stage: &str, tail: OutputTail) {
         if let Some(s) = self.stages.get_mut(stage) {
             let lines = tail.into_lines();
             s.output = (!lines.is_empty()).then_some(lines);
         }
     }
 
-    pub fn counts(&self) -> Counts {
+    pub(crate) fn counts(&self) -> Counts {
         Counts::of(self.stages.values().map(|s| &s.status))
     }
 
     /// Sum of the stages' durations (what `pivot history` shows).
-    pub fn total_duration_ms(&self) -> u64 {
+    pub(crate) fn total_duration_ms(&self) -> u64 {
         self.stages.values().map(|s| s.duration_ms).sum()
     }
 
     /// The stages in execution order (any not listed in it last, by name).
-    pub fn ordered_stages(&self) -> Vec<(&str, &StageRecord)> {
+    pub(crate) fn ordered_stages(&self) -> Vec<(&str, &StageRecord)> {
         let mut out: Vec<(&str, &StageRecord)> = self
             .execution_order
             .iter()
@@ -163,7 +163,7 @@ impl RunRecord {
 
 /// Records a run in the history as it happens: the observer that keeps each stage's output
 /// tail and input hash, and writes the record when the run is over.
-pub struct HistoryRecorder<'a> {
+pub(crate) struct HistoryRecorder<'a> {
     state: &'a State,
     retention: usize,
     targets: &'a [String],
@@ -176,7 +176,7 @@ pub struct HistoryRecorder<'a> {
 impl<'a> HistoryRecorder<'a> {
     /// A recorder for a run started at `started` for `targets` (empty: the whole pipeline),
     /// keeping the newest `retention` runs.
-    pub fn new(
+    pub(crate) fn new(
         state: &'a State,
         retention: usize,
         targets: &'a [String],
@@ -194,7 +194,7 @@ impl<'a> HistoryRecorder<'a> {
     }
 
     /// Whether the record was written (`Ok(())` also when the run never finished).
-    pub fn outcome(self) -> Result<(), StateError> {
+    pub(crate) fn outcome(self) -> Result<(), StateError> {
         self.written.into_inner().unwrap_or(Ok(()))
     }
 }
@@ -234,13 +234,13 @@ impl RunObserver for HistoryRecorder<'_> {
 
 /// The last [`OUTPUT_TAIL_LINES`] lines of a stage's output, fed as lines arrive.
 #[derive(Debug, Default, Clone)]
-pub struct OutputTail {
+pub(crate) struct OutputTail {
     lines: VecDeque<String>,
 }
 
 impl OutputTail {
     /// Keeps one line (a trailing newline is dropped; invalid UTF-8 is replaced).
-    pub fn push(&mut self, line: &[u8]) {
+    pub(crate) fn push(&mut self, line: &[u8]) {
         let line = line.strip_suffix(b"\n").unwrap_or(line);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if self.lines.len() == OUTPUT_TAIL_LINES {
@@ -250,7 +250,7 @@ impl OutputTail {
             .push_back(String::from_utf8_lossy(line).into_owned());
     }
 
-    pub fn into_lines(self) -> Vec<String> {
+    pub(crate) fn into_lines(self) -> Vec<String> {
         self.lines.into()
     }
 }
@@ -285,7 +285,11 @@ fn scan(state: &State) -> Result<Vec<(String, Option<RunRecord>)>, StateError> {
 
 /// Writes `record` and deletes all but the newest `retention` runs (at least one is kept), in
 /// one batch. Ids starting with `__` are never pruned; records that do not parse go first.
-pub fn record(state: &State, record: &RunRecord, retention: usize) -> Result<(), StateError> {
+pub(crate) fn record(
+    state: &State,
+    record: &RunRecord,
+    retention: usize,
+) -> Result<(), StateError> {
     let value = serde_json::to_vec(record).expect("invariant: a run record serializes");
     let mut runs = scan(state)?;
     runs.retain(|(id, _)| *id != record.run_id);
@@ -301,7 +305,7 @@ pub fn record(state: &State, record: &RunRecord, retention: usize) -> Result<(),
 }
 
 /// The newest `limit` runs, newest first (records that do not parse are left out).
-pub fn list(state: &State, limit: usize) -> Result<Vec<RunRecord>, StateError> {
+pub(crate) fn list(state: &State, limit: usize) -> Result<Vec<RunRecord>, StateError> {
     Ok(scan(state)?
         .into_iter()
         .filter_map(|(_, r)| r)
@@ -310,20 +314,20 @@ pub fn list(state: &State, limit: usize) -> Result<Vec<RunRecord>, StateError> {
 }
 
 /// The run with this id, if recorded.
-pub fn get(state: &State, id: &str) -> Result<Option<RunRecord>, StateError> {
+pub(crate) fn get(state: &State, id: &str) -> Result<Option<RunRecord>, StateError> {
     Ok(state
         .get_raw(&key(id))?
         .and_then(|v| serde_json::from_slice(&v).ok()))
 }
 
 /// The recorded run ids, newest first (for "did you mean").
-pub fn ids(state: &State) -> Result<Vec<String>, StateError> {
+pub(crate) fn ids(state: &State) -> Result<Vec<String>, StateError> {
     Ok(scan(state)?.into_iter().map(|(id, _)| id).collect())
 }
 
 /// A new run id for a run starting at `now`: `YYYYMMDD_HHMMSS_<8 hex>` (UTC). The hex part mixes
 /// the clock's nanoseconds with the process id, so two runs in one second differ.
-pub fn new_run_id(now: SystemTime) -> String {
+pub(crate) fn new_run_id(now: SystemTime) -> String {
     let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let (date, time) = civil(since.as_secs() as i64);
     let seed = u64::from(since.subsec_nanos()) ^ (u64::from(std::process::id()) << 32);
@@ -336,7 +340,7 @@ pub fn new_run_id(now: SystemTime) -> String {
 
 /// `t` as ISO-8601 UTC with microseconds: `2026-11-21T22:21:14.123456+00:00` (what Python's
 /// `datetime.now(UTC).isoformat()` gives, always with the fraction).
-pub fn iso8601(t: SystemTime) -> String {
+pub(crate) fn iso8601(t: SystemTime) -> String {
     let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let ((y, mo, d), (h, mi, s)) = civil(since.as_secs() as i64);
     format!(

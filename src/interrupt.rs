@@ -10,7 +10,7 @@ extern "C" fn on_signal(_: libc::c_int) {
     INTERRUPTED.store(true, Ordering::SeqCst);
 }
 
-pub fn install() {
+pub(crate) fn install() {
     // SAFETY: the handler only stores to an atomic (async-signal-safe); sigaction is given a
     // zeroed struct with the handler and an empty mask.
     unsafe {
@@ -22,6 +22,6 @@ pub fn install() {
     }
 }
 
-pub fn interrupted() -> bool {
+pub(crate) fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }

@@ -28,34 +28,36 @@
 //!   an untrusted file can make pivot write to.
 
 pub mod cache;
-pub mod cli;
-pub mod commands;
+pub(crate) mod cli;
+pub(crate) mod commands;
 pub mod digest;
-pub mod error;
-pub mod executor;
-pub mod fingerprint;
-pub mod history;
-pub mod interrupt;
+pub(crate) mod error;
+pub(crate) mod executor;
+pub(crate) mod fingerprint;
+pub(crate) mod history;
+pub(crate) mod interrupt;
 pub mod lockfile;
-pub mod pipeline;
+pub(crate) mod pipeline;
 pub(crate) mod planner;
-pub mod printer;
-pub mod project;
-pub mod python;
-pub mod references;
+pub(crate) mod printer;
+pub(crate) mod project;
+pub(crate) mod python;
+pub(crate) mod references;
 pub mod repo_path;
-pub mod restore;
-pub mod settings;
-pub mod stage_key;
+pub(crate) mod restore;
+pub(crate) mod settings;
+pub(crate) mod stage_key;
 pub mod state;
-pub mod testhook;
-pub mod tracked;
+pub(crate) mod testhook;
+pub(crate) mod tracked;
 
 use std::ffi::OsString;
 
 use clap::Parser;
 
 pub use error::ExitStatus;
+/// The state key of a run-cache entry (tests plant entries with it).
+pub use executor::ledger::run_cache_key_of;
 
 /// Parses `args` (including the program name) and runs the command; returns the exit code.
 pub fn main_with_args(args: Vec<OsString>) -> i32 {

@@ -18,10 +18,10 @@ pub(crate) use stderr_line;
 /// Data could not be written to stdout for a reason other than its reader having gone away.
 #[derive(thiserror::Error, Debug)]
 #[error("cannot write to stdout")]
-pub struct StdoutError(#[source] io::Error);
+pub(crate) struct StdoutError(#[source] io::Error);
 
 /// The version of every `--json` document's shape (its `schema_version` field).
-pub const JSON_SCHEMA_VERSION: u32 = 1;
+pub(crate) const JSON_SCHEMA_VERSION: u32 = 1;
 
 /// A `--json` document: the command's fields after `schema_version`.
 #[derive(serde::Serialize)]
@@ -41,7 +41,7 @@ fn json_text<T: serde::Serialize>(doc: &T) -> serde_json::Result<String> {
 }
 
 /// Pairs serialized as a JSON object in their order (stage names in run order, say).
-pub struct Entries<'a, V: serde::Serialize>(pub &'a [(String, V)]);
+pub(crate) struct Entries<'a, V: serde::Serialize>(pub &'a [(String, V)]);
 
 impl<V: serde::Serialize> serde::Serialize for Entries<'_, V> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -51,7 +51,7 @@ impl<V: serde::Serialize> serde::Serialize for Entries<'_, V> {
 
 /// A `--json` document could not be written.
 #[derive(thiserror::Error, Debug)]
-pub enum JsonError {
+pub(crate) enum JsonError {
     #[error(transparent)]
     Stdout(#[from] StdoutError),
     #[error("cannot encode the JSON document")]
@@ -59,38 +59,38 @@ pub enum JsonError {
 }
 
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Printer {
+pub(crate) struct Printer {
     pub quiet: bool,
     pub verbose: bool,
 }
 
 impl Printer {
     /// Progress and summaries (stderr; hidden with `--quiet`).
-    pub fn info(&self, msg: impl AsRef<str>) {
+    pub(crate) fn info(&self, msg: impl AsRef<str>) {
         if !self.quiet {
             stderr_line!("{}", msg.as_ref());
         }
     }
 
     /// Details shown with `--verbose` only.
-    pub fn detail(&self, msg: impl AsRef<str>) {
+    pub(crate) fn detail(&self, msg: impl AsRef<str>) {
         if self.verbose {
             stderr_line!("{}", msg.as_ref());
         }
     }
 
     /// Results a user must see even with `--quiet` (what a failed check found), on stderr.
-    pub fn result(&self, msg: impl AsRef<str>) {
+    pub(crate) fn result(&self, msg: impl AsRef<str>) {
         stderr_line!("{}", msg.as_ref());
     }
 
     /// Warnings are shown even with `--quiet`.
-    pub fn warn(&self, msg: impl AsRef<str>) {
+    pub(crate) fn warn(&self, msg: impl AsRef<str>) {
         stderr_line!("warning: {}", msg.as_ref());
     }
 
     /// One line of a stage's stdout/stderr, prefixed with the stage name.
-    pub fn stage_output(&self, stage: &str, line: &[u8]) {
+    pub(crate) fn stage_output(&self, stage: &str, line: &[u8]) {
         if self.quiet {
             return;
         }
@@ -104,13 +104,13 @@ impl Printer {
 
     /// A `--json` document on stdout: `doc`'s fields (a struct or map) after `schema_version`,
     /// pretty-printed, one trailing newline. Every command's `--json` goes through here.
-    pub fn json<T: serde::Serialize>(&self, doc: &T) -> Result<(), JsonError> {
+    pub(crate) fn json<T: serde::Serialize>(&self, doc: &T) -> Result<(), JsonError> {
         Ok(self.data(json_text(doc)?)?)
     }
 
     /// Data for scripts (stdout). A reader that stopped reading (`pivot list | head`) wanted
     /// no more of it, which is not an error; any other failure (a full disk) is.
-    pub fn data(&self, text: impl AsRef<str>) -> Result<(), StdoutError> {
+    pub(crate) fn data(&self, text: impl AsRef<str>) -> Result<(), StdoutError> {
         let mut out = io::stdout().lock();
         match out
             .write_all(text.as_ref().as_bytes())
@@ -123,7 +123,7 @@ impl Printer {
 }
 
 /// `` `a`, `b` ``: paths as messages name them.
-pub fn quoted(paths: &[String]) -> String {
+pub(crate) fn quoted(paths: &[String]) -> String {
     paths
         .iter()
         .map(|p| format!("`{p}`"))
@@ -132,7 +132,7 @@ pub fn quoted(paths: &[String]) -> String {
 }
 
 /// A duration as run reports show it: `123ms`, `2.0s`, `1m5s`.
-pub fn duration(ms: u64) -> String {
+pub(crate) fn duration(ms: u64) -> String {
     if ms < 1000 {
         format!("{ms}ms")
     } else if ms < 60_000 {

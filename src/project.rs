@@ -7,10 +7,10 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::repo_path::{PathError, RepoPath};
 
-pub const PIVOT_DIR: &str = ".pivot";
+pub(crate) const PIVOT_DIR: &str = ".pivot";
 
 /// What `pivot init` writes to `.pivot/.gitignore`: everything local-only.
-pub const GITIGNORE: &str = "\
+pub(crate) const GITIGNORE: &str = "\
 # Local-only pivot files: the cache, the state and transient locks.
 /cache/
 /state.rocksdb/
@@ -21,7 +21,7 @@ pub const GITIGNORE: &str = "\
 ";
 
 #[derive(thiserror::Error, Debug)]
-pub enum ProjectError {
+pub(crate) enum ProjectError {
     #[error("no pivot project found in `{0}` or any parent directory")]
     NoProject(PathBuf),
     #[error("no `pipeline.py` found in `{0}`")]
@@ -43,7 +43,7 @@ pub enum ProjectError {
 }
 
 impl ProjectError {
-    pub fn hint(&self) -> Option<String> {
+    pub(crate) fn hint(&self) -> Option<String> {
         match self {
             ProjectError::NoProject(_) => Some(
                 "run `pivot init` in the project directory, or name a pipeline file: `pivot run pipeline.py`"
@@ -60,7 +60,7 @@ impl ProjectError {
 
 /// A located project and the pipeline file a command works on.
 #[derive(Debug, Clone)]
-pub struct Project {
+pub(crate) struct Project {
     /// Top-most directory holding `.pivot/` (the implicit project's root is the pipeline's dir).
     pub root: PathBuf,
     pub pipeline_file: PathBuf,
@@ -69,22 +69,22 @@ pub struct Project {
 }
 
 impl Project {
-    pub fn pivot_dir(&self) -> PathBuf {
+    pub(crate) fn pivot_dir(&self) -> PathBuf {
         self.root.join(PIVOT_DIR)
     }
 
     /// The pipeline's own state dir: `<pipeline root>/.pivot` (lock files live there).
-    pub fn state_dir(&self) -> PathBuf {
+    pub(crate) fn state_dir(&self) -> PathBuf {
         self.pipeline_root().join(PIVOT_DIR)
     }
 
-    pub fn pipeline_root(&self) -> &Path {
+    pub(crate) fn pipeline_root(&self) -> &Path {
         self.pipeline_file
             .parent()
             .expect("invariant: a pipeline file has a parent directory")
     }
 
-    pub fn cache_dir(&self) -> PathBuf {
+    pub(crate) fn cache_dir(&self) -> PathBuf {
         match std::env::var_os("PIVOT_CACHE_DIR").filter(|v| !v.to_string_lossy().trim().is_empty())
         {
             Some(d) => self.root.join(d),
@@ -92,18 +92,18 @@ impl Project {
         }
     }
 
-    pub fn state_db(&self) -> PathBuf {
+    pub(crate) fn state_db(&self) -> PathBuf {
         self.pivot_dir().join("state.rocksdb")
     }
 
-    pub fn lock_file(&self, stage: &str) -> PathBuf {
+    pub(crate) fn lock_file(&self, stage: &str) -> PathBuf {
         self.state_dir()
             .join("stages")
             .join(format!("{stage}.lock"))
     }
 
     /// Creates `.pivot/` for an implicit project. Returns true if it was created now.
-    pub fn ensure_initialized(&self) -> Result<bool, ProjectError> {
+    pub(crate) fn ensure_initialized(&self) -> Result<bool, ProjectError> {
         if self.pivot_dir().is_dir() {
             return Ok(false);
         }
@@ -113,7 +113,7 @@ impl Project {
 
     /// `path` as a path below the project root (what restores may write to); an error for a
     /// path outside the project, the root itself, or a name that is not UTF-8.
-    pub fn repo_path(&self, path: &Path) -> Result<RepoPath, PathError> {
+    pub(crate) fn repo_path(&self, path: &Path) -> Result<RepoPath, PathError> {
         match path.strip_prefix(&self.root) {
             Ok(rel) => RepoPath::from_relative(rel),
             Err(_) => Err(PathError {
@@ -124,7 +124,7 @@ impl Project {
     }
 
     /// `path` relative to the project root (`/`-separated), or absolute if outside it.
-    pub fn rel(&self, path: &Path) -> String {
+    pub(crate) fn rel(&self, path: &Path) -> String {
         match path.strip_prefix(&self.root) {
             Ok(r) => r.to_string_lossy().into_owned(),
             Err(_) => path.to_string_lossy().into_owned(),
@@ -133,7 +133,7 @@ impl Project {
 }
 
 /// `path` made absolute (against `cwd`) and normalised lexically (`.` and `..` folded).
-pub fn normalize(cwd: &Path, path: &Path) -> PathBuf {
+pub(crate) fn normalize(cwd: &Path, path: &Path) -> PathBuf {
     let joined = if path.is_absolute() {
         path.to_path_buf()
     } else {
@@ -153,7 +153,7 @@ pub fn normalize(cwd: &Path, path: &Path) -> PathBuf {
 }
 
 /// The top-most ancestor of `start` (inclusive) that holds a `.pivot` directory.
-pub fn find_root(start: &Path) -> Option<PathBuf> {
+pub(crate) fn find_root(start: &Path) -> Option<PathBuf> {
     start
         .ancestors()
         .filter(|d| d.join(PIVOT_DIR).is_dir())
@@ -173,7 +173,7 @@ fn pipeline_in(dir: &Path) -> Result<Option<PathBuf>, ProjectError> {
 }
 
 /// Locates the project and pipeline: with `-p FILE` from the file, otherwise from `cwd`.
-pub fn locate(cwd: &Path, pipeline: Option<&Path>) -> Result<Project, ProjectError> {
+pub(crate) fn locate(cwd: &Path, pipeline: Option<&Path>) -> Result<Project, ProjectError> {
     // Python reports real paths; the root must be spelled the same way for prefixes to match.
     let cwd = &fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_path_buf());
     if let Some(file) = pipeline {
@@ -218,7 +218,7 @@ pub fn locate(cwd: &Path, pipeline: Option<&Path>) -> Result<Project, ProjectErr
 }
 
 /// Creates `.pivot/`, `.pivot/stages/` and `.pivot/.gitignore` in `dir`.
-pub fn init_dir(dir: &Path, force: bool) -> Result<PathBuf, ProjectError> {
+pub(crate) fn init_dir(dir: &Path, force: bool) -> Result<PathBuf, ProjectError> {
     let pivot = dir.join(PIVOT_DIR);
     let io = |path: &Path| {
         let path = path.to_path_buf();

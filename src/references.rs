@@ -7,8 +7,6 @@
 //! workspace path. Whether an output is cached is decided by its stage's spec (a `Metric` or a
 //! `cache=False` output has a digest in the lock but no blob), never by what the lock holds.
 
-use std::collections::BTreeSet;
-
 use crate::digest::{Digest, ManifestEntry};
 use crate::executor::keys::out_lock_path;
 use crate::executor::ledger;
@@ -21,7 +19,7 @@ use crate::tracked::Tracked;
 
 /// What references are read from.
 #[derive(Clone, Copy)]
-pub struct Sources<'a> {
+pub(crate) struct Sources<'a> {
     pub project: &'a Project,
     /// The pipeline's stages (a [`Scope`] names them by index).
     pub stages: &'a [StageSpec],
@@ -33,7 +31,7 @@ pub struct Sources<'a> {
 
 /// Which references to enumerate.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Scope {
+pub(crate) struct Scope {
     /// Stages (indices into [`Sources::stages`]) whose lock files are read, in this order.
     pub stages: Vec<usize>,
     /// Also the data of every `.pvt` file.
@@ -45,7 +43,7 @@ pub struct Scope {
 
 impl Scope {
     /// The cached outputs recorded by the lock files of `stages`, nothing else.
-    pub fn outputs_of(stages: Vec<usize>) -> Scope {
+    pub(crate) fn outputs_of(stages: Vec<usize>) -> Scope {
         Scope {
             stages,
             tracked: false,
@@ -54,7 +52,8 @@ impl Scope {
     }
 
     /// Every stage's lock file, every tracked item and every stage's run-cache entries.
-    pub fn everything(stages: &[StageSpec]) -> Scope {
+    #[cfg(test)]
+    pub(crate) fn everything(stages: &[StageSpec]) -> Scope {
         Scope {
             stages: (0..stages.len()).collect(),
             tracked: true,
@@ -66,7 +65,7 @@ impl Scope {
 /// Where a reference comes from. Paths are project-relative (absolute outside the project), as
 /// messages show them; a directory has no trailing `/`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Origin {
+pub(crate) enum Origin {
     /// Output `out` of `stage`, as the stage's lock file records it.
     Output { stage: String, out: String },
     /// The data `data` that the `.pvt` file `pvt` tracks.
@@ -81,7 +80,7 @@ pub enum Origin {
 
 /// One referenced blob.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BlobRef {
+pub(crate) struct BlobRef {
     pub origin: Origin,
     /// The file inside a directory (output or tracked); `None` when the origin is a file.
     pub file: Option<RepoPath>,
@@ -91,7 +90,7 @@ pub struct BlobRef {
 impl BlobRef {
     /// The path in the workspace whose content the blob is: `data/clean.txt`,
     /// `out/shards/sub/b.json` (for a run-cache entry, where a restore from it would put it).
-    pub fn workspace_path(&self) -> String {
+    pub(crate) fn workspace_path(&self) -> String {
         let base = match &self.origin {
             Origin::Output { out, .. } | Origin::RunCache { out, .. } => out,
             Origin::Tracked { data, .. } => data,
@@ -106,7 +105,7 @@ impl BlobRef {
 /// A source that could not be read: the blobs it refers to are not in the list (a `gc` must
 /// not go on without them).
 #[derive(thiserror::Error, Debug)]
-pub enum ReferenceError {
+pub(crate) enum ReferenceError {
     #[error(transparent)]
     Lock(#[from] LockError),
     #[error("invalid run-cache entry `{input_hash}` of stage `{stage}`: {message}")]
@@ -123,20 +122,21 @@ pub enum ReferenceError {
 /// order), then tracked data (in discovery order), then per stage its run-cache entries. The
 /// same digest may appear under several origins.
 #[derive(Debug, Default)]
-pub struct References {
+pub(crate) struct References {
     pub blobs: Vec<BlobRef>,
     pub problems: Vec<ReferenceError>,
 }
 
+#[cfg(test)]
 impl References {
     /// Each referenced digest once.
-    pub fn digests(&self) -> BTreeSet<&Digest> {
+    pub(crate) fn digests(&self) -> std::collections::BTreeSet<&Digest> {
         self.blobs.iter().map(|b| &b.digest).collect()
     }
 }
 
 /// Enumerates the blobs `scope` refers to.
-pub fn referenced_blobs(src: &Sources, scope: &Scope) -> References {
+pub(crate) fn referenced_blobs(src: &Sources, scope: &Scope) -> References {
     let mut refs = References::default();
     for &i in &scope.stages {
         let stage = &src.stages[i];
@@ -236,7 +236,7 @@ fn push_entry(
 /// The cached outputs of `stage` that its lock file records, each with its index in
 /// `stage.outs`, in spec order: empty when the stage has not run. An output the spec does not
 /// cache is left out whatever the lock holds.
-pub fn recorded_outputs(
+pub(crate) fn recorded_outputs(
     project: &Project,
     stage: &StageSpec,
 ) -> Result<Vec<(usize, LockEntry)>, LockError> {

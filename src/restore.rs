@@ -19,7 +19,7 @@ use crate::tracked::Tracked;
 
 /// What to restore, and what was left out.
 #[derive(Debug, Default)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// One per destination.
     pub targets: Vec<RestoreTarget>,
     /// What is not restored, in the order it was met.
@@ -28,7 +28,7 @@ pub struct Plan {
 
 /// Something a restore leaves out.
 #[derive(Debug)]
-pub enum Skipped {
+pub(crate) enum Skipped {
     /// A destination restores may not write to (outside the project).
     Unwritable { path: PathBuf, error: PathError },
     /// A stage's lock file could not be read: none of its outputs is restored.
@@ -37,7 +37,7 @@ pub enum Skipped {
 
 /// Why a named target cannot be restored.
 #[derive(thiserror::Error, Debug)]
-pub enum TargetError {
+pub(crate) enum TargetError {
     #[error("`{path}` is not cached (a `Metric` or `cache=False` output), so there is nothing to restore")]
     NotCached { path: String, stage: String },
     #[error("`{path}` has no cached version: stage `{stage}` has not run")]
@@ -49,7 +49,7 @@ pub enum TargetError {
 }
 
 /// Every tracked item, then every cached output a lock file records.
-pub fn everything(project: &Project, stages: &[StageSpec], tracked: &[Tracked]) -> Plan {
+pub(crate) fn everything(project: &Project, stages: &[StageSpec], tracked: &[Tracked]) -> Plan {
     let mut plan = tracked_data(project, tracked);
     for stage in stages {
         match recorded_outputs(project, stage) {
@@ -66,7 +66,7 @@ pub fn everything(project: &Project, stages: &[StageSpec], tracked: &[Tracked]) 
 }
 
 /// Every tracked item.
-pub fn tracked_data(project: &Project, tracked: &[Tracked]) -> Plan {
+pub(crate) fn tracked_data(project: &Project, tracked: &[Tracked]) -> Plan {
     let mut plan = Plan::default();
     for t in tracked {
         plan.push_tracked(project, t);
@@ -77,7 +77,7 @@ pub fn tracked_data(project: &Project, tracked: &[Tracked]) -> Plan {
 /// The targets `names` name (relative to `cwd`): tracked data (`x` or `x.pvt`) or cached stage
 /// outputs. A name that is neither, a non-cached output or one whose stage has not run is an
 /// error.
-pub fn named(
+pub(crate) fn named(
     project: &Project,
     stages: &[StageSpec],
     tracked: &[Tracked],
@@ -119,14 +119,14 @@ pub fn named(
 
 /// What [`restore_missing_tracked`] did.
 #[derive(Debug)]
-pub struct Restored {
+pub(crate) struct Restored {
     pub skipped: Vec<Skipped>,
     pub outcome: RestoreOutcome,
 }
 
 /// For `repro --checkout-missing`: restores every tracked file (and every file of a tracked
 /// directory) that is missing from the workspace, never touching an existing file.
-pub fn restore_missing_tracked(
+pub(crate) fn restore_missing_tracked(
     project: &Project,
     tracked: &[Tracked],
     cache: &Cache,

@@ -10,7 +10,7 @@ use crate::cache::{parse_checkout_modes, CheckoutMode};
 use crate::lockfile::{self, YamlValue};
 
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// `core.max_workers`: positive = that many; negative = usable cores + value.
     pub max_workers: Option<i64>,
     /// `core.lock_timeout`: seconds to wait for another pivot in the project (default: forever).
@@ -36,7 +36,7 @@ impl Default for Settings {
 }
 
 #[derive(thiserror::Error, Debug)]
-pub enum SettingsError {
+pub(crate) enum SettingsError {
     #[error("cannot read `{path}`{}: {message}", line.map(|l| format!(" at line {l}")).unwrap_or_default())]
     Invalid {
         path: String,
@@ -60,7 +60,7 @@ pub enum SettingsError {
 }
 
 impl Settings {
-    pub fn load(pivot_dir: &Path) -> Result<Settings, SettingsError> {
+    pub(crate) fn load(pivot_dir: &Path) -> Result<Settings, SettingsError> {
         let path = pivot_dir.join("config.yaml");
         let text = match std::fs::read(&path) {
             Ok(bytes) => String::from_utf8(bytes).map_err(|source| SettingsError::NotUtf8 {
@@ -165,7 +165,7 @@ impl Settings {
     }
 
     /// Usable parallelism: `-j`, else `core.max_workers`, else the cgroup-aware core count.
-    pub fn jobs(&self, cli: Option<usize>) -> usize {
+    pub(crate) fn jobs(&self, cli: Option<usize>) -> usize {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1) as i64;

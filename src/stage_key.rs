@@ -5,23 +5,23 @@ use std::collections::BTreeMap;
 
 use crate::lockfile::{LockEntry, LockFile};
 
-pub const NO_PREVIOUS_RUN: &str = "No previous run";
-pub const CODE_CHANGED: &str = "Code changed";
-pub const PARAMS_CHANGED: &str = "Params changed";
-pub const DEPS_CHANGED: &str = "Input dependencies changed";
-pub const OUT_PATHS_CHANGED: &str = "Output paths changed";
-pub const UNCHANGED: &str = "unchanged";
-pub const FORCED: &str = "forced";
-pub const OUTPUTS_MISSING: &str = "outputs missing from cache";
-pub const UNCHANGED_GENERATION: &str = "unchanged (generation)";
-pub const UNCHANGED_RUN_CACHE: &str = "unchanged (run cache)";
+pub(crate) const NO_PREVIOUS_RUN: &str = "No previous run";
+pub(crate) const CODE_CHANGED: &str = "Code changed";
+pub(crate) const PARAMS_CHANGED: &str = "Params changed";
+pub(crate) const DEPS_CHANGED: &str = "Input dependencies changed";
+pub(crate) const OUT_PATHS_CHANGED: &str = "Output paths changed";
+pub(crate) const UNCHANGED: &str = "unchanged";
+pub(crate) const FORCED: &str = "forced";
+pub(crate) const OUTPUTS_MISSING: &str = "outputs missing from cache";
+pub(crate) const UNCHANGED_GENERATION: &str = "unchanged (generation)";
+pub(crate) const UNCHANGED_RUN_CACHE: &str = "unchanged (run cache)";
 
 /// The version of the [`StageKey::input_hash`] encoding.
-pub const INPUT_HASH_VERSION: u32 = 1;
+pub(crate) const INPUT_HASH_VERSION: u32 = 1;
 
 /// What a stage's last committed run must match for the stage to be skipped.
 #[derive(Debug, Clone)]
-pub struct StageKey {
+pub(crate) struct StageKey {
     pub code_manifest: BTreeMap<String, String>,
     pub params: serde_json::Map<String, serde_json::Value>,
     /// Project-relative (or absolute outside the project), sorted by path.
@@ -31,7 +31,7 @@ pub struct StageKey {
 }
 
 impl StageKey {
-    pub fn new(
+    pub(crate) fn new(
         code_manifest: BTreeMap<String, String>,
         params: serde_json::Map<String, serde_json::Value>,
         mut deps: Vec<LockEntry>,
@@ -50,7 +50,7 @@ impl StageKey {
 
     /// Why the stage must run given its lock, or None when the lock matches (first category
     /// wins: code, params, deps, output paths).
-    pub fn stale_reason(&self, lock: Option<&LockFile>) -> Option<&'static str> {
+    pub(crate) fn stale_reason(&self, lock: Option<&LockFile>) -> Option<&'static str> {
         let Some(lock) = lock else {
             return Some(NO_PREVIOUS_RUN);
         };
@@ -85,7 +85,7 @@ impl StageKey {
     /// moving the checkout). The key will be shared across machines (a remote run cache): code
     /// digests are only comparable within one Python minor, hence `python`, and any change to
     /// what is hashed must bump [`INPUT_HASH_VERSION`] (a golden test pins the encoding).
-    pub fn input_hash(&self, out_specs: &[(String, bool)], python_minor: &str) -> String {
+    pub(crate) fn input_hash(&self, out_specs: &[(String, bool)], python_minor: &str) -> String {
         let mut outs: Vec<&(String, bool)> = out_specs.iter().collect();
         outs.sort();
         let doc = serde_json::json!({
@@ -101,7 +101,7 @@ impl StageKey {
     }
 
     /// The lock file recording a run with this key and these output digests.
-    pub fn to_lock(&self, mut outs: Vec<LockEntry>) -> LockFile {
+    pub(crate) fn to_lock(&self, mut outs: Vec<LockEntry>) -> LockFile {
         outs.sort_by(|a, b| a.path.cmp(&b.path));
         LockFile {
             code_manifest: self.code_manifest.clone(),

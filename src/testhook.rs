@@ -25,7 +25,7 @@ static FIRED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 static SPEC: OnceLock<Option<String>> = OnceLock::new();
 
 /// Pauses here when a test asked for `point` (with a subject ending as asked).
-pub fn pause(point: &str, subject: &str) {
+pub(crate) fn pause(point: &str, subject: &str) {
     let Some(spec) = SPEC
         .get_or_init(|| std::env::var("PIVOT_TEST_PAUSE").ok())
         .as_deref()

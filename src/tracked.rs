@@ -26,7 +26,7 @@ const SKIP_DIRS: &[&str] = &[
 
 /// The content of one `.pvt` file.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PvtFile {
+pub(crate) struct PvtFile {
     /// The tracked item, relative to the `.pvt` file's directory (its basename when pivot wrote it).
     pub path: RepoPath,
     /// File digest, or tree digest of a directory.
@@ -41,7 +41,7 @@ pub struct PvtFile {
 
 /// A `.pvt` file found in the project, with the absolute paths of it and of its data.
 #[derive(Clone, Debug)]
-pub struct Tracked {
+pub(crate) struct Tracked {
     pub pvt: PathBuf,
     pub data: PathBuf,
     pub file: PvtFile,
@@ -49,14 +49,14 @@ pub struct Tracked {
 
 /// How a tracked item compares with its `.pvt` file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TrackedState {
+pub(crate) enum TrackedState {
     Clean,
     Modified,
     Missing,
 }
 
 impl TrackedState {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             TrackedState::Clean => "clean",
             TrackedState::Modified => "modified",
@@ -66,7 +66,7 @@ impl TrackedState {
 }
 
 #[derive(thiserror::Error, Debug)]
-pub enum TrackedError {
+pub(crate) enum TrackedError {
     #[error("cannot read `{}`", path.display())]
     Io {
         path: PathBuf,
@@ -83,7 +83,7 @@ pub enum TrackedError {
 
 impl TrackedError {
     /// The `.pvt` file that could not be read.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         match self {
             TrackedError::Io { path, .. } | TrackedError::Invalid { path, .. } => path,
         }
@@ -91,7 +91,7 @@ impl TrackedError {
 }
 
 /// The `.pvt` file of `data`: `data.csv` -> `data.csv.pvt`, `images/` -> `images.pvt`.
-pub fn pvt_path(data: &Path) -> PathBuf {
+pub(crate) fn pvt_path(data: &Path) -> PathBuf {
     let mut name = data.file_name().unwrap_or_default().to_os_string();
     name.push(".pvt");
     data.with_file_name(name)
@@ -99,7 +99,7 @@ pub fn pvt_path(data: &Path) -> PathBuf {
 
 impl PvtFile {
     /// Describes a file of `size` bytes with digest `hash`, named `path`.
-    pub fn file(path: RepoPath, hash: Digest, size: u64) -> PvtFile {
+    pub(crate) fn file(path: RepoPath, hash: Digest, size: u64) -> PvtFile {
         PvtFile {
             path,
             hash,
@@ -110,7 +110,7 @@ impl PvtFile {
     }
 
     /// Describes a directory named `path` from its tree digest and manifest.
-    pub fn dir(path: RepoPath, hash: Digest, manifest: Vec<ManifestEntry>) -> PvtFile {
+    pub(crate) fn dir(path: RepoPath, hash: Digest, manifest: Vec<ManifestEntry>) -> PvtFile {
         PvtFile {
             path,
             hash,
@@ -120,12 +120,8 @@ impl PvtFile {
         }
     }
 
-    pub fn is_dir(&self) -> bool {
-        self.manifest.is_some()
-    }
-
     /// The file's text, byte for byte what the reference writes for the same data.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut fields = vec![
             ("path".to_owned(), YamlValue::str(self.path.as_str())),
             ("hash".to_owned(), YamlValue::str(self.hash.as_str())),
@@ -147,7 +143,7 @@ impl PvtFile {
     /// `manifest` optional, nothing else; `path` a plain relative path (a [`RepoPath`]), every
     /// manifest `relpath` too, and a directory's digest the digest of its manifest. Errors carry
     /// the line of the offending value when it can be found.
-    pub fn parse(text: &str) -> Result<PvtFile, (Option<usize>, String)> {
+    pub(crate) fn parse(text: &str) -> Result<PvtFile, (Option<usize>, String)> {
         let doc = lockfile::from_yaml(text).map_err(|e| (e.line, e.message))?;
         Self::from_doc(&doc).map_err(|e| {
             (
@@ -220,7 +216,7 @@ impl PvtFile {
 }
 
 /// Reads the `.pvt` file at `pvt` (absolute).
-pub fn read(pvt: &Path) -> Result<Tracked, TrackedError> {
+pub(crate) fn read(pvt: &Path) -> Result<Tracked, TrackedError> {
     let text = fs::read_to_string(pvt).map_err(|source| match source.kind() {
         io::ErrorKind::InvalidData => TrackedError::Invalid {
             path: pvt.to_owned(),
@@ -247,20 +243,20 @@ pub fn read(pvt: &Path) -> Result<Tracked, TrackedError> {
 }
 
 /// Writes `file` to `pvt` atomically.
-pub fn write(pvt: &Path, file: &PvtFile) -> io::Result<()> {
+pub(crate) fn write(pvt: &Path, file: &PvtFile) -> io::Result<()> {
     lockfile::write_file_atomic(pvt, file.render().as_bytes())
 }
 
 /// Every `.pvt` file under `root`, sorted by path, and the ones that could not be read.
 #[derive(Debug, Default)]
-pub struct Discovery {
+pub(crate) struct Discovery {
     pub tracked: Vec<Tracked>,
     pub invalid: Vec<TrackedError>,
 }
 
 /// Finds the `.pvt` files under `root` (symlinked directories are not followed; pivot's and
 /// environment directories are skipped).
-pub fn discover(root: &Path) -> Discovery {
+pub(crate) fn discover(root: &Path) -> Discovery {
     let mut found = Vec::new();
     walk(root, &mut found);
     found.sort();
@@ -296,15 +292,10 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Whether `path` is tracked data or lies inside a tracked directory.
-pub fn covers(tracked: &[PathBuf], path: &Path) -> bool {
-    tracked.iter().any(|t| path.starts_with(t))
-}
-
 impl Tracked {
     /// Compares the data on disk with the `.pvt` file (hashing through `memo`). Data that
     /// cannot be hashed (unreadable, a FIFO, a name that is not UTF-8) is not what was tracked.
-    pub fn state(&self, memo: &dyn DigestMemo) -> TrackedState {
+    pub(crate) fn state(&self, memo: &dyn DigestMemo) -> TrackedState {
         match digest::hash_path(&self.data, memo) {
             Ok(d) if *d.digest() == self.file.hash => TrackedState::Clean,
             Ok(_) => TrackedState::Modified,
@@ -316,7 +307,7 @@ impl Tracked {
 
 /// The tracked items a run reads, by how they compare with their `.pvt` files.
 #[derive(Debug, Default)]
-pub struct DepsCheck<'t> {
+pub(crate) struct DepsCheck<'t> {
     /// Changed since tracked: the stage reads what is there (a warning, not an error).
     pub modified: Vec<&'t Tracked>,
     /// Not in the workspace: a stage that reads them cannot run.
@@ -325,7 +316,7 @@ pub struct DepsCheck<'t> {
 
 /// Compares every tracked item that one of `deps` reads (the dep is the tracked path, inside
 /// it, or contains it) with its `.pvt` file, in `tracked`'s order.
-pub fn check_deps<'t>(
+pub(crate) fn check_deps<'t>(
     tracked: &'t [Tracked],
     deps: &[&Path],
     memo: &dyn DigestMemo,
@@ -432,14 +423,6 @@ mod tests {
         assert_eq!(found.tracked.len(), 1);
         assert_eq!(found.tracked[0].data, root.join("data/deep/x.csv"));
         assert_eq!(found.invalid.len(), 1);
-        assert!(covers(
-            &[root.join("data/deep")],
-            &root.join("data/deep/x.csv")
-        ));
-        assert!(!covers(
-            &[root.join("data/deep")],
-            &root.join("data/deeper")
-        ));
     }
 
     #[test]

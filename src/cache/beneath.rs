@@ -20,13 +20,13 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat, CWD};
 
 /// Why a walk below the root stopped at a component.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Obstacle {
+pub(super) enum Obstacle {
     Symlink,
     NotADirectory,
 }
 
 impl Obstacle {
-    pub fn describe(self) -> &'static str {
+    pub(super) fn describe(self) -> &'static str {
         match self {
             Obstacle::Symlink => "is a symbolic link",
             Obstacle::NotADirectory => "is not a directory",
@@ -36,7 +36,7 @@ impl Obstacle {
 
 /// A failed walk: the component (its depth, 0 = first below the root) and why, or an I/O error.
 #[derive(Debug)]
-pub enum WalkError {
+pub(super) enum WalkError {
     Blocked { depth: usize, obstacle: Obstacle },
     Io(io::Error),
 }
@@ -50,21 +50,21 @@ impl From<io::Error> for WalkError {
 /// An open directory: its descriptor and the path it was reached by (for messages and for the
 /// few operations that need a path).
 #[derive(Debug)]
-pub struct Dir {
+pub(super) struct Dir {
     fd: OwnedFd,
     path: PathBuf,
 }
 
 /// What a name in a directory is, without following it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(super) enum Kind {
     File,
     Dir,
     Symlink,
     Other,
 }
 
-pub fn kind_of(st: &Stat) -> Kind {
+pub(super) fn kind_of(st: &Stat) -> Kind {
     match FileType::from_raw_mode(st.st_mode) {
         FileType::RegularFile => Kind::File,
         FileType::Directory => Kind::Dir,
@@ -79,7 +79,7 @@ fn dir_flags() -> OFlags {
 
 impl Dir {
     /// Opens `path` itself (its own ancestors are resolved normally: this is the trusted root).
-    pub fn open_root(path: &Path) -> io::Result<Dir> {
+    pub(super) fn open_root(path: &Path) -> io::Result<Dir> {
         let fd = rustix::fs::openat(
             CWD,
             path,
@@ -92,14 +92,14 @@ impl Dir {
         })
     }
 
-    pub fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Walks `components` below this directory. A missing component is created when `create`
     /// is set; a component that is a symlink or not a directory is removed and replaced by a
     /// new directory when its depth is `>= replace_from`, else the walk stops there.
-    pub fn walk<'c>(
+    pub(super) fn walk<'c>(
         &self,
         components: impl IntoIterator<Item = &'c str>,
         create: bool,
@@ -150,7 +150,7 @@ impl Dir {
     }
 
     /// `lstat` of `name`; `None` if it does not exist.
-    pub fn stat(&self, name: &str) -> io::Result<Option<Stat>> {
+    pub(super) fn stat(&self, name: &str) -> io::Result<Option<Stat>> {
         match rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(s) => Ok(Some(s)),
             Err(e) if e == rustix::io::Errno::NOENT => Ok(None),
@@ -159,16 +159,16 @@ impl Dir {
     }
 
     /// Hard-links the file at `src` (an absolute path outside this tree, e.g. a blob) as `name`.
-    pub fn hard_link_from(&self, src: &Path, name: &str) -> io::Result<()> {
+    pub(super) fn hard_link_from(&self, src: &Path, name: &str) -> io::Result<()> {
         rustix::fs::linkat(CWD, src, &self.fd, name, AtFlags::empty()).map_err(Into::into)
     }
 
-    pub fn symlink(&self, target: &Path, name: &str) -> io::Result<()> {
+    pub(super) fn symlink(&self, target: &Path, name: &str) -> io::Result<()> {
         rustix::fs::symlinkat(target, &self.fd, name).map_err(Into::into)
     }
 
     /// Creates `name` exclusively (never through a symlink), for writing.
-    pub fn create_new(&self, name: &str, mode: u32) -> io::Result<File> {
+    pub(super) fn create_new(&self, name: &str, mode: u32) -> io::Result<File> {
         let fd = rustix::fs::openat(
             &self.fd,
             name,
@@ -178,18 +178,18 @@ impl Dir {
         Ok(File::from(fd))
     }
 
-    pub fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+    pub(super) fn rename(&self, from: &str, to: &str) -> io::Result<()> {
         rustix::fs::renameat(&self.fd, from, &self.fd, to).map_err(Into::into)
     }
 
     /// Removes the file or symlink `name` (never what a symlink points at).
-    pub fn unlink(&self, name: &str) -> io::Result<()> {
+    pub(super) fn unlink(&self, name: &str) -> io::Result<()> {
         rustix::fs::unlinkat(&self.fd, name, AtFlags::empty()).map_err(Into::into)
     }
 
     /// Removes `name` whatever it is; a directory with everything in it (symlinks inside are
     /// removed, not followed). A missing `name` is fine.
-    pub fn remove_all(&self, name: &str) -> io::Result<()> {
+    pub(super) fn remove_all(&self, name: &str) -> io::Result<()> {
         match self.stat(name)?.map(|s| kind_of(&s)) {
             None => Ok(()),
             Some(Kind::Dir) => {
@@ -205,7 +205,7 @@ impl Dir {
     /// A fresh name for building `name`'s replacement beside it:
     /// `.<name>.<pid>.<n><clock bits>.pivot-tmp` (the clock makes it hard to plant in advance;
     /// creation is exclusive anyway).
-    pub fn temp_name(name: &str) -> String {
+    pub(super) fn temp_name(name: &str) -> String {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let clock = std::time::SystemTime::now()
@@ -218,7 +218,7 @@ impl Dir {
 
 /// The directory that holds `path` (an absolute path the caller trusts, such as an output a
 /// stage just wrote), created if missing, and the final component's name.
-pub fn parent_of(path: &Path) -> io::Result<(Dir, String)> {
+pub(super) fn parent_of(path: &Path) -> io::Result<(Dir, String)> {
     let name = path
         .file_name()
         .and_then(OsStr::to_str)

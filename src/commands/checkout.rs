@@ -21,7 +21,7 @@ use crate::state::State;
 /// How many missing files are named before `... and N more`.
 const MAX_LISTED: usize = 15;
 
-pub fn run(globals: &Globals, args: CheckoutArgs) -> anyhow::Result<ExitStatus> {
+pub(super) fn run(globals: &Globals, args: CheckoutArgs) -> anyhow::Result<ExitStatus> {
     let s = Session::load(globals)?;
     let settings = Settings::load(&s.project.pivot_dir())?;
     let modes = match args.checkout_mode {

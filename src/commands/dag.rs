@@ -6,7 +6,7 @@ use super::{Globals, Session};
 use crate::cli::DagArgs;
 use crate::error::ExitStatus;
 
-pub fn run(globals: &Globals, args: DagArgs) -> anyhow::Result<ExitStatus> {
+pub(super) fn run(globals: &Globals, args: DagArgs) -> anyhow::Result<ExitStatus> {
     let s = Session::load(globals)?;
     let shown = s.order_with_upstream(&args.targets)?;
     let mut include = vec![false; s.dag.len()];

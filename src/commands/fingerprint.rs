@@ -10,7 +10,7 @@ use crate::printer::Entries;
 use crate::settings::Settings;
 use crate::state::State;
 
-pub fn run(globals: &Globals, cmd: FingerprintCommand) -> anyhow::Result<ExitStatus> {
+pub(super) fn run(globals: &Globals, cmd: FingerprintCommand) -> anyhow::Result<ExitStatus> {
     match cmd {
         FingerprintCommand::Show { stages, json } => show(globals, &stages, json),
         FingerprintCommand::Reset => reset(globals),

@@ -15,7 +15,7 @@ struct HistoryDoc<'a> {
     runs: &'a [RunRecord],
 }
 
-pub fn run(globals: &Globals, args: HistoryArgs) -> anyhow::Result<ExitStatus> {
+pub(super) fn run(globals: &Globals, args: HistoryArgs) -> anyhow::Result<ExitStatus> {
     let runs = match open_state(globals)? {
         Some(state) => history::list(&state, args.limit).context("cannot read the run history")?,
         None => Vec::new(),

@@ -6,7 +6,7 @@ use super::Globals;
 use crate::error::ExitStatus;
 use crate::project;
 
-pub fn run(globals: &Globals, force: bool) -> anyhow::Result<ExitStatus> {
+pub(super) fn run(globals: &Globals, force: bool) -> anyhow::Result<ExitStatus> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let dir = project::init_dir(&cwd, force)?;
     globals.printer.info(format!(

@@ -20,7 +20,7 @@ struct ListDoc<'a> {
     stages: Vec<StageJson<'a>>,
 }
 
-pub fn run(globals: &Globals, json: bool, deps: bool) -> anyhow::Result<ExitStatus> {
+pub(super) fn run(globals: &Globals, json: bool, deps: bool) -> anyhow::Result<ExitStatus> {
     let s = Session::load(globals)?;
     if json {
         let stages: Vec<StageJson> = s

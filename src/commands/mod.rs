@@ -37,12 +37,12 @@ use crate::tracked::{self, Tracked};
 
 /// Global options every command sees.
 #[derive(Debug, Clone)]
-pub struct Globals {
+pub(crate) struct Globals {
     pub pipeline: Option<PathBuf>,
     pub printer: Printer,
 }
 
-pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
+pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     let globals = Globals {
         pipeline: cli.pipeline,
         printer: Printer {
@@ -68,7 +68,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
 }
 
 /// A loaded pipeline: project located, interpreter started, `pipeline.py` imported, DAG valid.
-pub struct Session {
+pub(crate) struct Session {
     pub project: Project,
     pub runtime: Runtime,
     pub dag: Dag,
@@ -88,7 +88,7 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn load(globals: &Globals) -> anyhow::Result<Session> {
+    pub(crate) fn load(globals: &Globals) -> anyhow::Result<Session> {
         let cwd = std::env::current_dir().context("cannot read the current directory")?;
         let project = project::locate(&cwd, globals.pipeline.as_deref())?;
         let printer = globals.printer;
@@ -146,12 +146,12 @@ impl Session {
     }
 
     /// Resolves stage names (with "did you mean").
-    pub fn lookup(&self, names: &[String]) -> anyhow::Result<Vec<usize>> {
+    pub(crate) fn lookup(&self, names: &[String]) -> anyhow::Result<Vec<usize>> {
         names.iter().map(|n| Ok(self.dag.lookup(n)?)).collect()
     }
 
     /// The named stages and everything upstream of them (all stages if none), in run order.
-    pub fn order_with_upstream(&self, names: &[String]) -> anyhow::Result<Vec<usize>> {
+    pub(crate) fn order_with_upstream(&self, names: &[String]) -> anyhow::Result<Vec<usize>> {
         let targets = self.lookup(names)?;
         Ok(if targets.is_empty() {
             self.dag.order()
@@ -163,7 +163,7 @@ impl Session {
     /// The state for a command that only reads: read-write (so memos are saved) when no other
     /// pivot holds the project, read-only beside a running one. The lock file, if any, must be
     /// kept while the state is used.
-    pub fn state_for_reading(&self) -> (Option<State>, Option<File>) {
+    pub(crate) fn state_for_reading(&self) -> (Option<State>, Option<File>) {
         let lock = open_lock_file(&self.project).ok();
         if let Some(file) = lock.filter(|f| f.try_lock().is_ok()) {
             if let Ok(state) = State::open(&self.project.state_db()) {
@@ -179,7 +179,7 @@ impl Session {
     }
 
     /// Code manifests and params of the named stages (manifests memoised in `state`).
-    pub fn inputs(&self, state: Option<&State>, order: &[usize]) -> anyhow::Result<Inputs> {
+    pub(crate) fn inputs(&self, state: Option<&State>, order: &[usize]) -> anyhow::Result<Inputs> {
         let names: Vec<&str> = order.iter().map(|&i| self.dag.name(i)).collect();
         let inputs = Inputs::load(
             &self.runtime,
@@ -198,7 +198,11 @@ impl Session {
     /// Takes the project write lock (see [`lock_project`]). A writer acts on lock files and
     /// `.pvt` files it reads after this, never on what it read before: another pivot may have
     /// committed or tracked while this one waited.
-    pub fn lock_project(&self, no_wait: bool, timeout: Option<Duration>) -> anyhow::Result<File> {
+    pub(crate) fn lock_project(
+        &self,
+        no_wait: bool,
+        timeout: Option<Duration>,
+    ) -> anyhow::Result<File> {
         let file = lock_project(&self.project, self.printer, no_wait, timeout)?;
         self.holds_lock.store(true, Ordering::Release);
         Ok(file)
@@ -208,7 +212,7 @@ impl Session {
     /// writer acts on. They are read again (once, on first use) after [`Session::lock_project`];
     /// a `.pvt` file that cannot be read and was not already warned about at load is warned
     /// about now.
-    pub fn locked_tracked(&self) -> &[Tracked] {
+    pub(crate) fn locked_tracked(&self) -> &[Tracked] {
         debug_assert!(
             self.holds_lock.load(Ordering::Acquire),
             "invariant: `.pvt` files a writer acts on are read under the project lock"
@@ -225,7 +229,7 @@ impl Session {
     }
 
     /// Warns about what a restore leaves out.
-    pub fn warn_skipped(&self, skipped: Vec<Skipped>) {
+    pub(crate) fn warn_skipped(&self, skipped: Vec<Skipped>) {
         for s in skipped {
             match s {
                 Skipped::Unwritable { path, error } => self
@@ -243,7 +247,7 @@ impl Session {
     /// every file of a tracked directory) missing from the workspace, never touching existing
     /// files. Returns how many files were restored; blobs missing from the cache are an error
     /// naming the files.
-    pub fn restore_missing_tracked(
+    pub(crate) fn restore_missing_tracked(
         &self,
         cache: &Cache,
         modes: &[CheckoutMode],
@@ -291,7 +295,11 @@ impl Session {
     /// must be present; one whose content changed since it was tracked is only a warning (the
     /// stage reads what is there). For `repro`, after [`Session::restore_missing_tracked`] when
     /// `--checkout-missing` is given.
-    pub fn check_tracked_deps(&self, order: &[usize], memo: &dyn DigestMemo) -> anyhow::Result<()> {
+    pub(crate) fn check_tracked_deps(
+        &self,
+        order: &[usize],
+        memo: &dyn DigestMemo,
+    ) -> anyhow::Result<()> {
         let deps: Vec<&Path> = order
             .iter()
             .flat_map(|&i| self.dag.stages[i].deps.iter().map(|d| d.abs()))
@@ -325,7 +333,7 @@ impl Session {
 /// The project state opened read-only, for commands that load no pipeline (`history`, `show`);
 /// `None` before the first run. The project is the one `-p FILE` names, else the top-most
 /// `.pivot/` above the current directory.
-pub fn open_state(globals: &Globals) -> anyhow::Result<Option<State>> {
+pub(crate) fn open_state(globals: &Globals) -> anyhow::Result<Option<State>> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let db: PathBuf = match &globals.pipeline {
         Some(file) => project::locate(&cwd, Some(file))?.state_db(),
@@ -351,7 +359,7 @@ fn open_lock_file(project: &Project) -> std::io::Result<File> {
 /// at most `timeout`, not at all with `no_wait`. Every command that writes the state, lock
 /// files, `.pvt` files or the workspace from the cache holds it, and takes it before reading
 /// what it acts on.
-pub fn lock_project(
+pub(crate) fn lock_project(
     project: &Project,
     printer: Printer,
     no_wait: bool,

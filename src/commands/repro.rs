@@ -19,7 +19,7 @@ use crate::printer::Entries;
 use crate::settings::Settings;
 use crate::state::State;
 
-pub fn repro(globals: &Globals, args: ReproArgs) -> anyhow::Result<ExitStatus> {
+pub(super) fn repro(globals: &Globals, args: ReproArgs) -> anyhow::Result<ExitStatus> {
     let s = Session::load(globals)?;
     let order = s.order_with_upstream(&args.stages)?;
     if args.json && !(args.dry_run || args.explain) {
@@ -43,7 +43,7 @@ pub fn repro(globals: &Globals, args: ReproArgs) -> anyhow::Result<ExitStatus> {
     execute(&s, &order, &args.exec, &args.stages)
 }
 
-pub fn run(globals: &Globals, args: RunArgs) -> anyhow::Result<ExitStatus> {
+pub(super) fn run(globals: &Globals, args: RunArgs) -> anyhow::Result<ExitStatus> {
     let s = Session::load(globals)?;
     let targets = s.lookup(&args.targets)?;
     let order = s.dag.only(&targets);
@@ -144,7 +144,6 @@ fn executor<'a>(
         modes: &p.settings.checkout_modes,
         inputs,
         run_id: history::new_run_id(started),
-        started,
         observer,
     }
 }
@@ -210,7 +209,7 @@ fn execute(
 }
 
 /// `pivot commit [STAGES]`.
-pub fn commit(globals: &Globals, args: CommitArgs) -> anyhow::Result<ExitStatus> {
+pub(super) fn commit(globals: &Globals, args: CommitArgs) -> anyhow::Result<ExitStatus> {
     let s = Session::load(globals)?;
     let named = !args.stages.is_empty();
     let order = if named {

@@ -16,7 +16,7 @@ struct ShowDoc<'a> {
     run: Option<&'a RunRecord>,
 }
 
-pub fn run(globals: &Globals, args: ShowArgs) -> anyhow::Result<ExitStatus> {
+pub(super) fn run(globals: &Globals, args: ShowArgs) -> anyhow::Result<ExitStatus> {
     let state = open_state(globals)?;
     let record = match (&state, &args.run_id) {
         (None, _) => Ok(None),

@@ -12,7 +12,7 @@ use crate::error::ExitStatus;
 
 /// One tracked file or directory in `status`: its `.pvt` file compared with the workspace.
 #[derive(Serialize)]
-pub struct TrackedReport {
+pub(super) struct TrackedReport {
     /// Project-relative path of the data.
     pub path: String,
     /// `clean`, `modified` or `missing`.
@@ -22,7 +22,7 @@ pub struct TrackedReport {
 }
 
 /// Every tracked item compared with its `.pvt` file (hashing through the stat memo).
-pub fn tracked_reports(s: &Session) -> Vec<TrackedReport> {
+pub(super) fn tracked_reports(s: &Session) -> Vec<TrackedReport> {
     if s.tracked.is_empty() {
         return Vec::new();
     }
@@ -81,7 +81,7 @@ struct StatusDoc<'a> {
     tracked_files: Option<&'a Vec<TrackedReport>>,
 }
 
-pub fn run(globals: &Globals, args: StatusArgs) -> anyhow::Result<ExitStatus> {
+pub(super) fn run(globals: &Globals, args: StatusArgs) -> anyhow::Result<ExitStatus> {
     let s = Session::load(globals)?;
     let order = s.order_with_upstream(&args.stages)?;
     let reports = plan_report::compute(&s, &order, false, args.explain)?;

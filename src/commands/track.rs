@@ -18,7 +18,7 @@ use crate::settings::Settings;
 use crate::state::State;
 use crate::tracked::{self, PvtFile};
 
-pub fn run(globals: &Globals, args: TrackArgs) -> anyhow::Result<ExitStatus> {
+pub(super) fn run(globals: &Globals, args: TrackArgs) -> anyhow::Result<ExitStatus> {
     let s = Session::load(globals)?;
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let cwd = fs::canonicalize(&cwd).unwrap_or(cwd);

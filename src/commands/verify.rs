@@ -30,7 +30,7 @@ struct Report {
     stages: Vec<StageVerdict>,
 }
 
-pub fn run(globals: &Globals, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
+pub(super) fn run(globals: &Globals, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
     let s = Session::load(globals)?;
     if s.dag.is_empty() {
         return Err(hinted(

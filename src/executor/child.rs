@@ -20,7 +20,7 @@ const POLL_ROUND: Duration = Duration::from_millis(200);
 /// was read by then decides.
 const RESULT_GRACE: Duration = Duration::from_millis(150);
 
-pub struct Child {
+pub(super) struct Child {
     pub stage: usize,
     pub name: String,
     pub key: StageKey,
@@ -35,14 +35,14 @@ pub struct Child {
     exit: Option<(i32, Instant)>,
 }
 
-pub struct Finished {
+pub(super) struct Finished {
     pub child: Child,
     /// Ok, or (one-line reason, traceback).
     pub outcome: Result<(), (String, String)>,
 }
 
 impl Child {
-    pub fn new(
+    pub(super) fn new(
         stage: usize,
         name: String,
         proc: StageProcess,
@@ -65,12 +65,12 @@ impl Child {
     }
 
     /// Kills the child's whole process group (its own subprocesses too).
-    pub fn kill(&mut self) {
+    pub(super) fn kill(&mut self) {
         self.proc.kill();
     }
 
     /// Waits for the child to exit (after `kill`).
-    pub fn reap(mut self) {
+    pub(super) fn reap(mut self) {
         self.proc.wait_killed();
     }
 
@@ -121,7 +121,7 @@ impl Child {
 }
 
 /// Polls all children once (up to 200 ms) and returns those that finished.
-pub fn wait_any(running: &mut Vec<Child>, observer: &dyn RunObserver) -> Vec<Finished> {
+pub(super) fn wait_any(running: &mut Vec<Child>, observer: &dyn RunObserver) -> Vec<Finished> {
     let timeout = running
         .iter()
         .filter_map(|c| {

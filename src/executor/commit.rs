@@ -107,7 +107,7 @@ impl Executor<'_> {
 
 /// What `pivot commit` did.
 #[derive(Debug, Default)]
-pub struct CommitReport {
+pub(crate) struct CommitReport {
     pub committed: Vec<String>,
     pub failed: Vec<(String, String)>,
 }
@@ -116,7 +116,7 @@ impl Executor<'_> {
     /// `pivot commit`: records the workspace as the result of each stage in `order` through the
     /// same writer as a run. Without `named`, only stages whose lock differs (key or outputs)
     /// are committed. A stage with a missing dep or output fails alone; nothing of it is written.
-    pub fn commit_workspace(&self, order: &[usize], named: bool) -> CommitReport {
+    pub(crate) fn commit_workspace(&self, order: &[usize], named: bool) -> CommitReport {
         let mut report = CommitReport::default();
         for &i in order {
             if crate::interrupt::interrupted() {

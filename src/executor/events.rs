@@ -13,7 +13,7 @@ use super::summary::{StageResult, Status, Summary};
 use crate::history::{iso8601, Counts};
 
 /// Version of the event stream's shape; the first line of every stream.
-pub const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 1;
 
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -49,32 +49,32 @@ enum Event<'a> {
 /// Writes events, one line each. Methods take `&self` (lines are written whole under a lock),
 /// so the sink can be shared by the run loop; write errors are ignored, as for all console
 /// output: a reader that goes away must not stop a run half-recorded.
-pub struct JsonlSink<W: Write = io::Stdout> {
+pub(crate) struct JsonlSink<W: Write = io::Stdout> {
     out: Mutex<W>,
 }
 
 impl JsonlSink<io::Stdout> {
-    pub fn stdout() -> JsonlSink<io::Stdout> {
+    pub(crate) fn stdout() -> JsonlSink<io::Stdout> {
         JsonlSink::new(io::stdout())
     }
 }
 
 impl<W: Write> JsonlSink<W> {
-    pub fn new(out: W) -> JsonlSink<W> {
+    pub(crate) fn new(out: W) -> JsonlSink<W> {
         JsonlSink {
             out: Mutex::new(out),
         }
     }
 
     /// `{"type": "schema_version", "version": 1}`: call once, before any other event.
-    pub fn start(&self) {
+    pub(crate) fn start(&self) {
         self.emit(&Event::SchemaVersion {
             version: SCHEMA_VERSION,
         });
     }
 
     /// A stage was dispatched (also for stages that end up skipped). `index` counts from 1.
-    pub fn stage_start(&self, stage: &str, index: usize, total: usize) {
+    pub(crate) fn stage_start(&self, stage: &str, index: usize, total: usize) {
         self.emit(&Event::StageStart {
             stage,
             index,
@@ -82,7 +82,7 @@ impl<W: Write> JsonlSink<W> {
         });
     }
 
-    pub fn stage_complete(
+    pub(crate) fn stage_complete(
         &self,
         result: &StageResult,
         index: usize,
@@ -101,7 +101,7 @@ impl<W: Write> JsonlSink<W> {
     }
 
     /// The last line of a run.
-    pub fn finish(&self, summary: &Summary, run_id: &str) {
+    pub(crate) fn finish(&self, summary: &Summary, run_id: &str) {
         self.finish_at(summary, run_id, SystemTime::now());
     }
 

@@ -17,14 +17,14 @@ use crate::state::State;
 
 /// Fingerprints and effective params of the stages of one command.
 #[derive(Default)]
-pub struct Inputs {
+pub(crate) struct Inputs {
     fingerprints: fingerprint::Fingerprints,
     params: PerStage<Params>,
     pub memo: MemoStats,
 }
 
 impl Inputs {
-    pub fn load(
+    pub(crate) fn load(
         runtime: &Runtime,
         state: Option<&State>,
         pipeline: &Path,
@@ -44,7 +44,11 @@ impl Inputs {
     }
 
     /// Inputs computed elsewhere (the planner's unit tests build them without an interpreter).
-    pub fn from_parts(fingerprints: fingerprint::Fingerprints, params: PerStage<Params>) -> Inputs {
+    #[cfg(test)]
+    pub(crate) fn from_parts(
+        fingerprints: fingerprint::Fingerprints,
+        params: PerStage<Params>,
+    ) -> Inputs {
         Inputs {
             fingerprints,
             params,
@@ -53,7 +57,7 @@ impl Inputs {
     }
 
     /// The stage's fingerprint, or why it could not be computed.
-    pub fn fingerprint_result(&self, name: &str) -> Result<&Fingerprint, String> {
+    pub(crate) fn fingerprint_result(&self, name: &str) -> Result<&Fingerprint, String> {
         match self.fingerprints.get(name) {
             Some(Ok(f)) => Ok(f),
             Some(Err(e)) => Err(e.clone()),
@@ -62,7 +66,7 @@ impl Inputs {
     }
 
     /// The stage's effective params, or why they could not be computed.
-    pub fn params_result(&self, name: &str) -> Result<&Params, String> {
+    pub(crate) fn params_result(&self, name: &str) -> Result<&Params, String> {
         match self.params.get(name) {
             Some(Ok(p)) => Ok(p),
             Some(Err(e)) => Err(e.clone()),
@@ -71,19 +75,19 @@ impl Inputs {
     }
 
     /// The stage's effective params, when they could be computed.
-    pub fn params(&self, name: &str) -> Option<&Params> {
+    pub(crate) fn params(&self, name: &str) -> Option<&Params> {
         self.params.get(name).and_then(|r| r.as_ref().ok())
     }
 
     /// The stage's fingerprint, when it could be computed.
-    pub fn fingerprint(&self, name: &str) -> Option<&Fingerprint> {
+    pub(crate) fn fingerprint(&self, name: &str) -> Option<&Fingerprint> {
         self.fingerprints.get(name).and_then(|r| r.as_ref().ok())
     }
 }
 
 /// Why a key could not be computed (the stage is reported stale / failed with this reason).
 #[derive(Debug, Clone)]
-pub enum KeyError {
+pub(crate) enum KeyError {
     Params(String),
     Fingerprint(String),
     MissingDeps(Vec<String>),
@@ -102,7 +106,7 @@ impl std::fmt::Display for KeyError {
 }
 
 /// Digest of a file, or tree digest and manifest of a directory.
-pub fn hash_path(
+pub(crate) fn hash_path(
     path: &Path,
     memo: &dyn DigestMemo,
 ) -> io::Result<(Digest, Option<Vec<ManifestEntry>>)> {
@@ -113,10 +117,10 @@ pub fn hash_path(
 }
 
 /// A dep's digest and manifest.
-pub type DepContent = (Digest, Option<Vec<ManifestEntry>>);
+pub(crate) type DepContent = (Digest, Option<Vec<ManifestEntry>>);
 
 /// The current key of `stage`: code manifest, params, dep digests and output paths.
-pub fn stage_key(
+pub(crate) fn stage_key(
     project: &Project,
     stage: &StageSpec,
     inputs: &Inputs,
@@ -127,7 +131,7 @@ pub fn stage_key(
 
 /// [`stage_key`], with `known` answering for deps whose content is known without hashing (a
 /// dry run's predicted restores); the others are hashed through the memo.
-pub fn stage_key_with(
+pub(crate) fn stage_key_with(
     project: &Project,
     stage: &StageSpec,
     inputs: &Inputs,
@@ -190,7 +194,7 @@ pub fn stage_key_with(
 }
 
 /// An output's path as the lock file records it (directories keep their trailing `/`).
-pub fn out_lock_path(project: &Project, out: &crate::pipeline::OutSpec) -> String {
+pub(crate) fn out_lock_path(project: &Project, out: &crate::pipeline::OutSpec) -> String {
     let rel = project.rel(out.abs());
     if out.is_dir() {
         format!("{rel}/")

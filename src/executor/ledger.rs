@@ -39,13 +39,16 @@ fn run_cache_key(stage: &str, input_hash: &str) -> Vec<u8> {
 }
 
 /// The generation of an output (None: never produced by a stage that ran here).
-pub fn generation(state: &State, path: &Path) -> Option<u64> {
+pub(crate) fn generation(state: &State, path: &Path) -> Option<u64> {
     let raw = state.get_raw(&gen_key(path)).ok()??;
     Some(u64::from_be_bytes(raw.as_slice().try_into().ok()?))
 }
 
 /// The dep generations `stage` last committed with.
-pub fn recorded_dep_generations(state: &State, stage: &str) -> Option<BTreeMap<String, u64>> {
+pub(crate) fn recorded_dep_generations(
+    state: &State,
+    stage: &str,
+) -> Option<BTreeMap<String, u64>> {
     let raw = state.get_raw(&dep_key(stage)).ok()??;
     serde_json::from_slice(&raw).ok()
 }
@@ -53,7 +56,7 @@ pub fn recorded_dep_generations(state: &State, stage: &str) -> Option<BTreeMap<S
 /// One output of a run-cache entry: every output is recorded (so a non-cached one can be
 /// checked against what the run wrote); only cached ones can be restored.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct CachedOutput {
+pub(crate) struct CachedOutput {
     pub path: String,
     pub hash: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -62,7 +65,7 @@ pub struct CachedOutput {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunCacheEntry {
+pub(crate) struct RunCacheEntry {
     pub outputs: Vec<CachedOutput>,
     #[serde(default)]
     pub run_id: Option<String>,
@@ -70,7 +73,7 @@ pub struct RunCacheEntry {
 
 impl RunCacheEntry {
     /// The lock entries of the outputs, as a lock file lists them.
-    pub fn lock_entries(&self) -> Option<Vec<LockEntry>> {
+    pub(crate) fn lock_entries(&self) -> Option<Vec<LockEntry>> {
         self.outputs
             .iter()
             .map(|o| {
@@ -88,7 +91,7 @@ impl RunCacheEntry {
 /// is not a valid entry (a path that is not a plain project-relative path, a directory digest
 /// that is not its manifest's, bad JSON). Entries will come from shared remotes: they are
 /// validated like lock files before anything is restored from them.
-pub fn run_cache(
+pub(crate) fn run_cache(
     state: &State,
     stage: &str,
     input_hash: &str,
@@ -100,13 +103,16 @@ pub fn run_cache(
 /// One run-cache entry as stored: its input hash, and the entry or why it is not valid (as
 /// [`run_cache`] validates it).
 #[derive(Debug)]
-pub struct StoredEntry {
+pub(crate) struct StoredEntry {
     pub input_hash: String,
     pub entry: Result<RunCacheEntry, String>,
 }
 
 /// Every run-cache entry of `stage`, in key order.
-pub fn run_cache_entries(state: &State, stage: &str) -> Result<Vec<StoredEntry>, StateError> {
+pub(crate) fn run_cache_entries(
+    state: &State,
+    stage: &str,
+) -> Result<Vec<StoredEntry>, StateError> {
     let prefix = run_cache_key(stage, "");
     Ok(state
         .scan_prefix(&prefix)?
@@ -140,7 +146,7 @@ pub fn run_cache_key_of(stage: &str, input_hash: &str) -> Vec<u8> {
 
 /// The state writes of one stage commit, applied in one batch after its lock file is written.
 #[derive(Debug, Default, Clone)]
-pub struct Deferred {
+pub(crate) struct Deferred {
     pub stage: String,
     /// Replace the stage's recorded dep generations.
     pub dep_generations: Option<BTreeMap<String, u64>>,
@@ -150,7 +156,7 @@ pub struct Deferred {
 }
 
 impl Deferred {
-    pub fn apply(&self, state: &State) -> Result<(), StateError> {
+    pub(crate) fn apply(&self, state: &State) -> Result<(), StateError> {
         let mut puts = Vec::new();
         if let Some(gens) = &self.dep_generations {
             puts.push((
@@ -171,7 +177,7 @@ impl Deferred {
 }
 
 /// Current generations of `deps` (deps no stage here ever produced have none and are left out).
-pub fn current_dep_generations<'a>(
+pub(crate) fn current_dep_generations<'a>(
     state: &State,
     deps: impl Iterator<Item = (&'a str, &'a Path)>,
 ) -> BTreeMap<String, u64> {

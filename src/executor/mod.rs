@@ -6,12 +6,12 @@
 mod child;
 mod commit;
 mod decide;
-pub mod events;
-pub mod keys;
-pub mod ledger;
-pub mod observer;
-pub mod outputs;
-pub mod summary;
+pub(crate) mod events;
+pub(crate) mod keys;
+pub(crate) mod ledger;
+pub(crate) mod observer;
+pub(crate) mod outputs;
+pub(crate) mod summary;
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -26,13 +26,13 @@ use crate::state::State;
 use child::{Child, Finished};
 use decide::Decision;
 use keys::Inputs;
-pub use observer::{Fanout, RunObserver};
+pub(crate) use observer::{Fanout, RunObserver};
 use observer::{Position, StageFinished};
 use outputs::Store;
-pub use summary::{StageResult, Status, Summary};
+pub(crate) use summary::{StageResult, Status, Summary};
 
 #[derive(Debug, Clone, Copy, Default)]
-pub struct RunOptions {
+pub(crate) struct RunOptions {
     pub jobs: usize,
     pub force: bool,
     pub keep_going: bool,
@@ -43,7 +43,7 @@ pub struct RunOptions {
 }
 
 /// Everything a run needs, borrowed from the command.
-pub struct Executor<'a> {
+pub(crate) struct Executor<'a> {
     pub project: &'a Project,
     pub runtime: &'a Runtime,
     pub dag: &'a Dag,
@@ -51,9 +51,8 @@ pub struct Executor<'a> {
     pub cache: &'a Cache,
     pub modes: &'a [CheckoutMode],
     pub inputs: &'a Inputs,
-    /// This run's id (run-cache entries and history records name it), from `started`.
+    /// This run's id (run-cache entries and history records name it).
     pub run_id: String,
-    pub started: std::time::SystemTime,
     /// Told everything that happens (the console, `--jsonl`, the run history).
     pub observer: &'a dyn RunObserver,
 }
@@ -123,7 +122,7 @@ impl Executor<'_> {
     }
 
     /// Runs `order` (dependencies first). Stages whose upstream failed are reported blocked.
-    pub fn run(&self, order: &[usize], opts: RunOptions) -> Summary {
+    pub(crate) fn run(&self, order: &[usize], opts: RunOptions) -> Summary {
         let started = Instant::now();
         crate::interrupt::install();
         let in_run: Vec<bool> = {

@@ -7,14 +7,14 @@ use super::summary::{StageResult, Summary};
 
 /// A stage's place in the run: `index` counts from 1 up to `total`.
 #[derive(Debug, Clone, Copy)]
-pub struct Position {
+pub(crate) struct Position {
     pub index: usize,
     pub total: usize,
 }
 
 /// A stage's outcome, as reported once per stage.
 #[derive(Debug)]
-pub struct StageFinished<'a> {
+pub(crate) struct StageFinished<'a> {
     pub result: &'a StageResult,
     pub position: Position,
     /// The run-cache key the stage was decided with (stages that were decided).
@@ -25,7 +25,7 @@ pub struct StageFinished<'a> {
 
 /// Observes one run. Every method has a default that ignores the event. Methods take `&self`:
 /// an observer with state keeps it behind a `RefCell` or `Mutex`.
-pub trait RunObserver {
+pub(crate) trait RunObserver {
     /// The run begins (before any stage event).
     fn run_started(&self, _run_id: &str, _total: usize) {}
     /// A stage is being decided (also for stages that end up skipped).
@@ -45,7 +45,7 @@ pub trait RunObserver {
 }
 
 /// Several observers, each told every event in turn.
-pub struct Fanout<'a>(pub Vec<&'a dyn RunObserver>);
+pub(crate) struct Fanout<'a>(pub Vec<&'a dyn RunObserver>);
 
 impl RunObserver for Fanout<'_> {
     fn run_started(&self, run_id: &str, total: usize) {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Status {
+pub(crate) enum Status {
     Ran,
     Skipped,
     Failed,
@@ -14,7 +14,7 @@ pub enum Status {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct StageResult {
+pub(crate) struct StageResult {
     pub name: String,
     pub status: Status,
     pub reason: String,
@@ -22,7 +22,7 @@ pub struct StageResult {
 }
 
 impl StageResult {
-    pub fn new(name: &str, status: Status, reason: &str, duration_ms: f64) -> StageResult {
+    pub(crate) fn new(name: &str, status: Status, reason: &str, duration_ms: f64) -> StageResult {
         StageResult {
             name: name.to_owned(),
             status,
@@ -33,7 +33,7 @@ impl StageResult {
 }
 
 #[derive(Debug)]
-pub struct Summary {
+pub(crate) struct Summary {
     pub stages: Vec<StageResult>,
     pub elapsed: Duration,
     pub interrupted: bool,
@@ -44,12 +44,12 @@ impl Summary {
         self.stages.iter().filter(|r| r.status == s).count()
     }
 
-    pub fn any_failed(&self) -> bool {
+    pub(crate) fn any_failed(&self) -> bool {
         self.count(Status::Failed) > 0 || self.count(Status::Blocked) > 0
     }
 
     /// `Summary: 2 ran, 1 cached, 0 blocked, 0 failed [3.57s total]`
-    pub fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         format!(
             "Summary: {} ran, {} cached, {} blocked, {} failed [{:.2}s total]",
             self.count(Status::Ran),

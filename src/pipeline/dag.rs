@@ -10,7 +10,7 @@ use super::did_you_mean;
 use super::spec::{PipelineSpec, StageSpec};
 
 #[derive(thiserror::Error, Debug)]
-pub enum DagError {
+pub(crate) enum DagError {
     #[error("stages `{first}` and `{second}` both write `{path}`")]
     DuplicateOutput {
         path: String,
@@ -40,7 +40,7 @@ pub enum DagError {
 }
 
 impl DagError {
-    pub fn hint(&self) -> Option<String> {
+    pub(crate) fn hint(&self) -> Option<String> {
         match self {
             DagError::MissingDep {
                 suggestion: Some(s),
@@ -68,7 +68,7 @@ impl DagError {
 }
 
 /// The validated stage graph. Stage indices are registration order.
-pub struct Dag {
+pub(crate) struct Dag {
     pub stages: Vec<StageSpec>,
     index: HashMap<String, usize>,
     /// upstream[i]: stages producing a dep of stage i (sorted, unique).
@@ -87,7 +87,8 @@ fn display(root: &Path, p: &Path) -> String {
 
 impl Dag {
     /// Builds and validates the graph. `root` is the project root (for messages and relative paths).
-    pub fn build(spec: PipelineSpec, root: &Path) -> Result<Dag, DagError> {
+    #[cfg(test)]
+    pub(crate) fn build(spec: PipelineSpec, root: &Path) -> Result<Dag, DagError> {
         Dag::build_with_tracked(spec, root, &[])
     }
 
@@ -95,7 +96,7 @@ impl Dag {
     /// is tracked data: one of `tracked` (absolute paths of `.pvt`-tracked files and
     /// directories) or inside one. `pivot checkout` can restore it, so the pipeline is valid;
     /// running a stage that reads it while it is missing is refused later, with that hint.
-    pub fn build_with_tracked(
+    pub(crate) fn build_with_tracked(
         spec: PipelineSpec,
         root: &Path,
         tracked: &[PathBuf],
@@ -230,32 +231,32 @@ impl Dag {
         })
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.stages.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.stages.is_empty()
     }
 
-    pub fn name(&self, i: usize) -> &str {
+    pub(crate) fn name(&self, i: usize) -> &str {
         &self.stages[i].name
     }
 
-    pub fn upstream(&self, i: usize) -> &[usize] {
+    pub(crate) fn upstream(&self, i: usize) -> &[usize] {
         &self.upstream[i]
     }
 
-    pub fn downstream(&self, i: usize) -> &[usize] {
+    pub(crate) fn downstream(&self, i: usize) -> &[usize] {
         &self.downstream[i]
     }
 
     /// The stages producing dep `k` of stage `i` (empty for an external input).
-    pub fn dep_producers(&self, i: usize, k: usize) -> &[usize] {
+    pub(crate) fn dep_producers(&self, i: usize, k: usize) -> &[usize] {
         &self.dep_producers[i][k]
     }
 
-    pub fn lookup(&self, name: &str) -> Result<usize, DagError> {
+    pub(crate) fn lookup(&self, name: &str) -> Result<usize, DagError> {
         self.index
             .get(name)
             .copied()
@@ -294,19 +295,19 @@ impl Dag {
     }
 
     /// Every stage, dependencies first.
-    pub fn order(&self) -> Vec<usize> {
+    pub(crate) fn order(&self) -> Vec<usize> {
         self.postorder(&(0..self.len()).collect::<Vec<_>>())
     }
 
     /// The targets and everything upstream of them, dependencies first.
-    pub fn with_upstream(&self, targets: &[usize]) -> Vec<usize> {
+    pub(crate) fn with_upstream(&self, targets: &[usize]) -> Vec<usize> {
         let mut sorted = targets.to_vec();
         sorted.sort_unstable();
         self.postorder(&sorted)
     }
 
     /// Exactly the given stages, ordered so that dependencies among them come first.
-    pub fn only(&self, stages: &[usize]) -> Vec<usize> {
+    pub(crate) fn only(&self, stages: &[usize]) -> Vec<usize> {
         let mut include = vec![false; self.len()];
         for &s in stages {
             include[s] = true;
@@ -319,7 +320,7 @@ impl Dag {
     }
 
     /// Every stage transitively downstream of `i` (not including `i`).
-    pub fn all_downstream(&self, i: usize) -> Vec<usize> {
+    pub(crate) fn all_downstream(&self, i: usize) -> Vec<usize> {
         let mut seen = vec![false; self.len()];
         let mut stack = vec![i];
         let mut out = Vec::new();

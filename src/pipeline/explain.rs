@@ -10,14 +10,14 @@ use crate::stage_key::StageKey;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Change {
+pub(crate) enum Change {
     Added,
     Removed,
     Modified,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct CodeChange {
+pub(crate) struct CodeChange {
     pub key: String,
     pub change_type: Change,
     pub old: Option<String>,
@@ -27,7 +27,7 @@ pub struct CodeChange {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct ParamChange {
+pub(crate) struct ParamChange {
     /// Dotted path into nested params (`optimizer.lr`).
     pub key: String,
     pub change_type: Change,
@@ -36,7 +36,7 @@ pub struct ParamChange {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct DepChange {
+pub(crate) struct DepChange {
     pub path: String,
     pub change_type: Change,
     pub old: Option<String>,
@@ -45,7 +45,7 @@ pub struct DepChange {
 
 /// The differences between a stage's current key and its lock file.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Explanation {
+pub(crate) struct Explanation {
     pub code_changes: Vec<CodeChange>,
     pub param_changes: Vec<ParamChange>,
     pub dep_changes: Vec<DepChange>,
@@ -99,7 +99,7 @@ fn dep_digest(e: &LockEntry) -> String {
 
 impl Explanation {
     /// `locations`: where each manifest key's function or class is defined (current code).
-    pub fn between(
+    pub(crate) fn between(
         key: &StageKey,
         lock: &LockFile,
         locations: &BTreeMap<String, String>,
@@ -155,12 +155,8 @@ impl Explanation {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.code_changes.is_empty() && self.param_changes.is_empty() && self.dep_changes.is_empty()
-    }
-
     /// The indented text block under a stage in `--explain` output.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::new();
         let value = |v: &Option<serde_json::Value>| match v {
             None => "(none)".to_owned(),

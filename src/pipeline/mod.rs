@@ -1,12 +1,12 @@
 //! The pipeline as plain data: stage specs from Python, the DAG over them, and `--explain`'s
 //! differences. No pyo3, no clap, no RocksDB here.
 
-pub mod dag;
-pub mod explain;
-pub mod spec;
+pub(crate) mod dag;
+pub(crate) mod explain;
+pub(crate) mod spec;
 
-pub use dag::{Dag, DagError};
-pub use spec::{OutKind, OutSpec, PipelineSpec, StageSpec};
+pub(crate) use dag::{Dag, DagError};
+pub(crate) use spec::{OutKind, OutSpec, PipelineSpec, StageSpec};
 
 /// Levenshtein distance, for "did you mean" suggestions.
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -25,7 +25,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// The closest candidate to `word`, if it is close enough to be a plausible typo.
-pub fn did_you_mean<'a>(
+pub(crate) fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<String> {

@@ -5,13 +5,13 @@
 use std::path::Path;
 
 #[derive(Debug, Clone)]
-pub struct PipelineSpec {
+pub(crate) struct PipelineSpec {
     /// In registration order.
     pub stages: Vec<StageSpec>,
 }
 
 #[derive(Debug, Clone)]
-pub struct StageSpec {
+pub(crate) struct StageSpec {
     pub name: String,
     /// One entry per dependency file (a dep naming several paths gives several entries).
     pub deps: Vec<DepSpec>,
@@ -21,12 +21,12 @@ pub struct StageSpec {
 }
 
 #[derive(Debug, Clone)]
-pub struct DepSpec {
+pub(crate) struct DepSpec {
     pub path: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutKind {
+pub(crate) enum OutKind {
     Out,
     Metric,
     Plot,
@@ -35,24 +35,24 @@ pub enum OutKind {
 }
 
 #[derive(Debug, Clone)]
-pub struct OutSpec {
+pub(crate) struct OutSpec {
     pub path: String,
     pub kind: OutKind,
     pub cache: bool,
 }
 
 impl DepSpec {
-    pub fn abs(&self) -> &Path {
+    pub(crate) fn abs(&self) -> &Path {
         Path::new(self.path.trim_end_matches('/'))
     }
 }
 
 impl OutSpec {
-    pub fn abs(&self) -> &Path {
+    pub(crate) fn abs(&self) -> &Path {
         Path::new(self.path.trim_end_matches('/'))
     }
 
-    pub fn is_dir(&self) -> bool {
+    pub(crate) fn is_dir(&self) -> bool {
         self.path.ends_with('/')
     }
 }

@@ -55,7 +55,7 @@ sys.meta_path.insert(0, PivotEmbeddedFinder(_PIVOT_MODULES))
 
 /// Installs the finder at the front of `sys.meta_path`: the embedded package wins over any
 /// installed `pivot` distribution.
-pub fn install(py: Python<'_>) -> PyResult<()> {
+pub(super) fn install(py: Python<'_>) -> PyResult<()> {
     let modules = PyDict::new(py);
     for (name, is_pkg, source) in PYLIB {
         modules.set_item(*name, (*is_pkg, *source))?;
@@ -67,7 +67,7 @@ pub fn install(py: Python<'_>) -> PyResult<()> {
 }
 
 /// Whether another `pivot` distribution is importable from the environment (shadowed by ours).
-pub fn shadowed_install(py: Python<'_>) -> Option<String> {
+pub(super) fn shadowed_install(py: Python<'_>) -> Option<String> {
     let code = c"__import__('importlib.machinery').machinery.PathFinder.find_spec('pivot')";
     let spec = py.eval(code, None, None).ok()?;
     if spec.is_none() {

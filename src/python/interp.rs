@@ -15,18 +15,18 @@ use pyo3::ffi;
 use super::PythonError;
 
 /// The Python this binary was built against (`major.minor`) and its executable.
-pub const BUILD_MINOR: &str = env!("PIVOT_BUILD_PY_MINOR");
-pub const BUILD_PYTHON: &str = env!("PIVOT_BUILD_PYTHON");
+pub(crate) const BUILD_MINOR: &str = env!("PIVOT_BUILD_PY_MINOR");
+pub(super) const BUILD_PYTHON: &str = env!("PIVOT_BUILD_PYTHON");
 
 /// Which interpreter to run, and why (for `-v` and error messages).
 #[derive(Debug, Clone)]
-pub struct Selection {
+pub(crate) struct Selection {
     pub executable: PathBuf,
     pub source: &'static str,
 }
 
 /// `$PIVOT_PYTHON`, else `$VIRTUAL_ENV/bin/python`, else the build-time Python.
-pub fn select() -> Selection {
+pub(super) fn select() -> Selection {
     let non_empty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
     if let Some(p) = non_empty("PIVOT_PYTHON") {
         return Selection {
@@ -69,7 +69,7 @@ fn env_minor(exe: &Path) -> Option<String> {
 
 /// Refuses an environment of another minor version before Python is started (it would crash
 /// importing its own stdlib with our libpython).
-pub fn check_version(sel: &Selection) -> Result<(), PythonError> {
+pub(super) fn check_version(sel: &Selection) -> Result<(), PythonError> {
     if !sel.executable.exists() {
         return Err(PythonError::Init(format!(
             "python `{}` (from {}) does not exist",
@@ -89,7 +89,7 @@ pub fn check_version(sel: &Selection) -> Result<(), PythonError> {
 
 /// Starts the interpreter with a pinned executable, hash seed 0 and no Python signal handlers
 /// (Ctrl-C is the coordinator's). Must run once, after the inittab registration.
-pub fn start(sel: &Selection) -> Result<(), PythonError> {
+pub(super) fn start(sel: &Selection) -> Result<(), PythonError> {
     let exe = CString::new(sel.executable.as_os_str().as_encoded_bytes())
         .map_err(|_| PythonError::Init("python path contains a NUL byte".into()))?;
     // SAFETY: PyConfig is a plain C struct initialised by PyConfig_InitPythonConfig before any

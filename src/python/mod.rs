@@ -4,7 +4,7 @@
 //! carrying what the user needs (file:line, traceback).
 
 mod embed;
-pub mod fork;
+pub(crate) mod fork;
 mod interp;
 mod native;
 mod wire;
@@ -17,12 +17,12 @@ use pyo3::types::{PyModule, PyString, PyTuple};
 
 use crate::pipeline::PipelineSpec;
 
-pub use fork::{poll_any, Pipe, StageProcess};
-pub use interp::{Selection, BUILD_MINOR};
-pub use wire::{child_result, ChildResult, FingerprintAnswer, Params, PerStage};
+pub(crate) use fork::{poll_any, Pipe, StageProcess};
+pub(crate) use interp::BUILD_MINOR;
+pub(crate) use wire::{child_result, ChildResult, FingerprintAnswer, Params, PerStage};
 
 #[derive(thiserror::Error, Debug)]
-pub enum PythonError {
+pub(crate) enum PythonError {
     #[error("{0}")]
     Init(String),
     #[error(
@@ -55,7 +55,7 @@ pub enum PythonError {
 }
 
 impl PythonError {
-    pub fn hint(&self) -> Option<String> {
+    pub(crate) fn hint(&self) -> Option<String> {
         match self {
             PythonError::Pivot { hint, .. } => hint.clone(),
             PythonError::VersionMismatch { .. } => Some(format!(
@@ -67,9 +67,8 @@ impl PythonError {
 }
 
 /// The started interpreter with `pivot._runtime` imported.
-pub struct Runtime {
+pub(crate) struct Runtime {
     module: Py<PyModule>,
-    pub selection: Selection,
 }
 
 fn classify(py: Python<'_>, err: PyErr) -> PythonError {
@@ -124,7 +123,7 @@ fn classify(py: Python<'_>, err: PyErr) -> PythonError {
 
 impl Runtime {
     /// Selects and starts the interpreter, installs the embedded package, imports the runtime.
-    pub fn start(verbose: bool) -> Result<Runtime, PythonError> {
+    pub(crate) fn start(verbose: bool) -> Result<Runtime, PythonError> {
         let selection = interp::select();
         interp::check_version(&selection)?;
         native::register();
@@ -161,7 +160,6 @@ impl Runtime {
             let module = py.import("pivot._runtime").map_err(|e| classify(py, e))?;
             Ok(Runtime {
                 module: module.unbind(),
-                selection,
             })
         })
     }
@@ -192,7 +190,7 @@ impl Runtime {
     }
 
     /// Imports the pipeline file and describes its stages.
-    pub fn load_pipeline(
+    pub(crate) fn load_pipeline(
         &self,
         file: &Path,
         project_root: &Path,
@@ -209,7 +207,7 @@ impl Runtime {
     }
 
     /// Effective params of the named stages.
-    pub fn stage_params(&self, names: &[&str]) -> Result<PerStage<Params>, PythonError> {
+    pub(crate) fn stage_params(&self, names: &[&str]) -> Result<PerStage<Params>, PythonError> {
         self.call(
             "stage_params",
             |py| PyTuple::new(py, [names]),
@@ -218,7 +216,10 @@ impl Runtime {
     }
 
     /// Code manifests (and definition sites) of the named stages.
-    pub fn fingerprint(&self, names: &[&str]) -> Result<PerStage<FingerprintAnswer>, PythonError> {
+    pub(crate) fn fingerprint(
+        &self,
+        names: &[&str],
+    ) -> Result<PerStage<FingerprintAnswer>, PythonError> {
         self.call(
             "fingerprint",
             |py| PyTuple::new(py, [names]),
@@ -228,7 +229,7 @@ impl Runtime {
 
     /// What besides source files invalidates memoised fingerprints (Python, `sys.path`, pivot):
     /// an opaque text, only ever hashed.
-    pub fn environment_key(&self) -> Result<String, PythonError> {
+    pub(crate) fn environment_key(&self) -> Result<String, PythonError> {
         self.call(
             "environment_key",
             |py| Ok(PyTuple::empty(py)),
@@ -238,7 +239,7 @@ impl Runtime {
 
     /// The source files of every loaded user module (and the pipeline file), absolute. Call it
     /// after [`Runtime::fingerprint`], which may import modules that stage bodies import.
-    pub fn user_sources(&self) -> Result<Vec<PathBuf>, PythonError> {
+    pub(crate) fn user_sources(&self) -> Result<Vec<PathBuf>, PythonError> {
         self.call(
             "user_sources",
             |py| Ok(PyTuple::empty(py)),
@@ -247,7 +248,7 @@ impl Runtime {
     }
 
     /// Forks a child running the stage (see [`fork`]).
-    pub fn spawn_stage(&self, stage: &str) -> Result<StageProcess, PythonError> {
+    pub(crate) fn spawn_stage(&self, stage: &str) -> Result<StageProcess, PythonError> {
         Python::attach(|py| fork::spawn_stage(py, self.module.bind(py), stage))
     }
 }

@@ -33,7 +33,7 @@ pub mod native_module {
 }
 
 /// Registers `pivot._native` in the inittab. Must run before the interpreter starts.
-pub fn register() {
+pub(super) fn register() {
     // SAFETY: called once, before Py_InitializeFromConfig (checked by Py_IsInitialized); the name
     // is a static C string and the init function is pyo3's generated module initialiser.
     unsafe {

@@ -15,16 +15,16 @@ use serde::Deserialize;
 use crate::pipeline::spec::{DepSpec, OutKind, OutSpec, PipelineSpec, StageSpec};
 
 /// A stage's effective params, in model field order.
-pub type Params = serde_json::Map<String, serde_json::Value>;
+pub(crate) type Params = serde_json::Map<String, serde_json::Value>;
 
 /// One answer per requested stage: the value, or why it could not be computed. A stage Python
 /// did not answer for is absent.
-pub type PerStage<T> = HashMap<String, Result<T, String>>;
+pub(crate) type PerStage<T> = HashMap<String, Result<T, String>>;
 
 /// One stage's code manifest (sorted keys -> digests) and where each keyed function or class is
 /// defined (`file:line`, project-relative when inside the project).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct FingerprintAnswer {
+pub(crate) struct FingerprintAnswer {
     pub manifest: BTreeMap<String, String>,
     pub locations: BTreeMap<String, String>,
 }
@@ -32,7 +32,7 @@ pub struct FingerprintAnswer {
 /// What a stage child wrote on its result pipe (`_runtime.child_run`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "status", rename_all = "lowercase")]
-pub enum ChildResult {
+pub(crate) enum ChildResult {
     Ok,
     /// `reason` is one line; `traceback` is Python's, empty for pivot's own errors.
     Failed {
@@ -188,7 +188,7 @@ pub(super) fn user_sources(text: &str) -> Result<Vec<PathBuf>, String> {
 
 /// A stage child's result, or `None` when what it wrote is not one (it died mid-write, or a
 /// descendant wrote to the inherited pipe): the caller then judges by the exit status alone.
-pub fn child_result(bytes: &[u8]) -> Option<ChildResult> {
+pub(crate) fn child_result(bytes: &[u8]) -> Option<ChildResult> {
     serde_json::from_slice(bytes).ok()
 }
 

@@ -201,7 +201,7 @@ fn a_run_cache_entry_naming_a_path_outside_is_ignored_with_a_warning() {
         state
             .write_batch(
                 vec![(
-                    pivot::executor::ledger::run_cache_key_of("shards", &hash_a),
+                    pivot::run_cache_key_of("shards", &hash_a),
                     serde_json::to_vec(&entry).unwrap(),
                 )],
                 Vec::new(),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 /// The venv tests run pivot in (pydantic, PyYAML, numpy, pandas): `$PIVOT_TEST_VENV`, else the
 /// one `.ci/run` makes in `target/`.
-pub fn test_venv() -> Option<PathBuf> {
+pub(crate) fn test_venv() -> Option<PathBuf> {
     if let Some(v) = std::env::var_os("PIVOT_TEST_VENV").filter(|v| !v.is_empty()) {
         return Some(PathBuf::from(v));
     }
@@ -16,20 +16,20 @@ pub fn test_venv() -> Option<PathBuf> {
     default.join("bin/python").exists().then_some(default)
 }
 
-pub fn pivot_bin() -> &'static str {
+pub(crate) fn pivot_bin() -> &'static str {
     env!("CARGO_BIN_EXE_pivot")
 }
 
 /// What a pivot invocation did.
 #[derive(Debug)]
-pub struct Run {
+pub(crate) struct Run {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
 }
 
 impl Run {
-    pub fn from(out: Output) -> Run {
+    pub(crate) fn from(out: Output) -> Run {
         Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -38,7 +38,7 @@ impl Run {
     }
 
     #[track_caller]
-    pub fn success(&self) -> &Run {
+    pub(crate) fn success(&self) -> &Run {
         assert_eq!(
             self.code, 0,
             "expected success\nstdout:\n{}\nstderr:\n{}",
@@ -48,7 +48,7 @@ impl Run {
     }
 
     #[track_caller]
-    pub fn code(&self, code: i32) -> &Run {
+    pub(crate) fn code(&self, code: i32) -> &Run {
         assert_eq!(
             self.code, code,
             "unexpected exit code\nstdout:\n{}\nstderr:\n{}",
@@ -57,21 +57,21 @@ impl Run {
         self
     }
 
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("bad json ({e}):\n{}", self.stdout))
     }
 }
 
 /// A temporary project directory.
-pub struct Project {
+pub(crate) struct Project {
     pub dir: tempfile::TempDir,
     root: PathBuf,
 }
 
 impl Project {
     /// An empty directory (no `.pivot/`).
-    pub fn bare() -> Project {
+    pub(crate) fn bare() -> Project {
         let dir = tempfile::Builder::new()
             .prefix("pivot-it-")
             .tempdir()
@@ -82,7 +82,7 @@ impl Project {
 
     /// A project (after `pivot init`) in `proj/` of a fresh temp dir, so tests can check that
     /// nothing outside the project is written: see [`Project::outer`].
-    pub fn nested() -> Project {
+    pub(crate) fn nested() -> Project {
         let dir = tempfile::Builder::new()
             .prefix("pivot-it-")
             .tempdir()
@@ -95,26 +95,26 @@ impl Project {
     }
 
     /// The temp dir holding a [`Project::nested`] project.
-    pub fn outer(&self) -> &Path {
+    pub(crate) fn outer(&self) -> &Path {
         self.dir.path()
     }
 
     /// A directory after `pivot init`.
-    pub fn new() -> Project {
+    pub(crate) fn new() -> Project {
         let p = Project::bare();
         p.pivot(&["init"]).success();
         p
     }
 
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         &self.root
     }
 
-    pub fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.root().join(rel)
     }
 
-    pub fn write(&self, rel: &str, content: &str) -> &Project {
+    pub(crate) fn write(&self, rel: &str, content: &str) -> &Project {
         let p = self.path(rel);
         if let Some(parent) = p.parent() {
             fs::create_dir_all(parent).expect("mkdir");
@@ -126,15 +126,15 @@ impl Project {
         self
     }
 
-    pub fn read(&self, rel: &str) -> String {
+    pub(crate) fn read(&self, rel: &str) -> String {
         fs::read_to_string(self.path(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
     }
 
-    pub fn exists(&self, rel: &str) -> bool {
+    pub(crate) fn exists(&self, rel: &str) -> bool {
         self.path(rel).exists()
     }
 
-    pub fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(pivot_bin());
         cmd.args(args)
             .current_dir(self.root())
@@ -148,7 +148,11 @@ impl Project {
     }
 
     /// Starts `pivot args` in the background with stdout and stderr piped, `env` added.
-    pub fn spawn(&self, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> std::process::Child {
+    pub(crate) fn spawn(
+        &self,
+        args: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> std::process::Child {
         let mut cmd = self.command(args);
         for (k, v) in env {
             cmd.env(k, v);
@@ -159,11 +163,11 @@ impl Project {
             .expect("spawn pivot")
     }
 
-    pub fn pivot(&self, args: &[&str]) -> Run {
+    pub(crate) fn pivot(&self, args: &[&str]) -> Run {
         Run::from(self.command(args).output().expect("run pivot"))
     }
 
-    pub fn pivot_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+    pub(crate) fn pivot_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let mut cmd = self.command(args);
         for (k, v) in env {
             cmd.env(k, v);
@@ -172,7 +176,7 @@ impl Project {
     }
 
     /// Stage names appended to `runs.log` by the test pipelines' `_ran(...)`, then cleared.
-    pub fn take_runs(&self) -> Vec<String> {
+    pub(crate) fn take_runs(&self) -> Vec<String> {
         let p = self.path("runs.log");
         let text = fs::read_to_string(&p).unwrap_or_default();
         let _ = fs::remove_file(&p);
@@ -183,7 +187,7 @@ impl Project {
 }
 
 /// Prelude for test pipelines: imports and `_ran(name)`, which records that a stage ran.
-pub const PRELUDE: &str = r#"
+pub(crate) const PRELUDE: &str = r#"
 import pathlib
 from typing import Annotated, TypedDict
 
@@ -196,7 +200,7 @@ def _ran(name):
         f.write(name + "\n")
 "#;
 
-pub fn sorted(v: &[&str]) -> Vec<String> {
+pub(crate) fn sorted(v: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
     v.sort();
     v
@@ -204,7 +208,7 @@ pub fn sorted(v: &[&str]) -> Vec<String> {
 
 /// Every entry under `root` (directories as `None`, files with their bytes), to assert that a
 /// command touched nothing.
-pub fn snapshot(root: &Path) -> std::collections::BTreeMap<String, Option<Vec<u8>>> {
+pub(crate) fn snapshot(root: &Path) -> std::collections::BTreeMap<String, Option<Vec<u8>>> {
     fn walk(
         root: &Path,
         dir: &Path,
@@ -240,7 +244,7 @@ pub fn snapshot(root: &Path) -> std::collections::BTreeMap<String, Option<Vec<u8
 
 /// `text` with `root` (also its canonical spelling) written `<root>`, and run times masked:
 /// `done in <t>`, `[<t> total]`.
-pub fn filter(text: &str, root: &Path) -> String {
+pub(crate) fn filter(text: &str, root: &Path) -> String {
     let mut s = text.to_owned();
     if let Ok(real) = fs::canonicalize(root) {
         s = s.replace(&*real.to_string_lossy(), "<root>");
@@ -272,7 +276,7 @@ pub fn filter(text: &str, root: &Path) -> String {
 }
 
 /// Stages a run executed, from pivot's `<stage>: running (...)` progress lines (sorted).
-pub fn running_stages(stderr: &str) -> Vec<String> {
+pub(crate) fn running_stages(stderr: &str) -> Vec<String> {
     let names: Vec<&str> = stderr
         .lines()
         .filter_map(|l| l.split_once(": running (").map(|(n, _)| n))
@@ -281,7 +285,7 @@ pub fn running_stages(stderr: &str) -> Vec<String> {
 }
 
 /// pyenv's root: `$PYENV_ROOT`, else `pyenv root`, else `~/.pyenv`.
-pub fn pyenv_root() -> Option<PathBuf> {
+pub(crate) fn pyenv_root() -> Option<PathBuf> {
     if let Some(r) = std::env::var_os("PYENV_ROOT").filter(|v| !v.is_empty()) {
         return Some(PathBuf::from(r));
     }
@@ -299,7 +303,7 @@ pub fn pyenv_root() -> Option<PathBuf> {
 impl Project {
     /// Runs `script` with `sh -c` in the project root, with pivot's directory first on PATH and
     /// the environment `command` gives pivot (for `#!/usr/bin/env pivot` scripts).
-    pub fn sh(&self, script: &str) -> Run {
+    pub(crate) fn sh(&self, script: &str) -> Run {
         let bin_dir = Path::new(pivot_bin())
             .parent()
             .expect("pivot has a directory")
@@ -338,7 +342,7 @@ impl Project {
 }
 
 /// `major.minor` of the Python embedded in the pivot under test, asked of pivot itself once.
-pub fn embedded_python_version() -> &'static str {
+pub(crate) fn embedded_python_version() -> &'static str {
     static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     VERSION.get_or_init(|| {
         let p = Project::new();
@@ -365,7 +369,7 @@ pipeline.register(version)
 }
 
 /// Waits (up to 60 s) until `cond` holds.
-pub fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
+pub(crate) fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !cond() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -374,7 +378,7 @@ pub fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
 }
 
 /// A pivot started in the background, paused at a test hook.
-pub struct Paused {
+pub(crate) struct Paused {
     child: Child,
     pid: i32,
     marker: PathBuf,
@@ -384,7 +388,7 @@ pub struct Paused {
 impl Paused {
     /// Starts `pivot args` with `PIVOT_TEST_PAUSE=pause` and waits until it is paused. The pause
     /// file lives outside the project, so it is no part of what tests look at.
-    pub fn start(p: &Project, args: &[&str], pause: &str) -> Paused {
+    pub(crate) fn start(p: &Project, args: &[&str], pause: &str) -> Paused {
         let dir = tempfile::tempdir().expect("tempdir");
         let marker = dir.path().join("paused.pid");
         let child = p.spawn(
@@ -419,14 +423,14 @@ impl Paused {
         paused
     }
 
-    pub fn resume(self) -> Run {
+    pub(crate) fn resume(self) -> Run {
         let mut resume = self.marker.clone().into_os_string();
         resume.push(".resume");
         fs::write(PathBuf::from(resume), "").expect("resume");
         self.finish()
     }
 
-    pub fn interrupt(self) -> Run {
+    pub(crate) fn interrupt(self) -> Run {
         // SAFETY: kill(2) with a pid pivot wrote for us and a valid signal number.
         assert_eq!(unsafe { libc::kill(self.pid, libc::SIGINT) }, 0);
         self.finish()
@@ -439,14 +443,14 @@ impl Paused {
 
 /// A pivot started in the background that has reached the project lock another pivot holds:
 /// it said it is waiting, so whatever it reads before taking the lock, it has read.
-pub struct Waiting {
+pub(crate) struct Waiting {
     child: Child,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
     reader: std::thread::JoinHandle<()>,
 }
 
 impl Waiting {
-    pub fn start(p: &Project, args: &[&str]) -> Waiting {
+    pub(crate) fn start(p: &Project, args: &[&str]) -> Waiting {
         let mut child = p.spawn(args, &[]);
         let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let mut pipe = child.stderr.take().expect("piped stderr");
@@ -485,7 +489,7 @@ impl Waiting {
         }
     }
 
-    pub fn finish(self) -> Run {
+    pub(crate) fn finish(self) -> Run {
         let out = self.child.wait_with_output().expect("wait for pivot");
         self.reader.join().expect("stderr reader");
         let stderr = self.stderr.lock().expect("stderr buffer").clone();
@@ -498,7 +502,7 @@ impl Waiting {
 }
 
 /// Temp files pivot may leave behind (`*.pivot-tmp`, `*.tmp`) anywhere under `root`.
-pub fn temp_files(root: &Path) -> Vec<PathBuf> {
+pub(crate) fn temp_files(root: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut dirs = vec![root.to_path_buf()];
     while let Some(dir) = dirs.pop() {
@@ -516,7 +520,7 @@ pub fn temp_files(root: &Path) -> Vec<PathBuf> {
 }
 
 /// 20k small files under `dir`, 200 per subdirectory.
-pub fn many_files(dir: &Path) {
+pub(crate) fn many_files(dir: &Path) {
     for d in 0..100 {
         let sub = dir.join(format!("d{d:03}"));
         fs::create_dir_all(&sub).expect("mkdir");
@@ -528,7 +532,7 @@ pub fn many_files(dir: &Path) {
 }
 
 /// Alive and not a zombie (a zombie still answers kill(0)).
-pub fn pid_alive(pid: i32) -> bool {
+pub(crate) fn pid_alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(s) => !s
             .rsplit_once(") ")

@@ -36,7 +36,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use pyo3::prelude::*;
 use pyo3::types::PyModule;
 
-pub use process::{poll_any, Pipe, StageProcess};
+pub(crate) use process::{poll_any, Pipe, StageProcess};
 
 use super::PythonError;
 
@@ -76,7 +76,7 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
 }
 
 /// Forks a child that runs `runtime.child_run(stage, 3)` and exits with its return code.
-pub fn spawn_stage(
+pub(crate) fn spawn_stage(
     py: Python<'_>,
     runtime: &Bound<'_, PyModule>,
     stage: &str,

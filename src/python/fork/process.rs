@@ -9,7 +9,7 @@ use super::reaper::Reaper;
 
 /// One of a stage child's pipes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pipe {
+pub(crate) enum Pipe {
     Stdout,
     Stderr,
     /// fd 3 in the child: the JSON result, then EOF.
@@ -46,7 +46,7 @@ enum State {
 /// the kernel has them, a pidfd that becomes readable when it exits. Dropping one that was not
 /// reaped kills its group and reaps it.
 #[derive(Debug)]
-pub struct StageProcess {
+pub(crate) struct StageProcess {
     pid: libc::pid_t,
     pidfd: Option<OwnedFd>,
     pipes: [Option<OwnedFd>; 3],
@@ -105,18 +105,18 @@ impl StageProcess {
         }
     }
 
-    pub fn is_open(&self, pipe: Pipe) -> bool {
+    pub(crate) fn is_open(&self, pipe: Pipe) -> bool {
         self.pipes[pipe.index()].is_some()
     }
 
     /// Closes our end of `pipe` (what is not read by now is lost).
-    pub fn close(&mut self, pipe: Pipe) {
+    pub(crate) fn close(&mut self, pipe: Pipe) {
         self.pipes[pipe.index()] = None;
     }
 
     /// Appends what `pipe` holds now to `out`, without blocking. At EOF (or a read error) the pipe
     /// is closed and false is returned.
-    pub fn read_available(&mut self, pipe: Pipe, out: &mut Vec<u8>) -> bool {
+    pub(crate) fn read_available(&mut self, pipe: Pipe, out: &mut Vec<u8>) -> bool {
         let Some(fd) = &self.pipes[pipe.index()] else {
             return false;
         };
@@ -148,7 +148,7 @@ impl StageProcess {
     /// (while the unreaped leader still holds the group id, so it cannot name another group),
     /// unregisters the group from the reaper, reaps the child and returns its exit code (or
     /// 128 + signal). None while it runs.
-    pub fn try_wait(&mut self) -> Option<i32> {
+    pub(crate) fn try_wait(&mut self) -> Option<i32> {
         if let State::Reaped(code) = self.state {
             return Some(code);
         }
@@ -170,7 +170,7 @@ impl StageProcess {
     }
 
     /// Kills the child's whole process group (its own subprocesses too); it then exits.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if self.state == State::Running {
             self.state = State::Killed;
         }
@@ -184,7 +184,7 @@ impl StageProcess {
     }
 
     /// Kills the child (and its group) if it was not already, and waits for it to exit.
-    pub fn wait_killed(&mut self) -> i32 {
+    pub(crate) fn wait_killed(&mut self) -> i32 {
         self.kill();
         self.finish()
     }
@@ -229,7 +229,7 @@ impl Drop for StageProcess {
 /// exits; returns the readable pipes as (index into `procs`, pipe). A child's exit shows up as
 /// an early return only: call [`StageProcess::try_wait`] after each round. Interrupted by a
 /// signal (Ctrl-C), it returns early with what it has.
-pub fn poll_any(procs: &[&StageProcess], mut timeout: Duration) -> Vec<(usize, Pipe)> {
+pub(crate) fn poll_any(procs: &[&StageProcess], mut timeout: Duration) -> Vec<(usize, Pipe)> {
     let mut pfds: Vec<libc::pollfd> = Vec::with_capacity(procs.len() * 4);
     let mut owners: Vec<(usize, Option<Pipe>)> = Vec::with_capacity(procs.len() * 4);
     for (i, p) in procs.iter().enumerate() {

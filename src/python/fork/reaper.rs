@@ -20,14 +20,14 @@ const MAX_GROUPS: usize = 4096;
 
 /// The coordinator's end of the dead-man socket.
 #[derive(Debug)]
-pub struct Reaper {
+pub(super) struct Reaper {
     sock: OwnedFd,
 }
 
 static REAPER: OnceLock<Reaper> = OnceLock::new();
 
 /// The process's reaper, started on first use.
-pub fn get() -> std::io::Result<&'static Reaper> {
+pub(super) fn get() -> std::io::Result<&'static Reaper> {
     if let Some(r) = REAPER.get() {
         return Ok(r);
     }
@@ -62,12 +62,12 @@ impl Reaper {
     }
 
     /// From now on, the death of the coordinator kills process group `pgid`.
-    pub fn register(&self, pgid: libc::pid_t) -> std::io::Result<()> {
+    pub(super) fn register(&self, pgid: libc::pid_t) -> std::io::Result<()> {
         self.send(pgid)
     }
 
     /// Process group `pgid` is dead; the reaper forgets it.
-    pub fn unregister(&self, pgid: libc::pid_t) -> std::io::Result<()> {
+    pub(super) fn unregister(&self, pgid: libc::pid_t) -> std::io::Result<()> {
         self.send(-pgid)
     }
 }

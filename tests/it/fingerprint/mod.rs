@@ -17,7 +17,7 @@ mod limits;
 use crate::support::Project;
 
 /// Registers `stages.s` as stage `s`; written unless a case brings its own `pipeline.py`.
-pub const PIPELINE: &str = r#"from pivot.pipeline import Pipeline
+pub(crate) const PIPELINE: &str = r#"from pivot.pipeline import Pipeline
 
 import stages
 
@@ -26,10 +26,10 @@ pipeline.register(stages.s, name="s")
 "#;
 
 /// What `status` says about stage `s` when it is stale because of its code.
-pub const CODE_CHANGED: Option<&str> = Some("Code changed");
+pub(crate) const CODE_CHANGED: Option<&str> = Some("Code changed");
 
 /// `stages.py`: the usual imports and `TXT` (an `Out("out.txt")` annotation), then `body`.
-pub fn stages(body: &str) -> String {
+pub(crate) fn stages(body: &str) -> String {
     format!(
         r#"from typing import Annotated
 
@@ -41,7 +41,7 @@ TXT = Annotated[str, outputs.Out("out.txt", loaders.Text())]
 }
 
 /// A project with `files` (and the default `pipeline.py`) on which `repro` succeeded.
-pub fn setup(files: &[(&str, &str)]) -> Project {
+pub(crate) fn setup(files: &[(&str, &str)]) -> Project {
     let p = Project::new();
     if !files.iter().any(|(name, _)| *name == "pipeline.py") {
         p.write("pipeline.py", PIPELINE);
@@ -59,7 +59,7 @@ pub fn setup(files: &[(&str, &str)]) -> Project {
 
 /// Replaces every occurrence of `from` in `file` by `to`; `from` must occur.
 #[track_caller]
-pub fn edit(p: &Project, (file, from, to): (&str, &str, &str)) {
+pub(crate) fn edit(p: &Project, (file, from, to): (&str, &str, &str)) {
     let text = p.read(file);
     assert!(text.contains(from), "`{from}` is not in {file}:\n{text}");
     p.write(file, &text.replace(from, to));
@@ -67,7 +67,7 @@ pub fn edit(p: &Project, (file, from, to): (&str, &str, &str)) {
 
 /// What `status --json` says about stage `s`: `None` when cached, else why it is stale.
 #[track_caller]
-pub fn stale_reason(p: &Project) -> Option<String> {
+pub(crate) fn stale_reason(p: &Project) -> Option<String> {
     let r = p.pivot(&["status", "--json"]);
     r.success();
     let doc = r.json();
@@ -86,7 +86,7 @@ pub fn stale_reason(p: &Project) -> Option<String> {
 }
 
 /// The code manifest lines of `s`'s lock file.
-pub fn manifest(p: &Project) -> String {
+pub(crate) fn manifest(p: &Project) -> String {
     let lock = p.read(".pivot/stages/s.lock");
     let start = lock.find("code_manifest:").unwrap_or(0);
     let end = lock.find("\nparams:").unwrap_or(lock.len());
@@ -94,14 +94,14 @@ pub fn manifest(p: &Project) -> String {
 }
 
 /// One matrix row: a project after `repro`, one edit, and what `status` then says about `s`.
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub project: Project,
     /// `None` when `s` stayed cached, else the reason it is stale.
     pub reason: Option<String>,
     manifest_before: String,
 }
 
-pub fn case(files: &[(&str, &str)], change: (&str, &str, &str)) -> Outcome {
+pub(crate) fn case(files: &[(&str, &str)], change: (&str, &str, &str)) -> Outcome {
     let project = setup(files);
     let manifest_before = manifest(&project);
     edit(&project, change);
@@ -117,7 +117,7 @@ impl Outcome {
     /// Panics unless `status` said `want`, showing the manifest before the edit and the one a
     /// forced run records after it.
     #[track_caller]
-    pub fn expect(&self, want: Option<&str>) {
+    pub(crate) fn expect(&self, want: Option<&str>) {
         if self.reason.as_deref() == want {
             return;
         }
@@ -137,12 +137,12 @@ impl Outcome {
 
 /// The edit makes `s` stale with reason `Code changed`.
 #[track_caller]
-pub fn reruns(files: &[(&str, &str)], change: (&str, &str, &str)) {
+pub(crate) fn reruns(files: &[(&str, &str)], change: (&str, &str, &str)) {
     case(files, change).expect(CODE_CHANGED);
 }
 
 /// The edit leaves `s` cached.
 #[track_caller]
-pub fn stays_cached(files: &[(&str, &str)], change: (&str, &str, &str)) {
+pub(crate) fn stays_cached(files: &[(&str, &str)], change: (&str, &str, &str)) {
     case(files, change).expect(None);
 }
