@@ -3,8 +3,8 @@
 
 use crate::executor::observer::{RunObserver, StageFinished};
 use crate::executor::{Status, Summary};
+use crate::planner::Tier;
 use crate::printer::Printer;
-use crate::stage_key::UNCHANGED_RUN_CACHE;
 
 pub(crate) struct Console {
     pub(crate) printer: Printer,
@@ -13,13 +13,11 @@ pub(crate) struct Console {
 impl Console {
     /// `train: up to date`; with `--verbose` the skip tier too (`(unchanged (generation))`).
     /// A run-cache restore always says so: the workspace changed.
-    fn up_to_date_line(&self, name: &str, reason: &str) -> String {
-        if self.printer.verbose {
-            format!("{name}: up to date ({reason})")
-        } else if reason == UNCHANGED_RUN_CACHE {
-            format!("{name}: up to date (restored from the run cache)")
-        } else {
-            format!("{name}: up to date")
+    fn up_to_date_line(&self, name: &str, tier: Option<Tier>) -> String {
+        match tier {
+            Some(t) if self.printer.verbose => format!("{name}: up to date ({})", t.reason()),
+            Some(Tier::RunCache) => format!("{name}: up to date (restored from the run cache)"),
+            _ => format!("{name}: up to date"),
         }
     }
 }
@@ -41,7 +39,7 @@ impl RunObserver for Console {
     fn stage_finished(&self, f: &StageFinished<'_>) {
         let r = f.result;
         match r.status {
-            Status::Skipped => self.printer.info(self.up_to_date_line(&r.name, &r.reason)),
+            Status::Skipped => self.printer.info(self.up_to_date_line(&r.name, f.skipped)),
             Status::Ran => self.printer.info(format!(
                 "{}: done in {:.2}s",
                 r.name,

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 
 use crate::cache::{CheckoutMode, Policy, RestoreTarget};
 use crate::lockfile::LockFile;
-use crate::planner::{self, LockView, Planned, Restore, RunReason, Skip, Verdict, Views, Written};
+use crate::planner::{
+    self, LockView, Planned, Restore, RunReason, Skip, Tier, Verdict, Views, Written,
+};
 use crate::stage_key::StageKey;
 
 use super::keys::{self, out_lock_path};
@@ -15,7 +17,7 @@ use super::{Executor, RunOptions};
 
 /// What deciding a stage led to.
 pub(super) enum Decision {
-    Skipped(&'static str),
+    Skipped(Tier),
     Run {
         key: StageKey,
         reason: String,
@@ -108,7 +110,7 @@ impl Executor<'_> {
                 }
             }
         }
-        Decision::Skipped(via.reason())
+        Decision::Skipped(via.tier())
     }
 
     /// The stage runs for `reason`, with the planned key (computed now for a tier-1 verdict).

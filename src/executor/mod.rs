@@ -63,6 +63,8 @@ struct Progress {
     results: HashMap<usize, StageResult>,
     /// Stage -> the failed upstream stage that blocks it.
     failed_upstream: HashMap<usize, String>,
+    /// Skipped stage -> the tier that skipped it.
+    skipped: HashMap<usize, crate::planner::Tier>,
     /// Set after the first failure in fail-fast mode: no new stage starts.
     stop_starting: Option<String>,
 }
@@ -158,6 +160,7 @@ impl Executor<'_> {
                 position: position[&i],
                 input_hash: hashes.get(&i).map(String::as_str),
                 traceback,
+                skipped: progress.skipped.get(&i).copied(),
             });
             progress.results.insert(i, result);
         };
@@ -217,9 +220,11 @@ impl Executor<'_> {
                     self.observer.stage_started(&name, position[&i]);
                     let t0 = Instant::now();
                     match self.decide(i, opts, &mut written) {
-                        Decision::Skipped(reason) => {
+                        Decision::Skipped(tier) => {
                             let ms = t0.elapsed().as_secs_f64() * 1000.0;
-                            let result = StageResult::new(&name, Status::Skipped, reason, ms);
+                            let result =
+                                StageResult::new(&name, Status::Skipped, tier.reason(), ms);
+                            progress.skipped.insert(i, tier);
                             finish(&mut progress, &input_hashes, i, result, "");
                             slot.insert(i, Slot::Done);
                         }

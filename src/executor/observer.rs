@@ -21,6 +21,8 @@ pub(crate) struct StageFinished<'a> {
     pub input_hash: Option<&'a str>,
     /// The failure's traceback (empty when there is none).
     pub traceback: &'a str,
+    /// For a skipped stage, the tier that skipped it.
+    pub skipped: Option<crate::planner::Tier>,
 }
 
 /// Observes one run. Every method has a default that ignores the event. Methods take `&self`:

@@ -35,7 +35,7 @@ use crate::pipeline::{Dag, OutKind, StageSpec};
 use crate::project::Project;
 use crate::state::State;
 
-pub(crate) use verdict::{Planned, Restore, RunReason, Skip, Verdict};
+pub(crate) use verdict::{Planned, Restore, RunReason, Skip, Tier, Verdict};
 use written::Answer;
 pub(crate) use written::Written;
 

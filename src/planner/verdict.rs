@@ -74,15 +74,39 @@ impl fmt::Display for RunReason {
     }
 }
 
-impl Skip {
-    /// The reason a run reports for this skip (`unchanged`, `unchanged (generation)`, ...).
-    pub(crate) fn reason(&self) -> &'static str {
+/// A skip's tier, without what it carries (for observers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tier {
+    Generation,
+    Lock,
+    RunCache,
+}
+
+impl Tier {
+    /// The reason a run reports for a skip in this tier (`unchanged`, `unchanged (generation)`,
+    /// `unchanged (run cache)`).
+    pub(crate) fn reason(self) -> &'static str {
         use crate::stage_key as s;
         match self {
-            Skip::Generation => s::UNCHANGED_GENERATION,
-            Skip::Lock => s::UNCHANGED,
-            Skip::RunCache(_) => s::UNCHANGED_RUN_CACHE,
+            Tier::Generation => s::UNCHANGED_GENERATION,
+            Tier::Lock => s::UNCHANGED,
+            Tier::RunCache => s::UNCHANGED_RUN_CACHE,
         }
+    }
+}
+
+impl Skip {
+    pub(crate) fn tier(&self) -> Tier {
+        match self {
+            Skip::Generation => Tier::Generation,
+            Skip::Lock => Tier::Lock,
+            Skip::RunCache(_) => Tier::RunCache,
+        }
+    }
+
+    /// The reason a run reports for this skip.
+    pub(crate) fn reason(&self) -> &'static str {
+        self.tier().reason()
     }
 }
 
