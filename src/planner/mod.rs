@@ -289,12 +289,15 @@ fn generations_unchanged(
         // the memo knows the file) says nobody else did either. Hashing on a memo miss keeps
         // the verdict a function of the files, never of what the memo happens to hold. A
         // directory is left to tier 2 (walking it is the cost tier 1 exists to avoid).
-        if std::fs::metadata(d.abs()).map_or(true, |m| m.is_dir()) {
+        let Ok(meta) = std::fs::metadata(d.abs()) else {
+            return false;
+        };
+        if meta.is_dir() {
             return false;
         }
         let locked = lock.deps.iter().find(|e| e.path == rel);
-        match (keys::hash_path(d.abs(), views.memo), locked) {
-            (Ok((h, _)), Some(e)) => h == e.hash,
+        match (crate::digest::hash_file_memo(d.abs(), &meta, views.memo), locked) {
+            (Ok(h), Some(e)) => h == e.hash,
             _ => false,
         }
     })
