@@ -16,6 +16,16 @@ pub(crate) const OUTPUTS_MISSING: &str = "outputs missing from cache";
 pub(crate) const UNCHANGED_GENERATION: &str = "unchanged (generation)";
 pub(crate) const UNCHANGED_RUN_CACHE: &str = "unchanged (run cache)";
 
+/// The first difference between a stage key and its lock, in the order they are compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mismatch {
+    NoLock,
+    Code,
+    Params,
+    Deps,
+    OutPaths,
+}
+
 /// The version of the [`StageKey::input_hash`] encoding.
 pub(crate) const INPUT_HASH_VERSION: u32 = 1;
 
@@ -50,15 +60,15 @@ impl StageKey {
 
     /// Why the stage must run given its lock, or None when the lock matches (first category
     /// wins: code, params, deps, output paths).
-    pub(crate) fn stale_reason(&self, lock: Option<&LockFile>) -> Option<&'static str> {
+    pub(crate) fn stale_reason(&self, lock: Option<&LockFile>) -> Option<Mismatch> {
         let Some(lock) = lock else {
-            return Some(NO_PREVIOUS_RUN);
+            return Some(Mismatch::NoLock);
         };
         if lock.code_manifest != self.code_manifest {
-            return Some(CODE_CHANGED);
+            return Some(Mismatch::Code);
         }
         if lock.params != self.params {
-            return Some(PARAMS_CHANGED);
+            return Some(Mismatch::Params);
         }
         let mut lock_deps: Vec<&LockEntry> = lock.deps.iter().collect();
         lock_deps.sort_by(|a, b| a.path.cmp(&b.path));
@@ -68,12 +78,12 @@ impl StageKey {
                 .zip(&self.deps)
                 .all(|(a, b)| a.path == b.path && a.hash == b.hash && a.manifest == b.manifest);
         if !same_deps {
-            return Some(DEPS_CHANGED);
+            return Some(Mismatch::Deps);
         }
         let mut lock_outs: Vec<&str> = lock.outs.iter().map(|o| o.path.as_str()).collect();
         lock_outs.sort_unstable();
         if lock_outs != self.out_paths {
-            return Some(OUT_PATHS_CHANGED);
+            return Some(Mismatch::OutPaths);
         }
         None
     }

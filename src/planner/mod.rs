@@ -33,6 +33,7 @@ use crate::executor::ledger::{self, RunCacheEntry};
 use crate::lockfile::{LockEntry, LockFile};
 use crate::pipeline::{Dag, OutKind, StageSpec};
 use crate::project::Project;
+use crate::stage_key::Mismatch;
 use crate::state::State;
 
 pub(crate) use verdict::{Planned, Restore, RunReason, Skip, Tier, Verdict};
@@ -215,15 +216,14 @@ pub(crate) fn plan_stage(
     planned
 }
 
-/// The typed form of [`crate::stage_key::StageKey::stale_reason`]'s answer.
-fn lock_reason(r: &str) -> RunReason {
-    use crate::stage_key as s;
-    match r {
-        s::CODE_CHANGED => RunReason::CodeChanged,
-        s::PARAMS_CHANGED => RunReason::ParamsChanged,
-        s::DEPS_CHANGED => RunReason::DepsChanged,
-        s::OUT_PATHS_CHANGED => RunReason::OutPathsChanged,
-        _ => RunReason::NoPreviousRun,
+/// The run reason of a key that differs from its lock.
+fn lock_reason(m: Mismatch) -> RunReason {
+    match m {
+        Mismatch::NoLock => RunReason::NoPreviousRun,
+        Mismatch::Code => RunReason::CodeChanged,
+        Mismatch::Params => RunReason::ParamsChanged,
+        Mismatch::Deps => RunReason::DepsChanged,
+        Mismatch::OutPaths => RunReason::OutPathsChanged,
     }
 }
 
@@ -296,7 +296,10 @@ fn generations_unchanged(
             return false;
         }
         let locked = lock.deps.iter().find(|e| e.path == rel);
-        match (crate::digest::hash_file_memo(d.abs(), &meta, views.memo), locked) {
+        match (
+            crate::digest::hash_file_memo(d.abs(), &meta, views.memo),
+            locked,
+        ) {
             (Ok(h), Some(e)) => h == e.hash,
             _ => false,
         }
