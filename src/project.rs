@@ -14,6 +14,7 @@ pub(crate) const GITIGNORE: &str = "\
 # Local-only pivot files: the cache, the state and transient locks.
 /cache/
 /state.rocksdb/
+/state.rocksdb.corrupt-*
 /lock
 /config.lock
 /config.yaml.lock
@@ -215,6 +216,31 @@ pub(crate) fn locate(cwd: &Path, pipeline: Option<&Path>) -> Result<Project, Pro
         }
     }
     Err(ProjectError::NoPipeline(candidates.remove(0)))
+}
+
+impl Project {
+    /// Adds `line` to `.pivot/.gitignore` if it is not there (projects made by an older pivot
+    /// lack entries for newer local files). A missing `.gitignore` is left missing: the user
+    /// removed it.
+    pub(crate) fn ensure_ignored(&self, line: &str) -> io::Result<()> {
+        let gi = self.pivot_dir().join(".gitignore");
+        let text = match fs::read_to_string(&gi) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if text.lines().any(|l| l.trim() == line) {
+            return Ok(());
+        }
+        let sep = if text.is_empty() || text.ends_with('\n') {
+            ""
+        } else {
+            "\n"
+        };
+        let tmp = gi.with_extension("pivot-tmp");
+        fs::write(&tmp, format!("{text}{sep}{line}\n"))?;
+        fs::rename(&tmp, &gi)
+    }
 }
 
 /// Creates `.pivot/`, `.pivot/stages/` and `.pivot/.gitignore` in `dir`.

@@ -84,6 +84,42 @@ pub enum StateError {
     },
     #[error("state `{}` is open read-only", path.display())]
     ReadOnly { path: PathBuf },
+    #[error("state `{}` is corrupt and cannot be moved aside", path.display())]
+    MoveAside {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The prefix of a moved-aside corrupt state's name, after the state's own name.
+pub(crate) const CORRUPT_SUFFIX: &str = ".corrupt-";
+
+/// Renames the state at `path` to `<name>.corrupt-<unix seconds>` beside it, after deleting
+/// earlier moved-aside copies. Returns the new path.
+fn move_aside(path: &Path) -> std::io::Result<PathBuf> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let prefix = format!("{name}{CORRUPT_SUFFIX}");
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        let old = entry.file_name();
+        if old.to_string_lossy().starts_with(&prefix) {
+            let old = entry.path();
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => std::fs::remove_dir_all(&old)?,
+                _ => std::fs::remove_file(&old)?,
+            }
+        }
+    }
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let aside = dir.join(format!("{prefix}{secs}"));
+    std::fs::rename(path, &aside)?;
+    Ok(aside)
 }
 
 /// The local state database. `Sync`: memo lookups and puts come from rayon threads.
@@ -105,6 +141,25 @@ impl State {
         opts.create_if_missing(true);
         let db = DB::open(&opts, path).map_err(|e| open_error(path, e))?;
         Ok(State::new(db, path, false))
+    }
+
+    /// [`State::open`]; if RocksDB finds the state corrupt (its `Corruption` status only, never a
+    /// lock, busy or I/O error), the state is moved aside to `<name>.corrupt-<unix seconds>`
+    /// (older moved-aside copies are deleted: the newest is kept) and a new, empty one is
+    /// opened. The state only holds memos, generations, the run cache and the run history, so
+    /// nothing is lost that a run cannot rebuild, except the history. Only a command holding
+    /// the project lock may call this. Returns where the corrupt state went, if it was moved.
+    pub(crate) fn open_rebuilding(path: &Path) -> Result<(State, Option<PathBuf>), StateError> {
+        match State::open(path) {
+            Err(StateError::Corrupt { .. }) => {
+                let aside = move_aside(path).map_err(|source| StateError::MoveAside {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                Ok((State::open(path)?, Some(aside)))
+            }
+            other => other.map(|s| (s, None)),
+        }
     }
 
     /// Opens the state for reading: `Ok(None)` if it does not exist. Works while another process

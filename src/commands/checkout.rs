@@ -16,7 +16,6 @@ use crate::error::{hinted, ExitStatus};
 use crate::printer::quoted;
 use crate::restore::{self, Plan, TargetError};
 use crate::settings::Settings;
-use crate::state::State;
 
 /// How many missing files are named before `... and N more`.
 const MAX_LISTED: usize = 15;
@@ -50,7 +49,7 @@ pub(super) fn run(globals: &Globals, args: CheckoutArgs) -> anyhow::Result<ExitS
     };
     let Plan { targets, skipped } = plan;
     s.warn_skipped(skipped);
-    let state = State::open(&s.project.state_db()).context("cannot open the state")?;
+    let state = super::open_state_locked(&s.project, s.printer)?;
     let cache = Cache::new(s.project.cache_dir());
     let outcome = Materialiser {
         root: &s.project.root,

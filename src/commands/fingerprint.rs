@@ -8,7 +8,6 @@ use crate::cli::FingerprintCommand;
 use crate::error::ExitStatus;
 use crate::printer::Entries;
 use crate::settings::Settings;
-use crate::state::State;
 
 pub(super) fn run(globals: &Globals, cmd: FingerprintCommand) -> anyhow::Result<ExitStatus> {
     match cmd {
@@ -89,7 +88,7 @@ fn reset(globals: &Globals) -> anyhow::Result<ExitStatus> {
     // failing on the open state or making a repro that is waiting for the lock fail to open it.
     let settings = Settings::load(&project.pivot_dir())?;
     let _lock = super::lock_project(&project, globals.printer, false, settings.lock_timeout)?;
-    let state = State::open(&db).context("cannot open the state")?;
+    let state = super::open_state_locked(&project, globals.printer)?;
     let n = crate::fingerprint::reset(&state)?;
     state.flush()?;
     globals.printer.info(format!(

@@ -402,3 +402,24 @@ pub(crate) fn lock_project(
     }
     Ok(file)
 }
+
+/// The state opened read-write by a command that holds the project lock. A corrupt state (the
+/// state is a memo) is moved aside and rebuilt, saying once what that loses.
+pub(crate) fn open_state_locked(project: &Project, printer: Printer) -> anyhow::Result<State> {
+    let path = project.state_db();
+    let (state, aside) = State::open_rebuilding(&path).context("cannot open the state")?;
+    if let Some(aside) = aside {
+        printer.warn(format!(
+            "the state `{}` was corrupt; it was moved to `{}` and a new one was started. Lost: \
+             the run history and the run cache (stages whose lock files match are still up to \
+             date; memos are rebuilt as files are hashed)",
+            project.rel(&path),
+            project.rel(&aside),
+        ));
+        let ignore = format!("/state.rocksdb{}*", crate::state::CORRUPT_SUFFIX);
+        if let Err(e) = project.ensure_ignored(&ignore) {
+            printer.warn(format!("cannot add `{ignore}` to `.pivot/.gitignore`: {e}"));
+        }
+    }
+    Ok(state)
+}

@@ -15,7 +15,6 @@ use crate::digest::{self, DigestMemo, PathDigest};
 use crate::error::{hinted, ExitStatus};
 use crate::printer::stderr_line;
 use crate::settings::Settings;
-use crate::state::State;
 use crate::tracked::{self, PvtFile};
 
 pub(super) fn run(globals: &Globals, args: TrackArgs) -> anyhow::Result<ExitStatus> {
@@ -24,7 +23,7 @@ pub(super) fn run(globals: &Globals, args: TrackArgs) -> anyhow::Result<ExitStat
     let cwd = fs::canonicalize(&cwd).unwrap_or(cwd);
     let settings = Settings::load(&s.project.pivot_dir())?;
     let _lock = s.lock_project(false, settings.lock_timeout)?;
-    let state = State::open(&s.project.state_db()).context("cannot open the state")?;
+    let state = super::open_state_locked(&s.project, s.printer)?;
     let cache = Cache::new(s.project.cache_dir());
     let mut known: Vec<PathBuf> = s.locked_tracked().iter().map(|t| t.data.clone()).collect();
     // From here Ctrl-C is noted, not fatal: the item being stored is abandoned between batches,

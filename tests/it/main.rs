@@ -12,6 +12,7 @@ mod compat;
 mod concurrency;
 mod containment;
 mod corrupt_lock;
+mod corrupt_state;
 mod crash;
 mod directory_out;
 mod environments;
