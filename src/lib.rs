@@ -70,6 +70,7 @@ pub fn main_with_args(args: Vec<OsString>) -> i32 {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
+    interrupt::exit_on_signal();
     let args = cli::rewrite_script_invocation(args);
     let cli = match cli::Cli::try_parse_from(args) {
         Ok(c) => c,

@@ -15,6 +15,7 @@ mod corrupt_lock;
 mod corrupt_state;
 mod crash;
 mod directory_out;
+mod early_signal;
 mod environments;
 mod example;
 mod explain;
