@@ -15,7 +15,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from pivot import _annotations
-from pivot.exceptions import ParamsError
+from pivot.exceptions import ParamsError, ParamsFileError
 
 if TYPE_CHECKING:
     from pivot._stage import Stage
@@ -98,6 +98,15 @@ def _compute(stage: Stage, project_root: str) -> tuple[Any, dict[str, Any]]:
         merged = _deep_merge(merged, overrides.get(key, {}))
     instance = registered
     if merged:
+        unknown = _unknown_keys(type(registered), merged, "")
+        if unknown:
+            raise ParamsFileError(
+                f"`{PARAMS_FILE}`: stage `{stage.name}` has no param "
+                + ", ".join(f"`{k}`" for k in unknown)
+                + _closest_note(type(registered), unknown[0]),
+                hint=f"fix the key in `{PARAMS_FILE}` (or add the field to "
+                f"`{type(registered).__name__}`)",
+            )
         pydantic = sys.modules["pydantic"]
         try:
             instance = type(registered).model_validate(_deep_merge(registered.model_dump(), merged))
@@ -113,6 +122,60 @@ def _compute(stage: Stage, project_root: str) -> tuple[Any, dict[str, Any]]:
                 )
             ) from e
     return instance, instance.model_dump(mode="json")
+
+
+def _unknown_keys(model: type, override: dict[str, Any], prefix: str) -> list[str]:
+    """Dotted keys of `override` that `model` has no field for, checked into nested models.
+
+    A model that allows extra fields, and a field that is not a model (a `dict`), accept any key.
+    """
+    if (getattr(model, "model_config", None) or {}).get("extra") == "allow":
+        return []
+    fields = getattr(model, "model_fields", {})
+    unknown: list[str] = []
+    for key, value in override.items():
+        dotted = f"{prefix}{key}"
+        field = fields.get(key)
+        if field is None:
+            unknown.append(dotted)
+            continue
+        nested = _model_class(field.annotation)
+        if nested is not None and isinstance(value, dict):
+            unknown.extend(_unknown_keys(nested, value, f"{dotted}."))
+    return unknown
+
+
+def _model_class(annotation: object) -> type | None:
+    """The pydantic model class a field is annotated with (also inside `Optional[...]`)."""
+    pydantic = sys.modules["pydantic"]
+    if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
+        return annotation
+    models = [
+        a
+        for a in getattr(annotation, "__args__", ())
+        if isinstance(a, type) and issubclass(a, pydantic.BaseModel)
+    ]
+    return models[0] if len(models) == 1 else None
+
+
+def _closest_note(model: type, dotted: str) -> str:
+    """` (did you mean `lr`?)` for a key close to one of the model's fields, else empty."""
+    import difflib
+
+    key = dotted.rpartition(".")[2]
+    fields = list(getattr(model, "model_fields", {}))
+    close = difflib.get_close_matches(key, fields, n=1)
+    return f" (did you mean `{close[0]}`?)" if close and "." not in dotted else ""
+
+
+def unknown_stages(stage_names: list[str], project_root: str) -> list[str]:
+    """Top-level `params.yaml` entries that name no stage of the pipeline (by base name)."""
+    try:
+        overrides = _read_overrides(project_root)
+    except ParamsError:
+        return []
+    known = {n.partition("@")[0] for n in stage_names} | set(stage_names)
+    return sorted(name for name in overrides if name not in known)
 
 
 def _read_overrides(project_root: str) -> dict[str, dict[str, Any]]:
@@ -135,7 +198,7 @@ def _parse_params_file(path: str) -> dict[str, dict[str, Any]]:
     except ModuleNotFoundError as e:
         if e.name != "yaml":
             raise
-        raise ParamsError(
+        raise ParamsFileError(
             f"reading `{PARAMS_FILE}` needs `PyYAML`, which is not installed",
             hint="install it into the Python environment pivot uses: `pip install PyYAML`",
         ) from e
@@ -143,11 +206,11 @@ def _parse_params_file(path: str) -> dict[str, dict[str, Any]]:
         with open(path, encoding="utf-8") as f:
             data = yaml.safe_load(f)
     except (OSError, yaml.YAMLError) as e:
-        raise ParamsError(f"cannot read `{PARAMS_FILE}`: {e}") from e
+        raise ParamsFileError(f"cannot read `{PARAMS_FILE}`: {e}") from e
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ParamsError(
+        raise ParamsFileError(
             f"`{PARAMS_FILE}` must map stage names to parameters, got {type(data).__name__}"
         )
     # Entries that are not mappings cannot hold parameters; the reference ignores them too.

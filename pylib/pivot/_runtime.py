@@ -54,16 +54,30 @@ def load_pipeline(pipeline_file: str, project_root: str) -> str:
     return json.dumps({"stages": stages})
 
 
-def stage_params(names: list[str]) -> str:
-    """`{name: {"params": {...}} | {"error": message}}`, params in model field order."""
-    from pivot import _params
+_warned_unknown_stages = False
 
+
+def stage_params(names: list[str]) -> str:
+    """`{name: {"params": {...}} | {"error": message[, "file_error": true, "hint": str|null]}}`,
+    params in model field order. `file_error` marks a problem with `params.yaml` itself: the
+    command stops (exit 2) instead of one stage failing."""
+    global _warned_unknown_stages
+    from pivot import _console, _params
+    from pivot.exceptions import ParamsFileError
+
+    root = _paths.project_root()
+    if not _warned_unknown_stages and _pipeline is not None:
+        _warned_unknown_stages = True
+        for entry in _params.unknown_stages(list(_pipeline.list_stages()), root):
+            _console.warn(f"`{_params.PARAMS_FILE}` has params for `{entry}`, which is no stage")
     answer: dict[str, Any] = {}
     for name in names:
         try:
-            _, params = _params.effective(_lookup(name), _paths.project_root())
+            _, params = _params.effective(_lookup(name), root)
             json.dumps(params, allow_nan=False)  # serde_json rejects NaN and Infinity
             answer[name] = {"params": params}
+        except ParamsFileError as e:
+            answer[name] = {"error": e.message, "file_error": True, "hint": e.hint}
         except PivotError as e:
             answer[name] = {"error": e.message}
         except Exception as e:  # noqa: BLE001 - reported as this stage's error

@@ -33,6 +33,11 @@ class ParamsError(PivotError):
     """The `params=` of a registration or the content of `params.yaml` is unusable."""
 
 
+class ParamsFileError(ParamsError):
+    """`params.yaml` itself is wrong (unreadable, not a mapping, a key no model has): the
+    command cannot go on, rather than one stage failing."""
+
+
 class InvalidPathError(ValidationError):
     """A dependency or output path is malformed or points where it may not."""
 

@@ -207,12 +207,18 @@ impl Runtime {
     }
 
     /// Effective params of the named stages.
+    /// Effective params of the named stages. A problem with `params.yaml` itself (unreadable,
+    /// a key no model has) is an error for the whole command.
     pub(crate) fn stage_params(&self, names: &[&str]) -> Result<PerStage<Params>, PythonError> {
-        self.call(
+        let answer = self.call(
             "stage_params",
             |py| PyTuple::new(py, [names]),
             wire::stage_params,
-        )
+        )?;
+        match answer.file_error {
+            Some((message, hint)) => Err(PythonError::Pivot { message, hint }),
+            None => Ok(answer.per_stage),
+        }
     }
 
     /// Code manifests (and definition sites) of the named stages.

@@ -88,6 +88,19 @@ enum Kind {
 struct ParamsEntry {
     params: Option<Params>,
     error: Option<String>,
+    /// The error is `params.yaml`'s own: the command stops.
+    #[serde(default)]
+    file_error: bool,
+    #[serde(default)]
+    hint: Option<String>,
+}
+
+/// `stage_params`'s answer: each stage's params, or the `params.yaml` problem that stops the
+/// command (message and hint).
+#[derive(Debug)]
+pub(crate) struct ParamsAnswer {
+    pub(crate) per_stage: PerStage<Params>,
+    pub(crate) file_error: Option<(String, Option<String>)>,
 }
 
 #[derive(Deserialize)]
@@ -151,15 +164,22 @@ pub(super) fn pipeline(text: &str) -> Result<PipelineSpec, String> {
     Ok(PipelineSpec { stages })
 }
 
-/// `stage_params`: `{name: {"params": {...}} | {"error": message}}`.
-pub(super) fn stage_params(text: &str) -> Result<PerStage<Params>, String> {
+/// `stage_params`: `{name: {"params": {...}} | {"error": message[, "file_error", "hint"]}}`.
+pub(super) fn stage_params(text: &str) -> Result<ParamsAnswer, String> {
     let wire: HashMap<String, ParamsEntry> = decode(text)?;
-    wire.into_iter()
-        .map(|(name, e)| {
-            let value = entry(&name, e.params, e.error)?;
-            Ok((name, value))
-        })
-        .collect()
+    let mut file_error = None;
+    let mut per_stage = HashMap::with_capacity(wire.len());
+    for (name, e) in wire {
+        if e.file_error && file_error.is_none() {
+            file_error = Some((e.error.clone().unwrap_or_default(), e.hint));
+        }
+        let value = entry(&name, e.params, e.error)?;
+        per_stage.insert(name, value);
+    }
+    Ok(ParamsAnswer {
+        per_stage,
+        file_error,
+    })
 }
 
 /// `fingerprint`: `{name: {"manifest": {...}, "locations": {...}} | {"error": message}}`.
@@ -219,9 +239,20 @@ mod tests {
     #[test]
     fn per_stage_answers_keep_errors_per_stage() {
         let text = r#"{"a": {"params": {"lr": 0.1}}, "b": {"error": "bad params"}}"#;
-        let params = stage_params(text).unwrap();
+        let answer = stage_params(text).unwrap();
+        let params = &answer.per_stage;
         assert_eq!(params["a"].as_ref().unwrap()["lr"], 0.1);
         assert_eq!(params["b"], Err("bad params".to_owned()));
+        assert!(answer.file_error.is_none());
+        let text = r#"{"a": {"error": "`params.yaml`: no `lrr`", "file_error": true,
+            "hint": "fix it"}}"#;
+        assert_eq!(
+            stage_params(text).unwrap().file_error,
+            Some((
+                "`params.yaml`: no `lrr`".to_owned(),
+                Some("fix it".to_owned())
+            ))
+        );
 
         let text = r#"{"a": {"manifest": {"self:a": "00"}, "locations": {"self:a": "p.py:3"}},
             "b": {"error": "no source"}}"#;

@@ -27,6 +27,7 @@ mod incremental;
 mod invocation;
 mod outputs;
 mod parallel;
+mod params_file;
 mod plan;
 mod plan_agrees;
 mod processes;

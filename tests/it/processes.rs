@@ -238,8 +238,10 @@ fn a_stage_that_closes_its_pipes_and_keeps_running_does_not_block_ctrl_c() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start pivot");
+    // `write_text` creates the file before it writes the pid: wait for the pid itself.
     assert!(
-        within(30, || p.exists("closed.pid")),
+        within(30, || p.exists("closed.pid")
+            && !p.read("closed.pid").trim().is_empty()),
         "the stage never closed its pipes"
     );
     let [stage] = read_pids(&p, "closed.pid")[..] else {

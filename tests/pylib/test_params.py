@@ -102,3 +102,34 @@ def test_registered_instance_refuses_what_cannot_be_params():
     with pytest.raises(ParamsError, match="the function has no parameter") as caught:
         _params.registered_instance(TrainParams, bare, "bare")
     assert caught.value.hint == "add a parameter such as `params: TrainParams` to the function"
+
+
+class Inner(pydantic.BaseModel):
+    beta: float = 0.9
+
+
+class Open(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="allow")
+
+
+class Nested(StageParams):
+    lr: float = 0.01
+    inner: Inner = Inner()
+    maybe: Inner | None = None
+    free: dict[str, float] = pydantic.Field(default_factory=dict)
+    open: Open = Open()
+
+
+@pytest.mark.parametrize(
+    ("override", "unknown"),
+    [
+        ({"lr": 1.0}, []),
+        ({"lrr": 1.0, "lr": 1.0}, ["lrr"]),
+        ({"inner": {"betta": 1.0}}, ["inner.betta"]),
+        ({"maybe": {"gamma": 1.0}}, ["maybe.gamma"]),
+        ({"free": {"anything": 1.0}}, []),
+        ({"open": {"anything": 1.0}}, []),
+    ],
+)
+def test_unknown_keys_are_found_in_nested_models_only(override, unknown):
+    assert _params._unknown_keys(Nested, override, "") == unknown
