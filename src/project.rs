@@ -54,6 +54,9 @@ impl ProjectError {
                 "create a `pipeline.py` defining `pipeline = Pipeline(...)`, or pass one with `-p FILE`".into(),
             ),
             ProjectError::AlreadyInitialized(_) => Some("use `pivot init --force` to rewrite `.pivot/.gitignore`".into()),
+            ProjectError::NotADirectory(_) => Some(
+                "pivot keeps its project files in a `.pivot/` directory: move that file away, then run `pivot init`".into(),
+            ),
             _ => None,
         }
     }
@@ -173,6 +176,15 @@ fn pipeline_in(dir: &Path) -> Result<Option<PathBuf>, ProjectError> {
     Ok(None)
 }
 
+/// The nearest directory at or above `start` holding a `.pivot` that is not a directory (a
+/// file where the project directory should be: "no project found" would mislead).
+fn not_a_directory_above(start: &Path) -> Option<PathBuf> {
+    start.ancestors().find_map(|dir| {
+        let pivot = dir.join(PIVOT_DIR);
+        (fs::symlink_metadata(&pivot).is_ok() && !pivot.is_dir()).then(|| dir.to_path_buf())
+    })
+}
+
 /// Locates the project and pipeline: with `-p FILE` from the file, otherwise from `cwd`.
 pub(crate) fn locate(cwd: &Path, pipeline: Option<&Path>) -> Result<Project, ProjectError> {
     // Python reports real paths; the root must be spelled the same way for prefixes to match.
@@ -193,6 +205,9 @@ pub(crate) fn locate(cwd: &Path, pipeline: Option<&Path>) -> Result<Project, Pro
                 pipeline_file: file,
                 implicit: false,
             },
+            None if not_a_directory_above(&dir).as_ref() == Some(&dir) => {
+                return Err(ProjectError::NotADirectory(dir));
+            }
             None => Project {
                 root: dir,
                 pipeline_file: file,
@@ -200,7 +215,15 @@ pub(crate) fn locate(cwd: &Path, pipeline: Option<&Path>) -> Result<Project, Pro
             },
         });
     }
-    let root = find_root(cwd).ok_or_else(|| ProjectError::NoProject(cwd.to_path_buf()))?;
+    let root = match find_root(cwd) {
+        Some(root) => root,
+        None => {
+            return Err(match not_a_directory_above(cwd) {
+                Some(dir) => ProjectError::NotADirectory(dir),
+                None => ProjectError::NoProject(cwd.to_path_buf()),
+            })
+        }
+    };
     let mut candidates = Vec::new();
     if *cwd != root && cwd.starts_with(&root) {
         candidates.push(cwd.to_path_buf());

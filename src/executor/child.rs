@@ -108,16 +108,41 @@ impl Child {
         match child_result(&self.result) {
             Some(ChildResult::Ok) if code == 0 => Ok(()),
             Some(ChildResult::Failed { reason, traceback }) => Err((reason, traceback)),
-            _ if code > 128 => Err((
-                format!("stage process killed by signal {}", code - 128),
-                String::new(),
-            )),
+            _ if code > 128 => Err((killed_by(code - 128), String::new())),
             _ => Err((
                 format!("stage process exited with code {code} without a result"),
                 String::new(),
             )),
         }
     }
+}
+
+/// `stage process killed by SIGKILL (signal 9; out of memory? ...)`: the signal by name, and
+/// for the signals that usually mean one thing, what that is.
+fn killed_by(signal: i32) -> String {
+    let (name, note) = match signal {
+        libc::SIGKILL => (
+            "SIGKILL",
+            "; out of memory? the kernel's OOM killer sends SIGKILL (see `dmesg`)",
+        ),
+        libc::SIGSEGV => ("SIGSEGV", "; a crash in native code (an extension module?)"),
+        libc::SIGBUS => (
+            "SIGBUS",
+            "; a memory-mapped file shrank, or a crash in native code",
+        ),
+        libc::SIGABRT => ("SIGABRT", "; native code aborted"),
+        libc::SIGFPE => ("SIGFPE", ""),
+        libc::SIGILL => ("SIGILL", ""),
+        libc::SIGTERM => ("SIGTERM", ""),
+        libc::SIGINT => ("SIGINT", ""),
+        libc::SIGHUP => ("SIGHUP", ""),
+        libc::SIGQUIT => ("SIGQUIT", ""),
+        libc::SIGPIPE => ("SIGPIPE", ""),
+        libc::SIGXCPU => ("SIGXCPU", "; a CPU time limit (ulimit -t) was reached"),
+        libc::SIGXFSZ => ("SIGXFSZ", "; a file size limit (ulimit -f) was reached"),
+        _ => return format!("stage process killed by signal {signal}"),
+    };
+    format!("stage process killed by {name} (signal {signal}{note})")
 }
 
 /// Polls all children once (up to 200 ms) and returns those that finished.

@@ -70,6 +70,23 @@ hint: run `pivot init` in the project directory, or name a pipeline file: `pivot
 }
 
 #[test]
+fn a_pivot_file_where_the_project_directory_belongs_is_named_not_no_project() {
+    let p = Project::bare();
+    p.write(".pivot", "not a directory\n");
+    p.write("pipeline.py", "x = 1\n");
+    for args in [&["repro"][..], &["status"], &["run", "pipeline.py"]] {
+        let r = refused(&p, args);
+        assert_eq!(
+            filter(&r.stderr, p.root()),
+            "error: `.pivot` in `<root>` exists but is not a directory
+hint: pivot keeps its project files in a `.pivot/` directory: move that file away, then run `pivot init`
+",
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
 fn syntax_error_in_pipeline_names_the_file_and_line() {
     let p = with_pipeline("def train(:\n    pass\n");
     let line = line_of(&p, "def train(:");

@@ -331,3 +331,35 @@ pipeline.register(produce)
         "the failed stage's partial output is still on disk"
     );
 }
+
+#[test]
+fn a_stage_killed_by_a_signal_is_reported_by_the_signals_name_and_what_it_usually_means() {
+    let p = Project::new();
+    p.write(
+        "pipeline.py",
+        &format!(
+            "{PRELUDE}
+import os
+import signal
+
+
+def doomed() -> Annotated[str, outputs.Out('never.txt', loaders.Text())]:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+pipeline = Pipeline('signal')
+pipeline.register(doomed)
+"
+        ),
+    );
+    let r = p.pivot(&["repro"]);
+    r.code(1);
+    assert!(
+        r.stderr.contains(
+            "doomed: FAILED: stage process killed by SIGKILL (signal 9; out of memory? the \
+             kernel's OOM killer sends SIGKILL (see `dmesg`))"
+        ),
+        "{}",
+        r.stderr
+    );
+}
