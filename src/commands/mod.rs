@@ -105,12 +105,25 @@ impl Session {
                     line,
                     message,
                     text,
-                } => PythonError::Syntax {
-                    file: project.rel(std::path::Path::new(&file)),
-                    line,
-                    message,
-                    text,
-                },
+                } => {
+                    // Python names no file and line 0 for a NUL byte in the source: it is
+                    // the pipeline file's, at the line of its first NUL.
+                    let (file, line) = if file.is_empty() {
+                        let nul_line = std::fs::read(&project.pipeline_file).ok().and_then(|b| {
+                            let at = b.iter().position(|&c| c == 0)?;
+                            u32::try_from(b[..at].iter().filter(|&&c| c == b'\n').count() + 1).ok()
+                        });
+                        (shown.clone(), nul_line.unwrap_or(line))
+                    } else {
+                        (project.rel(std::path::Path::new(&file)), line)
+                    };
+                    PythonError::Syntax {
+                        file,
+                        line,
+                        message,
+                        text,
+                    }
+                }
                 other => other,
             })
             .with_context(|| format!("while importing `{shown}`"))?;

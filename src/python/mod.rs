@@ -40,7 +40,7 @@ pub(crate) enum PythonError {
         message: String,
         hint: Option<String>,
     },
-    #[error("syntax error in `{file}` line {line}: {message}")]
+    #[error("syntax error in `{file}`{}: {message}", at_line(*line))]
     Syntax {
         file: String,
         line: u32,
@@ -52,6 +52,15 @@ pub(crate) enum PythonError {
     User { summary: String, traceback: String },
     #[error("internal error in pivot's python runtime: {0}")]
     Internal(String),
+}
+
+/// ` line N`, or nothing when Python gave no line (0).
+fn at_line(line: u32) -> String {
+    if line == 0 {
+        String::new()
+    } else {
+        format!(" line {line}")
+    }
 }
 
 impl PythonError {

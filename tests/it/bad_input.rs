@@ -87,6 +87,22 @@ hint: pivot keeps its project files in a `.pivot/` directory: move that file awa
 }
 
 #[test]
+fn a_nul_byte_in_the_pipeline_file_names_the_file_and_its_line() {
+    let p = with_pipeline("x = 1\n");
+    let text = format!("{}y = 2\0\n", p.read("pipeline.py"));
+    p.write("pipeline.py", &text);
+    let line = text.lines().count();
+    let r = refused(&p, &["status"]);
+    assert!(
+        r.stderr.contains(&format!(
+            "syntax error in `pipeline.py` line {line}: source code string cannot contain null bytes"
+        )),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
 fn syntax_error_in_pipeline_names_the_file_and_line() {
     let p = with_pipeline("def train(:\n    pass\n");
     let line = line_of(&p, "def train(:");
