@@ -76,11 +76,25 @@ pub(super) fn run(globals: &Globals, args: VerifyArgs) -> anyhow::Result<ExitSta
         stages.push(verdict);
     }
     let passed = stages.iter().all(|v| v.status == "passed");
+    // Up to date with blobs missing: the workspace holds the outputs (their digests match the
+    // locks), so committing the stages puts them back in the cache.
+    let recommit: Vec<String> = stages
+        .iter()
+        .filter(|v| !v.missing_files.is_empty())
+        .map(|v| v.name.clone())
+        .collect();
     let report = Report { passed, stages };
     if args.json {
         s.printer.json(&report)?;
     } else {
         s.printer.data(render(&report))?;
+    }
+    if !recommit.is_empty() {
+        s.printer.result(format!(
+            "hint: the workspace still holds the outputs whose cached copies are missing: \
+             `pivot commit {}` stores them in the cache again",
+            recommit.join(" ")
+        ));
     }
     Ok(if passed {
         ExitStatus::Success

@@ -127,6 +127,14 @@ fn a_blob_missing_from_the_cache_fails_naming_the_output_file() {
       Missing files: data/clean.txt
 "
     );
+    assert!(
+        text.stderr.contains("hint: the workspace still holds the outputs whose cached copies are missing: `pivot commit prep` stores them in the cache again"),
+        "{}",
+        text.stderr
+    );
+    // The hint's command is the repair.
+    p.pivot(&["commit", "prep", "shards"]).success();
+    p.pivot(&["verify"]).success();
 }
 
 #[test]
