@@ -201,3 +201,45 @@ fn the_marker_is_git_ignored() {
         ".pivot/stages/append.running\n.pivot/stages/group/train.running\n"
     );
 }
+
+/// Killed in the commit window of a forced run, then a plain `repro`: the stage is up to date, so
+/// its committed value is restored (not the half-done one) and the crash's marker goes.
+#[test]
+fn a_skip_after_a_crash_restores_the_committed_value_and_clears_the_marker() {
+    let p = project();
+    p.pivot(&["repro"]).success();
+    let paused = Paused::start(&p, &["run", "-f", "append"], "stage-commit:append");
+    assert_eq!(log(&p), "[0,1]");
+    paused.kill();
+    assert!(p.exists(".pivot/stages/append.running"));
+    p.pivot(&["repro"]).success();
+    assert_eq!(p.take_runs(), ["append", "append"]);
+    assert_eq!(log(&p), "[0]");
+    assert!(!p.exists(".pivot/stages/append.running"));
+    p.pivot(&["run", "-f", "append"]).success();
+    assert_eq!(log(&p), "[0,1]");
+}
+
+/// A marker whose PID is a live pivot (which the project lock rules out) is left alone: the
+/// stage fails saying so, and nothing of it is touched.
+#[test]
+fn a_marker_of_a_live_pivot_is_left_alone() {
+    let p = project();
+    p.pivot(&["repro"]).success();
+    // Another live pivot: one paused in a project of its own.
+    let other = project();
+    let paused = Paused::start(&other, &["repro"], "stage-commit:append");
+    let pid = paused.pid().to_string();
+    p.write(".pivot/stages/append.running", &pid);
+    let r = p.pivot(&["run", "-f", "append"]);
+    paused.kill();
+    r.code(1);
+    assert!(
+        r.stderr
+            .contains(&format!("stage `append` is already running (PID {pid})")),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(p.read(".pivot/stages/append.running"), pid);
+    assert_eq!(log(&p), "[0]");
+}
