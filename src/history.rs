@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::executor::observer::{RunObserver, StageFinished};
+use crate::executor::observer::{RunObserver, StageFinished, Stream};
 use crate::executor::summary::{Status, Summary};
 use crate::state::{State, StateError};
 
@@ -22,6 +22,21 @@ pub(crate) const DEFAULT_RETENTION: usize = 100;
 
 /// Lines of a stage's stdout/stderr a record keeps (the last ones).
 pub(crate) const OUTPUT_TAIL_LINES: usize = 1000;
+
+/// Bytes (UTF-8, of the stored text) one recorded line holds at most: a longer line keeps its
+/// head and tail around a `[… N bytes dropped …]` notice.
+pub(crate) const OUTPUT_LINE_CAP: usize = 4 * 1024;
+
+/// Bytes (UTF-8, of the stored text) all recorded lines of a stage hold at most: the last lines
+/// are kept, after a notice of what was dropped before them.
+pub(crate) const OUTPUT_STAGE_CAP: usize = 64 * 1024;
+
+/// Room kept within a cap for a notice of dropped bytes.
+const NOTICE_ROOM: usize = 96;
+
+/// Bytes of a long line's head and of its tail that a record keeps.
+const LINE_HEAD: usize = (OUTPUT_LINE_CAP - NOTICE_ROOM) / 2;
+const LINE_TAIL: usize = OUTPUT_LINE_CAP - NOTICE_ROOM - LINE_HEAD;
 
 /// Run ids starting with this are never pruned (reserved for records written by tools).
 const UNPRUNABLE: &str = "__";
@@ -47,8 +62,9 @@ pub(crate) struct StageRecord {
     pub status: Status,
     pub reason: String,
     pub duration_ms: u64,
-    /// The last [`OUTPUT_TAIL_LINES`] lines of the stage's stdout and stderr, interleaved as
-    /// they arrived; absent when nothing was captured.
+    /// The last lines of the stage's stdout and stderr, interleaved as they ended, within
+    /// [`OUTPUT_TAIL_LINES`], [`OUTPUT_LINE_CAP`] and [`OUTPUT_STAGE_CAP`] (notices say what was
+    /// dropped); absent when nothing was captured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<Vec<String>>,
 }
@@ -200,15 +216,18 @@ impl<'a> HistoryRecorder<'a> {
 }
 
 impl RunObserver for HistoryRecorder<'_> {
-    fn output_line(&self, stage: &str, line: &[u8]) {
+    fn output_line(&self, stage: &str, stream: Stream, line: &[u8]) {
         self.tails
             .borrow_mut()
             .entry(stage.to_owned())
             .or_default()
-            .push(line);
+            .push(stream, line);
     }
 
     fn stage_finished(&self, f: &StageFinished<'_>) {
+        if let Some(tail) = self.tails.borrow_mut().get_mut(&f.result.name) {
+            tail.close();
+        }
         if let Some(h) = f.input_hash {
             self.input_hashes
                 .borrow_mut()
@@ -232,27 +251,177 @@ impl RunObserver for HistoryRecorder<'_> {
     }
 }
 
-/// The last [`OUTPUT_TAIL_LINES`] lines of a stage's output, fed as lines arrive.
+/// What a record keeps of a stage's output, fed as it arrives: the last lines, within
+/// [`OUTPUT_TAIL_LINES`] and [`OUTPUT_STAGE_CAP`], each within [`OUTPUT_LINE_CAP`]. It holds
+/// about that much whatever the stage prints (a 100 MB line without a newline too).
 #[derive(Debug, Default, Clone)]
 pub(crate) struct OutputTail {
-    lines: VecDeque<String>,
+    /// Finished lines: the stored text and the line's length as printed.
+    lines: VecDeque<(String, u64)>,
+    /// Stored bytes of `lines`.
+    bytes: usize,
+    /// Lines dropped from the front, and their length as printed.
+    dropped_lines: u64,
+    dropped_bytes: u64,
+    /// The line each stream is in the middle of (stdout, stderr).
+    open: [Option<OpenLine>; 2],
 }
 
 impl OutputTail {
-    /// Keeps one line (a trailing newline is dropped; invalid UTF-8 is replaced).
-    pub(crate) fn push(&mut self, line: &[u8]) {
-        let line = line.strip_suffix(b"\n").unwrap_or(line);
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if self.lines.len() == OUTPUT_TAIL_LINES {
-            self.lines.pop_front();
+    /// Feeds what `stream` printed: a line (its newline ends it) or a piece of one. A trailing
+    /// newline and carriage return are not kept; invalid UTF-8 is replaced.
+    pub(crate) fn push(&mut self, stream: Stream, piece: &[u8]) {
+        let k = usize::from(stream == Stream::Stderr);
+        self.open[k]
+            .get_or_insert_with(OpenLine::default)
+            .push(piece);
+        if piece.ends_with(b"\n") {
+            if let Some(line) = self.open[k].take() {
+                self.keep(line.finish());
+            }
         }
-        self.lines
-            .push_back(String::from_utf8_lossy(line).into_owned());
     }
 
-    pub(crate) fn into_lines(self) -> Vec<String> {
-        self.lines.into()
+    /// Ends the lines the streams were in the middle of (the stage is over).
+    pub(crate) fn close(&mut self) {
+        for k in 0..self.open.len() {
+            if let Some(line) = self.open[k].take() {
+                self.keep(line.finish());
+            }
+        }
     }
+
+    fn keep(&mut self, line: (String, u64)) {
+        self.bytes += line.0.len();
+        self.lines.push_back(line);
+        while self.lines.len() > OUTPUT_TAIL_LINES || self.bytes > OUTPUT_STAGE_CAP - NOTICE_ROOM {
+            let Some((text, len)) = self.lines.pop_front() else {
+                break;
+            };
+            self.bytes -= text.len();
+            self.dropped_lines += 1;
+            self.dropped_bytes += len;
+        }
+    }
+
+    /// The kept lines, after a notice of the lines dropped before them (if any were).
+    pub(crate) fn into_lines(mut self) -> Vec<String> {
+        self.close();
+        let notice = (self.dropped_lines > 0).then(|| {
+            let lines = match self.dropped_lines {
+                1 => "1 earlier line".to_owned(),
+                n => format!("{n} earlier lines"),
+            };
+            format!("[… {} bytes dropped ({lines}) …]", self.dropped_bytes)
+        });
+        notice
+            .into_iter()
+            .chain(self.lines.into_iter().map(|(text, _)| text))
+            .collect()
+    }
+}
+
+/// A line being printed, in bounded memory: its first bytes, its last ones, its length.
+#[derive(Debug, Default, Clone)]
+struct OpenLine {
+    /// The first [`LINE_HEAD`] bytes.
+    head: Vec<u8>,
+    /// The last bytes: all of them up to twice [`OUTPUT_LINE_CAP`], then at least the last
+    /// [`OUTPUT_LINE_CAP`].
+    tail: Vec<u8>,
+    len: u64,
+}
+
+impl OpenLine {
+    fn push(&mut self, piece: &[u8]) {
+        let room = LINE_HEAD.saturating_sub(self.head.len());
+        self.head.extend_from_slice(&piece[..piece.len().min(room)]);
+        let window = 2 * OUTPUT_LINE_CAP;
+        self.tail
+            .extend_from_slice(&piece[piece.len().saturating_sub(window)..]);
+        if self.tail.len() > window {
+            self.tail.drain(..self.tail.len() - OUTPUT_LINE_CAP);
+        }
+        self.len += piece.len() as u64;
+    }
+
+    /// The text to store and the line's length as printed (its terminator not counted).
+    fn finish(mut self) -> (String, u64) {
+        for end in [b'\n', b'\r'] {
+            if self.tail.last() == Some(&end) {
+                self.tail.pop();
+                self.len -= 1;
+            }
+        }
+        let len = self.len;
+        if self.tail.len() as u64 == len {
+            let whole = String::from_utf8_lossy(&self.tail);
+            if whole.len() <= OUTPUT_LINE_CAP {
+                return (whole.into_owned(), len);
+            }
+        }
+        // Long (or long once invalid bytes are replaced): head, notice, tail.
+        let head_bytes = &self.head[..self.head.len().min(len as usize)];
+        let cut = (head_bytes.len() as u64) < len;
+        let (head, head_used) = lossy_prefix(head_bytes, LINE_HEAD, cut);
+        let tail_start = len - self.tail.len() as u64;
+        let overlap = (head_used as u64).saturating_sub(tail_start) as usize;
+        let (tail, tail_used) = lossy_suffix(&self.tail[overlap..], LINE_TAIL);
+        let dropped = len - head_used as u64 - tail_used as u64;
+        (format!("{head}[… {dropped} bytes dropped …]{tail}"), len)
+    }
+}
+
+/// Each char of `bytes` read as lossy UTF-8 (`String::from_utf8_lossy`'s), with the number of
+/// bytes it stands for.
+fn lossy_chars(bytes: &[u8]) -> Vec<(char, usize)> {
+    let mut chars = Vec::new();
+    for chunk in bytes.utf8_chunks() {
+        chars.extend(chunk.valid().chars().map(|c| (c, c.len_utf8())));
+        if !chunk.invalid().is_empty() {
+            chars.push((char::REPLACEMENT_CHARACTER, chunk.invalid().len()));
+        }
+    }
+    chars
+}
+
+/// The longest lossy-UTF-8 prefix of `bytes` within `budget` bytes of text, and the bytes it
+/// stands for. With `cut` (`bytes` is the start of something longer), a character cut at the
+/// end is left out rather than replaced.
+fn lossy_prefix(bytes: &[u8], budget: usize, cut: bool) -> (String, usize) {
+    let mut chars = lossy_chars(bytes);
+    if cut
+        && chars
+            .last()
+            .is_some_and(|&(c, _)| c == char::REPLACEMENT_CHARACTER)
+    {
+        chars.pop();
+    }
+    let (mut text, mut used) = (String::new(), 0);
+    for (c, n) in chars {
+        if text.len() + c.len_utf8() > budget {
+            break;
+        }
+        text.push(c);
+        used += n;
+    }
+    (text, used)
+}
+
+/// The longest lossy-UTF-8 suffix of `bytes` within `budget` bytes of text, and the bytes it
+/// stands for. `bytes` may start inside a character: it is at least `budget` long then, so the
+/// suffix never reaches that far.
+fn lossy_suffix(bytes: &[u8], budget: usize) -> (String, usize) {
+    let (mut kept, mut len, mut used) = (Vec::new(), 0, 0);
+    for (c, n) in lossy_chars(bytes).into_iter().rev() {
+        if len + c.len_utf8() > budget {
+            break;
+        }
+        kept.push(c);
+        len += c.len_utf8();
+        used += n;
+    }
+    (kept.into_iter().rev().collect(), used)
 }
 
 fn whole_ms(ms: f64) -> u64 {
@@ -583,21 +752,25 @@ mod tests {
         assert_eq!(get(&state, &r.run_id).unwrap(), Some(r));
     }
 
+    use crate::executor::observer::Stream::{Stderr, Stdout};
+
     #[test]
     fn output_tail_keeps_the_last_lines() {
         let mut tail = OutputTail::default();
         for i in 0..OUTPUT_TAIL_LINES + 5 {
-            tail.push(format!("line {i}\n").as_bytes());
+            tail.push(Stdout, format!("line {i}\n").as_bytes());
         }
-        tail.push(b"bad \xff\r\n");
+        tail.push(Stdout, b"bad \xff\r\n");
         let lines = tail.into_lines();
-        assert_eq!(lines.len(), OUTPUT_TAIL_LINES);
-        assert_eq!(lines[0], "line 6");
+        assert_eq!(lines.len(), OUTPUT_TAIL_LINES + 1);
+        // "line 0" to "line 5": six lines of six bytes.
+        assert_eq!(lines[0], "[… 36 bytes dropped (6 earlier lines) …]");
+        assert_eq!(lines[1], "line 6");
         assert_eq!(lines.last().unwrap(), "bad \u{fffd}");
 
         let mut r = run("x", at(T, 0));
         let mut tail = OutputTail::default();
-        tail.push(b"hello\n");
+        tail.push(Stdout, b"hello\n");
         r.set_output("prep", tail);
         r.set_output("train", OutputTail::default());
         r.set_output("nope", OutputTail::default());
@@ -612,5 +785,133 @@ mod tests {
             serde_json::json!(["hello"])
         );
         assert!(json["stages"]["train"].get("output").is_none());
+    }
+
+    /// Feeds `line` in pieces of `piece` bytes, as the coordinator does with a long line.
+    fn push_in_pieces(tail: &mut OutputTail, stream: Stream, line: &[u8], piece: usize) {
+        for chunk in line.chunks(piece) {
+            tail.push(stream, chunk);
+        }
+    }
+
+    /// The byte count of a `[… N bytes dropped …]` notice in `text`.
+    fn dropped_in(text: &str) -> u64 {
+        let start = text.find("[… ").expect("a notice") + "[… ".len();
+        let end = text[start..].find(" bytes dropped").expect("a notice") + start;
+        text[start..end].parse().expect("a byte count")
+    }
+
+    #[test]
+    fn a_long_line_keeps_its_head_and_tail_and_counts_what_was_dropped() {
+        let mut line = "H".repeat(3000);
+        line.push_str(&"\rprogress 42%".repeat(10_000));
+        line.push_str(&"T".repeat(3000));
+        let mut tail = OutputTail::default();
+        push_in_pieces(&mut tail, Stdout, line.as_bytes(), 64 * 1024 + 1);
+        tail.push(Stdout, b"\n");
+        tail.push(Stdout, b"after\n");
+        let lines = tail.into_lines();
+        assert_eq!(lines.len(), 2);
+        let text = &lines[0];
+        assert!(text.len() <= OUTPUT_LINE_CAP, "{}", text.len());
+        assert!(text.starts_with(&format!("{}[… ", "H".repeat(LINE_HEAD))));
+        assert!(text.ends_with(&format!(" …]{}", "T".repeat(LINE_TAIL))));
+        let dropped = (line.len() - LINE_HEAD - LINE_TAIL) as u64;
+        assert_eq!(dropped_in(text), dropped);
+        assert_eq!(lines[1], "after");
+    }
+
+    #[test]
+    fn a_line_without_a_newline_ends_with_its_stage() {
+        let mut tail = OutputTail::default();
+        tail.push(Stdout, b"10%\r20%\r");
+        tail.push(Stdout, b"30%");
+        tail.close();
+        tail.push(Stdout, b"next\r");
+        tail.push(Stdout, b"\n");
+        assert_eq!(tail.into_lines(), ["10%\r20%\r30%", "next"]);
+    }
+
+    #[test]
+    fn pieces_of_a_line_join_per_stream() {
+        let mut tail = OutputTail::default();
+        tail.push(Stdout, b"out ");
+        tail.push(Stderr, b"err ");
+        tail.push(Stderr, b"line\n");
+        tail.push(Stdout, b"line\n");
+        tail.push(Stderr, b"unfinished");
+        assert_eq!(tail.into_lines(), ["err line", "out line", "unfinished"]);
+    }
+
+    #[test]
+    fn a_stage_keeps_its_last_lines_within_the_stage_cap() {
+        let mut tail = OutputTail::default();
+        for i in 0..100 {
+            let line = format!("{i:03}{}\n", "x".repeat(997));
+            tail.push(Stdout, line.as_bytes());
+        }
+        let lines = tail.into_lines();
+        let stored: usize = lines.iter().map(String::len).sum();
+        assert!(stored <= OUTPUT_STAGE_CAP, "{stored}");
+        let kept = (OUTPUT_STAGE_CAP - NOTICE_ROOM) / 1000;
+        assert_eq!(lines.len(), kept + 1);
+        let dropped = 100 - kept;
+        assert_eq!(
+            lines[0],
+            format!(
+                "[… {} bytes dropped ({dropped} earlier lines) …]",
+                dropped * 1000
+            )
+        );
+        assert!(lines[1].starts_with(&format!("{dropped:03}x")));
+        assert!(lines.last().unwrap().starts_with("099x"));
+    }
+
+    #[test]
+    fn a_stage_of_many_long_lines_stays_within_both_caps() {
+        let mut tail = OutputTail::default();
+        for _ in 0..40 {
+            push_in_pieces(&mut tail, Stderr, &[b'z'; 100_000], 65_537);
+            tail.push(Stderr, b"\n");
+        }
+        let lines = tail.into_lines();
+        let stored: usize = lines.iter().map(String::len).sum();
+        assert!(stored <= OUTPUT_STAGE_CAP, "{stored}");
+        assert!(lines.iter().all(|l| l.len() <= OUTPUT_LINE_CAP));
+        let kept = lines.len() as u64 - 1;
+        assert_eq!(dropped_in(&lines[0]), (40 - kept) * 100_000);
+    }
+
+    #[test]
+    fn a_capped_line_never_cuts_a_character() {
+        // Three-byte characters fed in pieces of 4097 bytes: every cut falls inside one somewhere.
+        let line = "€".repeat(10_000);
+        let mut tail = OutputTail::default();
+        push_in_pieces(&mut tail, Stdout, line.as_bytes(), 4097);
+        let lines = tail.into_lines();
+        let text = &lines[0];
+        assert!(!text.contains('\u{fffd}'), "{text}");
+        let (head, rest) = text.split_once("[… ").unwrap();
+        let (_, tail_text) = rest.split_once(" …]").unwrap();
+        assert!(head.len() <= LINE_HEAD && head.chars().all(|c| c == '€'));
+        assert!(tail_text.len() <= LINE_TAIL && tail_text.chars().all(|c| c == '€'));
+        let kept = (head.len() + tail_text.len()) as u64;
+        assert_eq!(dropped_in(text), line.len() as u64 - kept);
+    }
+
+    #[test]
+    fn invalid_bytes_count_as_their_replacement_text() {
+        // 3000 bytes, each replaced by a three-byte U+FFFD: 9000 bytes of text, over the cap.
+        let mut tail = OutputTail::default();
+        tail.push(Stdout, &[0xff; 3000]);
+        let lines = tail.into_lines();
+        let text = &lines[0];
+        assert!(text.len() <= OUTPUT_LINE_CAP, "{}", text.len());
+        let replaced = text.matches('\u{fffd}').count() as u64;
+        assert_eq!(dropped_in(text), 3000 - replaced);
+        // A short line with a few of them is kept whole.
+        let mut tail = OutputTail::default();
+        tail.push(Stdout, b"a\xffb\n");
+        assert_eq!(tail.into_lines(), ["a\u{fffd}b"]);
     }
 }

@@ -106,6 +106,14 @@ impl Project {
             .join(format!("{stage}.lock"))
     }
 
+    /// SPEC.md 4.8's execution sentinel of a stage, beside its lock file (git-ignored by
+    /// `.pivot/.gitignore`'s `*.running`).
+    pub(crate) fn running_file(&self, stage: &str) -> PathBuf {
+        self.state_dir()
+            .join("stages")
+            .join(format!("{stage}.running"))
+    }
+
     /// Creates `.pivot/` for an implicit project. Returns true if it was created now.
     pub(crate) fn ensure_initialized(&self) -> Result<bool, ProjectError> {
         if self.pivot_dir().is_dir() {

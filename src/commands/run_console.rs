@@ -1,7 +1,7 @@
 //! The console's view of a run (stderr, through the printer): what each stage does and how it
 //! ended, its output prefixed with its name, and the closing summary line.
 
-use crate::executor::observer::{RunObserver, StageFinished};
+use crate::executor::observer::{RunObserver, StageFinished, Stream};
 use crate::executor::{Status, Summary};
 use crate::planner::Tier;
 use crate::printer::Printer;
@@ -32,7 +32,7 @@ impl RunObserver for Console {
             .info(format!("{stage}: restored `{path}` from the cache"));
     }
 
-    fn output_line(&self, stage: &str, line: &[u8]) {
+    fn output_line(&self, stage: &str, _stream: Stream, line: &[u8]) {
         self.printer.stage_output(stage, line);
     }
 

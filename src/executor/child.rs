@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::observer::RunObserver;
+use super::observer::{RunObserver, Stream};
 use crate::python::{child_result, poll_any, ChildResult, Pipe, StageProcess};
 use crate::stage_key::StageKey;
 
@@ -89,15 +89,20 @@ impl Child {
     }
 
     fn flush_lines(&mut self, k: usize, all: bool, observer: &dyn RunObserver) {
+        let stream = if k == 1 {
+            Stream::Stderr
+        } else {
+            Stream::Stdout
+        };
         let buf = &mut self.bufs[k];
         let mut start = 0;
         while let Some(pos) = buf[start..].iter().position(|&b| b == b'\n') {
             let line = &buf[start..start + pos + 1];
-            observer.output_line(&self.name, line);
+            observer.output_line(&self.name, stream, line);
             start += pos + 1;
         }
         if (all || buf.len() - start > MAX_PARTIAL_LINE) && start < buf.len() {
-            observer.output_line(&self.name, &buf[start..]);
+            observer.output_line(&self.name, stream, &buf[start..]);
             start = buf.len();
         }
         buf.drain(..start);

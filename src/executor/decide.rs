@@ -13,6 +13,7 @@ use crate::stage_key::StageKey;
 
 use super::keys::{self, out_lock_path};
 use super::ledger::{self, CachedOutput, Deferred, RunCacheEntry};
+use super::running::{self, Leftover, Marker};
 use super::{Executor, RunOptions};
 
 /// What deciding a stage led to.
@@ -110,6 +111,10 @@ impl Executor<'_> {
                 }
             }
         }
+        // The outputs are the committed ones now: a crash's marker has nothing left to repair.
+        if let Ok(Some(_)) = self.leftover_run(i) {
+            self.unmark_running(i);
+        }
         Decision::Skipped(via.tier())
     }
 
@@ -187,11 +192,67 @@ impl Executor<'_> {
         }
     }
 
-    /// Before a stage runs: each IncrementalOut gets its last committed version back, as a
-    /// writable copy (a hardlink would let the stage write into the cache blob).
-    pub(super) fn prepare_incremental(&self, i: usize, opts: RunOptions) -> Result<(), String> {
+    /// Before a stage with an IncrementalOut starts: the marker a crashed pivot left, if one
+    /// did. Err: another pivot is running it.
+    pub(super) fn leftover_run(&self, i: usize) -> Result<Option<Leftover>, String> {
+        if !self.has_incremental(i) {
+            return Ok(None);
+        }
+        let path = self.project.running_file(self.dag.name(i));
+        match running::read(&path) {
+            Ok(Marker::Absent) => Ok(None),
+            Ok(Marker::Leftover(l)) => Ok(Some(l)),
+            Ok(Marker::Live(pid)) => Err(format!(
+                "stage `{}` is already running (PID {pid}); if no pivot is, delete `{}`",
+                self.dag.name(i),
+                self.project.rel(&path)
+            )),
+            Err(e) => Err(format!("cannot read `{}`: {e}", self.project.rel(&path))),
+        }
+    }
+
+    /// Writes the marker of a stage with an IncrementalOut that is about to start.
+    pub(super) fn mark_running(&self, i: usize) -> Result<(), String> {
         if !self.has_incremental(i) {
             return Ok(());
+        }
+        let path = self.project.running_file(self.dag.name(i));
+        running::write(&path)
+            .map_err(|e| format!("cannot write `{}`: {e}", self.project.rel(&path)))
+    }
+
+    /// Removes the stage's marker: its lock is written, or its outputs are discarded.
+    pub(super) fn unmark_running(&self, i: usize) {
+        if !self.has_incremental(i) {
+            return;
+        }
+        let path = self.project.running_file(self.dag.name(i));
+        if let Err(e) = running::remove(&path) {
+            self.observer
+                .warning(&format!("cannot remove `{}`: {e}", self.project.rel(&path)));
+        }
+    }
+
+    /// Before a stage runs: each IncrementalOut gets its last committed version back, as a
+    /// writable copy (a hardlink would let the stage write into the cache blob). After a crash
+    /// (`leftover`: the marker a dead pivot left), an IncrementalOut no lock records
+    /// is the crashed run's half-done value, which pivot wrote: it is deleted, so the stage starts
+    /// from empty.
+    pub(super) fn prepare_incremental(
+        &self,
+        i: usize,
+        opts: RunOptions,
+        leftover: Option<Leftover>,
+    ) -> Result<(), String> {
+        if !self.has_incremental(i) {
+            return Ok(());
+        }
+        if let Some(by) = leftover {
+            self.observer.warning(&format!(
+                "stage `{}` was cut short by {by} before it was committed: its incremental \
+                 outputs start again from their last committed value (empty if none)",
+                self.dag.name(i)
+            ));
         }
         let stage = &self.dag.stages[i];
         let lock = self.read_lock(&stage.name);
@@ -240,6 +301,11 @@ impl Executor<'_> {
                     if !outcome.is_clean() {
                         return Err(restore_err("interrupted".to_owned()));
                     }
+                }
+                None if leftover.is_some() => {
+                    super::outputs::remove_path(o.abs()).map_err(|e| {
+                        format!("cannot remove the half-done incremental output `{rel}`: {e}")
+                    })?;
                 }
                 None if o.abs().exists() && !opts.allow_uncached_incremental => {
                     return Err(format!(

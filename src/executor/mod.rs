@@ -11,6 +11,7 @@ pub(crate) mod keys;
 pub(crate) mod ledger;
 pub(crate) mod observer;
 pub(crate) mod outputs;
+mod running;
 pub(crate) mod summary;
 
 use std::collections::HashMap;
@@ -240,13 +241,7 @@ impl Executor<'_> {
                         } => {
                             self.observer.stage_running(&name, &reason);
                             input_hashes.insert(i, input_hash.clone());
-                            let spawned = outputs::clear(&self.dag.stages[i], false)
-                                .map_err(|e| format!("cannot remove old outputs: {e}"))
-                                .and_then(|_| self.prepare_incremental(i, opts))
-                                .and_then(|_| {
-                                    self.runtime.spawn_stage(&name).map_err(|e| e.to_string())
-                                });
-                            match spawned {
+                            match self.start_stage(i, opts) {
                                 Ok(proc) => {
                                     for m in mutex {
                                         *mutex_busy.entry(m.clone()).or_default() += 1;
@@ -287,6 +282,7 @@ impl Executor<'_> {
                 });
                 let (result, traceback) = match committed {
                     Ok(_) => {
+                        self.unmark_running(i);
                         let result = StageResult::new(&child.name, Status::Ran, &child.reason, ms);
                         (result, String::new())
                     }
@@ -336,14 +332,34 @@ impl Executor<'_> {
         }
     }
 
+    /// Prepares stage `i`'s outputs and forks it: old outputs cleared, IncrementalOuts restored
+    /// (after a crash, started again from their committed value), its marker written.
+    fn start_stage(
+        &self,
+        i: usize,
+        opts: RunOptions,
+    ) -> Result<crate::python::StageProcess, String> {
+        let leftover = self.leftover_run(i)?;
+        outputs::clear(&self.dag.stages[i], false)
+            .map_err(|e| format!("cannot remove old outputs: {e}"))?;
+        self.prepare_incremental(i, opts, leftover)?;
+        self.mark_running(i)?;
+        self.runtime.spawn_stage(self.dag.name(i)).map_err(|e| {
+            self.unmark_running(i);
+            e.to_string()
+        })
+    }
+
     /// Removes what a stage that failed or was stopped left behind: a half-written output must
-    /// never be read by a later stage as if it were the stage's result.
+    /// never be read by a later stage as if it were the stage's result. Then its marker goes
+    /// (kept when an output could not be removed: the next run repairs it).
     fn discard_outputs(&self, i: usize) {
-        if let Err(e) = outputs::clear(&self.dag.stages[i], true) {
-            self.observer.warning(&format!(
+        match outputs::clear(&self.dag.stages[i], true) {
+            Ok(()) => self.unmark_running(i),
+            Err(e) => self.observer.warning(&format!(
                 "cannot remove the outputs of `{}`: {e}",
                 self.dag.name(i)
-            ));
+            )),
         }
     }
 }

@@ -12,6 +12,13 @@ pub(crate) struct Position {
     pub total: usize,
 }
 
+/// Which of a running stage's pipes a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stream {
+    Stdout,
+    Stderr,
+}
+
 /// A stage's outcome, as reported once per stage.
 #[derive(Debug)]
 pub(crate) struct StageFinished<'a> {
@@ -36,8 +43,10 @@ pub(crate) trait RunObserver {
     fn stage_running(&self, _stage: &str, _reason: &str) {}
     /// A skipped stage's output `path` (as the lock records it) was put back from the cache.
     fn output_restored(&self, _stage: &str, _path: &str) {}
-    /// One line the running stage printed (stdout or stderr), newline included when it had one.
-    fn output_line(&self, _stage: &str, _line: &[u8]) {}
+    /// One line the running stage printed on `stream`, newline included when it had one. A line
+    /// longer than the coordinator buffers comes in pieces as it arrives, all but its last
+    /// without a newline (and a stream's last line may have none).
+    fn output_line(&self, _stage: &str, _stream: Stream, _line: &[u8]) {}
     /// A stage's outcome: ran, skipped, failed or blocked.
     fn stage_finished(&self, _finished: &StageFinished<'_>) {}
     /// Something went wrong that does not change any stage's outcome (a state write failed).
@@ -66,8 +75,10 @@ impl RunObserver for Fanout<'_> {
         self.0.iter().for_each(|o| o.output_restored(stage, path));
     }
 
-    fn output_line(&self, stage: &str, line: &[u8]) {
-        self.0.iter().for_each(|o| o.output_line(stage, line));
+    fn output_line(&self, stage: &str, stream: Stream, line: &[u8]) {
+        self.0
+            .iter()
+            .for_each(|o| o.output_line(stage, stream, line));
     }
 
     fn stage_finished(&self, finished: &StageFinished<'_>) {

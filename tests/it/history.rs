@@ -279,3 +279,49 @@ fn a_failed_run_is_recorded_with_failed_and_blocked_stages() {
     assert!(r.stdout.contains("\n  - train  blocked "), "{}", r.stdout);
     assert!(r.stdout.contains("upstream 'prep' failed"), "{}", r.stdout);
 }
+
+/// A stage printing one 100 MB line (a `\r` progress bar that never prints a newline): its run
+/// record keeps the line's head and tail within the per-line cap, and says how much was dropped.
+#[test]
+fn a_100_mb_line_is_stored_capped_with_a_notice_of_what_was_dropped() {
+    let p = Project::new();
+    p.write(
+        "pipeline.py",
+        &format!(
+            "{PRELUDE}
+import sys
+
+
+def progress() -> Annotated[str, outputs.Out('done.txt', loaders.Text())]:
+    chunk = '\\r' + '#' * (1024 * 1024 - 1)
+    sys.stdout.write('START')
+    for _ in range(100):
+        sys.stdout.write(chunk)
+    sys.stdout.write('END')
+    return 'ok'
+
+
+pipeline = Pipeline('progress')
+pipeline.register(progress)
+"
+        ),
+    );
+    // Quiet: the console would get all 100 MB (live streaming is not capped).
+    p.pivot(&["-q", "repro"]).success();
+    let r = p.pivot(&["show", "--json"]);
+    r.success();
+    assert!(r.stdout.len() < 16 * 1024, "{} bytes", r.stdout.len());
+    let output = r.json()["run"]["stages"]["progress"]["output"].clone();
+    let lines = output.as_array().expect("the output is recorded");
+    assert_eq!(lines.len(), 1, "one line, however it arrived");
+    let line = lines[0].as_str().unwrap();
+    assert!(line.len() <= 4 * 1024, "{} bytes", line.len());
+    let printed = 5 + 100 * 1024 * 1024 + 3;
+    let (head, rest) = line.split_once("[… ").expect("a notice");
+    let (count, tail) = rest.split_once(" bytes dropped …]").expect("a notice");
+    assert!(head.starts_with("START\r###") && head.bytes().skip(6).all(|b| b == b'#'));
+    assert!(tail.ends_with("###END") && tail.bytes().all(|b| b == b'#' || b"END".contains(&b)));
+    assert!(head.len() > 1000 && tail.len() > 1000, "{head:?} {tail:?}");
+    let dropped: usize = count.parse().unwrap();
+    assert_eq!(dropped, printed - head.len() - tail.len());
+}

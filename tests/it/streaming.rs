@@ -107,6 +107,15 @@ fn stage_output_is_kept_in_the_run_record_even_when_quiet() {
     let lines = r.json()["run"]["stages"]["chatty"]["output"]
         .as_array()
         .unwrap()
-        .len();
-    assert_eq!(lines, 1000, "the last 1000 lines are kept");
+        .clone();
+    assert_eq!(
+        lines.len(),
+        1001,
+        "the last 1000 lines are kept, after a notice"
+    );
+    let notice = lines[0].as_str().unwrap();
+    assert!(
+        notice.starts_with("[… ") && notice.ends_with(" bytes dropped (19020 earlier lines) …]"),
+        "{notice}"
+    );
 }

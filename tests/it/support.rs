@@ -436,6 +436,17 @@ impl Paused {
         self.finish()
     }
 
+    /// `kill -9` of the paused pivot (its stage children die with it).
+    pub(crate) fn kill(mut self) {
+        self.child.kill().expect("kill -9 pivot");
+        self.child.wait().expect("wait for pivot");
+    }
+
+    /// The paused pivot's PID.
+    pub(crate) fn pid(&self) -> i32 {
+        self.pid
+    }
+
     fn finish(self) -> Run {
         Run::from(self.child.wait_with_output().expect("wait for pivot"))
     }
