@@ -30,6 +30,22 @@ impl ExitStatus {
     }
 }
 
+/// `e` and every cause under it, `: `-separated (as `{:#}` shows an `anyhow::Error`): for an
+/// error that becomes a reason string, so that `No space left on device` is never dropped.
+pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.ends_with(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// An error a command raises with its own hint.
 #[derive(thiserror::Error, Debug)]
 #[error("{message}")]

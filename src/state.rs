@@ -84,12 +84,30 @@ pub enum StateError {
     },
     #[error("state `{}` is open read-only", path.display())]
     ReadOnly { path: PathBuf },
+    #[error(
+        "no space left on the filesystem of state `{}` ({free} bytes free): pivot needs some to \
+         record what it does",
+        path.display()
+    )]
+    NoSpace { path: PathBuf, free: u64 },
     #[error("state `{}` is corrupt and cannot be moved aside", path.display())]
     MoveAside {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Below this many free bytes the state is not opened read-write (read-only commands open it
+/// read-only instead; writers stop with [`StateError::NoSpace`]).
+const MIN_FREE_BYTES: u64 = 1 << 20;
+
+/// Bytes an unprivileged writer may still use on the filesystem holding `path` (or, while it
+/// does not exist yet, its nearest existing ancestor). None when that cannot be told.
+fn free_bytes(path: &Path) -> Option<u64> {
+    let existing = path.ancestors().find(|p| p.exists())?;
+    let st = rustix::fs::statvfs(existing).ok()?;
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
 /// The prefix of a moved-aside corrupt state's name, after the state's own name.
@@ -135,8 +153,16 @@ pub struct State {
 
 impl State {
     /// Opens (creating if needed) the state read-write. Fails with [`StateError::Locked`] at once
-    /// if another process has it open read-write (RocksDB does not wait).
+    /// if another process has it open read-write (RocksDB does not wait), and with
+    /// [`StateError::NoSpace`] when its filesystem is (nearly) full: RocksDB aborts the process
+    /// when a write it needs to open fails for lack of space, so that is checked first.
     pub fn open(path: &Path) -> Result<State, StateError> {
+        if let Some(free) = free_bytes(path).filter(|&f| f < MIN_FREE_BYTES) {
+            return Err(StateError::NoSpace {
+                path: path.to_owned(),
+                free,
+            });
+        }
         let mut opts = base_options();
         opts.create_if_missing(true);
         let db = DB::open(&opts, path).map_err(|e| open_error(path, e))?;

@@ -149,7 +149,7 @@ impl Executor<'_> {
             .materialiser(self.modes)
             .restore(&targets, Policy::Replace);
         if let Some(e) = outcome.errors.first() {
-            return Err(e.to_string());
+            return Err(crate::error::with_causes(e));
         }
         if !outcome.missing.is_empty() {
             return Err(format!("not in the cache: {}", outcome.missing.join(", ")));
@@ -290,7 +290,7 @@ impl Executor<'_> {
                         .materialiser(&[CheckoutMode::Copy])
                         .restore(std::slice::from_ref(&target), Policy::Replace);
                     if let Some(e) = outcome.errors.first() {
-                        return Err(restore_err(e.to_string()));
+                        return Err(restore_err(crate::error::with_causes(e)));
                     }
                     if !outcome.missing.is_empty() {
                         return Err(restore_err(format!(

@@ -181,7 +181,10 @@ impl Store<'_> {
                         .and_then(|m| digest::hash_file_memo_identified(path, &m, self.memo))
                         .map_err(|e| self.hash_failed(rel, &e))?;
                 }
-                Err(e) => return Err(format!("cannot cache output `{rel}`: {e}")),
+                Err(e) => {
+                    let e = crate::error::with_causes(&e);
+                    return Err(format!("cannot cache output `{rel}`: {e}"));
+                }
             }
         }
     }

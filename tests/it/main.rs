@@ -21,6 +21,7 @@ mod example;
 mod explain;
 mod failure;
 mod fingerprint;
+mod full_disk;
 mod hashing;
 mod history;
 mod incremental;

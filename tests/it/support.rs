@@ -94,6 +94,21 @@ impl Project {
         p
     }
 
+    /// [`Project::nested`], with `prepare` called on the (empty) project directory before
+    /// `pivot init` (a test mounts a filesystem there).
+    pub(crate) fn nested_with(prepare: impl FnOnce(&Path)) -> Project {
+        let dir = tempfile::Builder::new()
+            .prefix("pivot-it-")
+            .tempdir()
+            .expect("tempdir");
+        let root = dir.path().join("proj");
+        fs::create_dir(&root).expect("mkdir proj");
+        prepare(&root);
+        let p = Project { dir, root };
+        p.pivot(&["init"]).success();
+        p
+    }
+
     /// The temp dir holding a [`Project::nested`] project.
     pub(crate) fn outer(&self) -> &Path {
         self.dir.path()
