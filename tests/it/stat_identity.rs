@@ -197,5 +197,6 @@ fn a_same_size_edit_of_a_helper_module_with_its_mtime_put_back_is_a_code_change(
         "def shout(s):\n    return s.title()\n",
     );
     edit_is_seen(&p, &[], "Code changed");
+    assert_eq!(p.read("out.txt"), "Alpha\n", "the edited helper ran");
     p.pivot(&["verify"]).success();
 }
