@@ -10,8 +10,8 @@
 //! Files are read with plain `read`s: a mapped file that another process truncates kills the
 //! reader with SIGBUS. mmap is used for one kind of file only, pivot's own read-only cache blobs
 //! ([`hash_blob`]), where it is ~30% faster on page-cached data (`benches/digest.rs`).
-//! A [`DigestMemo`] lets callers skip re-hashing files whose stat identity (inode, mtime_ns, size)
-//! is unchanged; this module never decides where the memo lives.
+//! A [`DigestMemo`] lets callers skip re-hashing files whose [`FileStat`] (dev, inode, size, mtime,
+//! ctime) is unchanged and not racy; this module never decides where the memo lives.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -94,69 +94,96 @@ impl From<Digest> for String {
     }
 }
 
-/// The stat identity a memo entry is valid for.
+/// Nanoseconds in a second.
+const NS_PER_S: i64 = 1_000_000_000;
+
+/// How close to the moment a memo entry was recorded a file's mtime may be before the entry is
+/// racy, on a filesystem with fine timestamps: kernel clocks behind them tick in a few ms.
+const FINE_GRANULARITY_NS: i64 = 100_000_000;
+
+/// The stat identity of a file, the one every memo keys on (the digest memo in the state, the
+/// fingerprint memo's source files): what git's index keeps. Every write moves mtime (and
+/// ctime); a write whose mtime is put back (`touch -r`, `cp -p`, `os.utime`) still moves ctime,
+/// which only the kernel sets; a file replaced by rename has another inode, or another device.
+/// Built from metadata by [`FileStat::of`] only (where the `PIVOT_TEST_COARSE_TIMES` hook acts).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FileStat {
+    pub dev: u64,
     pub inode: u64,
-    pub mtime_ns: i64,
     pub size: u64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
 }
 
 impl FileStat {
     pub fn of(meta: &Metadata) -> FileStat {
-        FileStat {
-            inode: meta.ino(),
-            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-            size: meta.size(),
+        let (mut mtime_ns, mut ctime_ns) = (
+            meta.mtime() * NS_PER_S + meta.mtime_nsec(),
+            meta.ctime() * NS_PER_S + meta.ctime_nsec(),
+        );
+        if crate::testhook::coarse_times() {
+            mtime_ns = meta.mtime() * NS_PER_S;
+            ctime_ns = meta.ctime() * NS_PER_S;
         }
+        FileStat {
+            dev: meta.dev(),
+            inode: meta.ino(),
+            size: meta.size(),
+            mtime_ns,
+            ctime_ns,
+        }
+    }
+
+    /// The timestamp granularity of the file's filesystem, as far as this stat shows it: a whole
+    /// second when the mtime has no sub-second part (a filesystem with 1-second timestamps
+    /// shows nothing else; on a fine one it costs at most a re-hash of a file just touched).
+    pub fn granularity_ns(&self) -> i64 {
+        if self.mtime_ns.rem_euclid(NS_PER_S) == 0 {
+            NS_PER_S
+        } else {
+            FINE_GRANULARITY_NS
+        }
+    }
+
+    /// Whether a memo entry for this stat, recorded (or its hashing begun) at `recorded_at_ns`
+    /// (wall clock), must not be trusted: the file was modified within one timestamp tick of
+    /// that moment (or after it), so a same-size write after it could have left this stat as it
+    /// is (the "racy git" problem).
+    pub fn racy(&self, recorded_at_ns: i64) -> bool {
+        self.mtime_ns >= recorded_at_ns.saturating_sub(self.granularity_ns())
     }
 }
 
 /// What one `fstat` said about a file: the identity a digest belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FileIdentity {
-    pub dev: u64,
-    pub inode: u64,
-    pub size: u64,
-    pub mtime_ns: i64,
-    pub ctime_ns: i64,
+    pub stat: FileStat,
     pub mode: u32,
 }
 
 impl FileIdentity {
     pub fn of(meta: &Metadata) -> FileIdentity {
         FileIdentity {
-            dev: meta.dev(),
-            inode: meta.ino(),
-            size: meta.size(),
-            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+            stat: FileStat::of(meta),
             mode: meta.mode(),
         }
+    }
+
+    pub fn size(&self) -> u64 {
+        self.stat.size
     }
 
     /// Same file, same bytes as far as stat can tell: every write or rename onto the inode moves
     /// mtime or ctime, and `touch -r` style mtime resets still move ctime.
     pub fn unchanged(&self, other: &FileIdentity) -> bool {
-        self.same_content(other) && self.ctime_ns == other.ctime_ns
+        self.stat == other.stat
     }
 
     /// [`FileIdentity::unchanged`] without ctime, for an inode pivot itself just linked or
     /// chmodded (both move ctime).
     pub fn same_content(&self, other: &FileIdentity) -> bool {
-        self.dev == other.dev
-            && self.inode == other.inode
-            && self.size == other.size
-            && self.mtime_ns == other.mtime_ns
-    }
-
-    /// The memo key for this identity.
-    pub fn memo_stat(&self) -> FileStat {
-        FileStat {
-            inode: self.inode,
-            mtime_ns: self.mtime_ns,
-            size: self.size,
-        }
+        let (a, b) = (&self.stat, &other.stat);
+        a.dev == b.dev && a.inode == b.inode && a.size == b.size && a.mtime_ns == b.mtime_ns
     }
 
     pub fn is_exec(&self) -> bool {
@@ -284,7 +311,7 @@ fn not_regular(path: &Path, ft: fs::FileType) -> HashError {
 }
 
 /// A stat -> digest memo (the state implements it). `get` must only answer when the stored stat
-/// identity equals `stat`; implementations may refuse to trust entries that are too recent.
+/// identity equals `stat` and is not [racy](FileStat::racy) for when it was recorded.
 pub trait DigestMemo: Sync {
     fn get(&self, path: &Path, stat: &FileStat) -> Option<Digest>;
     fn put(&self, path: &Path, stat: &FileStat, digest: &Digest);
@@ -416,7 +443,7 @@ pub fn hash_file(path: &Path) -> io::Result<Digest> {
 pub fn hash_blob(path: &Path) -> io::Result<Digest> {
     FILES_HASHED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (mut file, identity) = open_regular(path)?;
-    if identity.size < MMAP_THRESHOLD {
+    if identity.size() < MMAP_THRESHOLD {
         return read_digest(&mut file);
     }
     // SAFETY: a read-only, private map of a regular file, dropped before returning; per the
@@ -445,7 +472,7 @@ pub fn hash_file_memo_identified(
     }
     let observed = now_ns();
     let hashed = hash_file_identified(path)?;
-    memo.put_observed(path, &hashed.identity.memo_stat(), &hashed.digest, observed);
+    memo.put_observed(path, &hashed.identity.stat, &hashed.digest, observed);
     Ok(hashed)
 }
 
@@ -585,7 +612,7 @@ pub fn hash_dir(dir: &Path, memo: &dyn DigestMemo) -> io::Result<TreeDigest> {
         manifest.push(ManifestEntry {
             relpath,
             hash: h.digest,
-            size: h.identity.size,
+            size: h.identity.size(),
             isexec: h.identity.is_exec(),
         });
         identities.push(h.identity);

@@ -7,7 +7,9 @@
 //! came from, so only "nothing changed anywhere" is a safe reason to skip the walk (SPEC.md 12.2 B2).
 //!
 //! Keys (state family `fp:`), per pipeline file:
-//! - `fp:env:<pipeline>` -> JSON `{"env": <digest>, "recorded_at": ns, "files": {path: [mtime_ns, size, inode]}}`
+//! - `fp:env:<pipeline>` -> JSON `{"env": <digest>, "recorded_at": ns, "files": {path: [dev, inode, size, mtime_ns, ctime_ns]}}`
+//!   (each file's [`FileStat`], trusted under the digest memo's racy rule; a record of another
+//!   shape, such as the `[mtime_ns, size, inode]` of schema 1, is a miss)
 //! - `fp:stage:<pipeline>\0<stage>` -> JSON `{"manifest": {...}, "locations": {...}}`
 
 use std::collections::{BTreeMap, HashMap};
@@ -21,11 +23,7 @@ use crate::python::{FingerprintAnswer, PythonError, Runtime};
 use crate::state::State;
 
 /// Bumped when the memo's format or the meaning of a manifest changes.
-const SCHEMA: &str = "1";
-
-/// A file modified this close to when its stat was recorded may change again unseen within the
-/// same timestamp tick; such a memo is not trusted (the same rule as the digest memo).
-const RACY_WINDOW_NS: i64 = 100_000_000;
+const SCHEMA: &str = "2";
 
 pub(crate) const PREFIX: &[u8] = b"fp:";
 
@@ -50,7 +48,24 @@ impl From<FingerprintAnswer> for Fingerprint {
 struct EnvRecord {
     env: String,
     recorded_at: i64,
-    files: BTreeMap<String, (i64, u64, u64)>,
+    files: BTreeMap<String, StatRecord>,
+}
+
+/// A [`FileStat`] as the record stores it: `[dev, inode, size, mtime_ns, ctime_ns]`.
+type StatRecord = (u64, u64, u64, i64, i64);
+
+fn to_record(s: FileStat) -> StatRecord {
+    (s.dev, s.inode, s.size, s.mtime_ns, s.ctime_ns)
+}
+
+fn from_record((dev, inode, size, mtime_ns, ctime_ns): StatRecord) -> FileStat {
+    FileStat {
+        dev,
+        inode,
+        size,
+        mtime_ns,
+        ctime_ns,
+    }
 }
 
 /// Each stage's fingerprint, or why it could not be computed.
@@ -82,10 +97,8 @@ fn stage_key(pipeline: &Path, stage: &str) -> Vec<u8> {
     k
 }
 
-fn stat_of(path: &Path) -> Option<(i64, u64, u64)> {
-    let meta = std::fs::metadata(path).ok()?;
-    let s = FileStat::of(&meta);
-    Some((s.mtime_ns, s.size, s.inode))
+fn stat_of(path: &Path) -> Option<FileStat> {
+    std::fs::metadata(path).ok().map(|m| FileStat::of(&m))
 }
 
 fn environment(runtime: &Runtime) -> Result<String, PythonError> {
@@ -107,9 +120,8 @@ fn memo_valid(state: &State, pipeline: &Path, env: &str) -> bool {
     rec.env == env
         && !rec.files.is_empty()
         && rec.files.iter().all(|(path, recorded)| {
-            stat_of(Path::new(path)).is_some_and(|now| {
-                now == *recorded && now.0 < rec.recorded_at.saturating_sub(RACY_WINDOW_NS)
-            })
+            stat_of(Path::new(path))
+                .is_some_and(|now| now == from_record(*recorded) && !now.racy(rec.recorded_at))
         })
 }
 
@@ -167,9 +179,9 @@ pub(crate) fn load(
     }
     if let Some(state) = state.filter(|s| !s.is_read_only()) {
         // Decoded from JSON text, the paths are UTF-8: the conversion is exact.
-        let files: BTreeMap<String, (i64, u64, u64)> = sources
+        let files: BTreeMap<String, StatRecord> = sources
             .iter()
-            .filter_map(|p| Some((p.to_string_lossy().into_owned(), stat_of(p)?)))
+            .filter_map(|p| Some((p.to_string_lossy().into_owned(), to_record(stat_of(p)?))))
             .collect();
         let record = EnvRecord {
             env,
@@ -192,4 +204,72 @@ pub(crate) fn load(
 /// Drops every memoised manifest (`pivot fingerprint reset`); returns how many entries went.
 pub(crate) fn reset(state: &State) -> Result<usize, crate::state::StateError> {
     state.delete_prefix(PREFIX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(files: serde_json::Value, recorded_at: i64) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "env": "e",
+            "recorded_at": recorded_at,
+            "files": files,
+        }))
+        .unwrap()
+    }
+
+    /// A source file, an open state, and the pipeline path the memo is keyed by.
+    fn setup() -> (tempfile::TempDir, State, std::path::PathBuf, FileStat) {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::open(&dir.path().join("state.rocksdb")).unwrap();
+        let src = dir.path().join("helper.py");
+        std::fs::write(&src, "X = 1\n").unwrap();
+        let stat = stat_of(&src).unwrap();
+        (dir, state, src, stat)
+    }
+
+    #[test]
+    fn memo_is_valid_only_for_the_recorded_identity_once_past_the_racy_window() {
+        let (_dir, state, src, stat) = setup();
+        let pipeline = Path::new("/p/pipeline.py");
+        let key = src.to_string_lossy().into_owned();
+        let later = stat.mtime_ns + 2_000_000_000;
+        let put = |files: serde_json::Value, at: i64| {
+            state
+                .write_batch(vec![(env_key(pipeline), record(files, at))], vec![])
+                .unwrap();
+        };
+        put(serde_json::json!({ &key: to_record(stat) }), later);
+        assert!(memo_valid(&state, pipeline, "e"));
+        assert!(!memo_valid(&state, pipeline, "other env"));
+        // Recorded within the file's timestamp tick: a same-size edit could hide in it.
+        put(serde_json::json!({ &key: to_record(stat) }), stat.mtime_ns);
+        assert!(!memo_valid(&state, pipeline, "e"));
+        // The mtime put back after an edit still moves ctime.
+        let edited = FileStat {
+            ctime_ns: stat.ctime_ns + 1,
+            ..stat
+        };
+        put(serde_json::json!({ &key: to_record(edited) }), later);
+        assert!(!memo_valid(&state, pipeline, "e"));
+    }
+
+    #[test]
+    fn record_of_the_schema_1_shape_is_a_miss() {
+        let (_dir, state, src, stat) = setup();
+        let pipeline = Path::new("/p/pipeline.py");
+        let key = src.to_string_lossy().into_owned();
+        let old = serde_json::json!({ &key: [stat.mtime_ns, stat.size, stat.inode] });
+        state
+            .write_batch(
+                vec![(
+                    env_key(pipeline),
+                    record(old, stat.mtime_ns + 2_000_000_000),
+                )],
+                vec![],
+            )
+            .unwrap();
+        assert!(!memo_valid(&state, pipeline, "e"));
+    }
 }

@@ -9,8 +9,10 @@
 //! # Key families
 //! Keys are `<family>:<rest>`, with the family names below; values are binary or JSON as noted.
 //! - `hash:<absolute path>` (the path as the caller gives it, not canonicalised here): the stat ->
-//!   digest memo. Value (48 bytes): `mtime_ns` i64 BE, `size` u64 BE, `inode` u64 BE,
-//!   `recorded_at_ns` i64 BE (wall clock when hashing began), 16 ASCII hex digest.
+//!   digest memo. Value (64 bytes): the [`FileStat`] as `dev` u64 BE, `inode` u64 BE, `size`
+//!   u64 BE, `mtime_ns` i64 BE, `ctime_ns` i64 BE; `recorded_at_ns` i64 BE (wall clock when
+//!   hashing began); 16 ASCII hex digest. A value of another length (the 48-byte format before
+//!   dev and ctime were in the identity) is a miss.
 //! - `gen:<absolute path>` (reserved): output generation counter, u64 BE.
 //! - `dep:<stage>:<absolute dep path>` (reserved): dep generations seen by a stage's last run.
 //! - `runcache:<stage>:<input hash>` (reserved): outputs of a run, for run-cache skips.
@@ -34,13 +36,8 @@ use crate::digest::{Digest, DigestMemo, FileStat};
 /// Key family of the stat -> digest memo.
 pub const HASH_PREFIX: &[u8] = b"hash:";
 
-/// A memo entry whose file was modified this close to (or after) the moment the entry was recorded
-/// is not trusted: a second write within the same timestamp tick after we hashed would leave the
-/// stat unchanged (the "racy git" problem). Coarse filesystem clocks tick in a few milliseconds.
-const RACY_WINDOW_NS: i64 = 100_000_000;
-
-/// Length of a `hash:` value: four 8-byte integers and the 16-character digest.
-const MEMO_VALUE_LEN: usize = 8 * 4 + 16;
+/// Length of a `hash:` value: six 8-byte integers and the 16-character digest.
+const MEMO_VALUE_LEN: usize = 8 * 6 + 16;
 
 /// Key of the memo entry for `path`.
 pub fn hash_key(path: &Path) -> Vec<u8> {
@@ -370,9 +367,8 @@ impl DigestMemo for State {
             // A read error is a miss: the caller hashes the file instead.
             None => MemoEntry::decode(&self.db.get_pinned(&key).ok()??)?,
         };
-        let same = entry.stat == *stat;
-        let racy = entry.stat.mtime_ns >= entry.recorded_at_ns.saturating_sub(RACY_WINDOW_NS);
-        (same && !racy).then_some(entry.digest)
+        // A racy entry stays untrusted until the file is hashed again a tick after its mtime.
+        (entry.stat == *stat && !entry.stat.racy(entry.recorded_at_ns)).then_some(entry.digest)
     }
 
     fn put(&self, path: &Path, stat: &FileStat, digest: &Digest) {
@@ -400,11 +396,13 @@ struct MemoEntry {
 impl MemoEntry {
     fn encode(&self) -> [u8; MEMO_VALUE_LEN] {
         let mut v = [0u8; MEMO_VALUE_LEN];
-        v[0..8].copy_from_slice(&self.stat.mtime_ns.to_be_bytes());
-        v[8..16].copy_from_slice(&self.stat.size.to_be_bytes());
-        v[16..24].copy_from_slice(&self.stat.inode.to_be_bytes());
-        v[24..32].copy_from_slice(&self.recorded_at_ns.to_be_bytes());
-        v[32..48].copy_from_slice(self.digest.as_str().as_bytes());
+        v[0..8].copy_from_slice(&self.stat.dev.to_be_bytes());
+        v[8..16].copy_from_slice(&self.stat.inode.to_be_bytes());
+        v[16..24].copy_from_slice(&self.stat.size.to_be_bytes());
+        v[24..32].copy_from_slice(&self.stat.mtime_ns.to_be_bytes());
+        v[32..40].copy_from_slice(&self.stat.ctime_ns.to_be_bytes());
+        v[40..48].copy_from_slice(&self.recorded_at_ns.to_be_bytes());
+        v[48..64].copy_from_slice(self.digest.as_str().as_bytes());
         v
     }
 
@@ -417,12 +415,14 @@ impl MemoEntry {
             |i: usize| -> [u8; 8] { v[i..i + 8].try_into().expect("invariant: 8-byte slice") };
         Some(MemoEntry {
             stat: FileStat {
-                mtime_ns: i64::from_be_bytes(int(0)),
-                size: u64::from_be_bytes(int(8)),
-                inode: u64::from_be_bytes(int(16)),
+                dev: u64::from_be_bytes(int(0)),
+                inode: u64::from_be_bytes(int(8)),
+                size: u64::from_be_bytes(int(16)),
+                mtime_ns: i64::from_be_bytes(int(24)),
+                ctime_ns: i64::from_be_bytes(int(32)),
             },
-            recorded_at_ns: i64::from_be_bytes(int(24)),
-            digest: Digest::parse(std::str::from_utf8(&v[32..48]).ok()?)?,
+            recorded_at_ns: i64::from_be_bytes(int(40)),
+            digest: Digest::parse(std::str::from_utf8(&v[48..64]).ok()?)?,
         })
     }
 }
@@ -473,9 +473,11 @@ mod tests {
 
     fn stat(inode: u64, mtime_ns: i64, size: u64) -> FileStat {
         FileStat {
+            dev: 2049,
             inode,
-            mtime_ns,
             size,
+            mtime_ns,
+            ctime_ns: mtime_ns + 5,
         }
     }
 
@@ -511,8 +513,10 @@ mod tests {
         assert_eq!(state.get(p, &st), Some(d("0123456789abcdef")));
         let raw = state.get_raw(&hash_key(p)).unwrap().unwrap();
         assert_eq!(raw.len(), MEMO_VALUE_LEN);
-        assert_eq!(&raw[32..], b"0123456789abcdef");
-        assert_eq!(&raw[0..8], &st.mtime_ns.to_be_bytes());
+        assert_eq!(&raw[48..], b"0123456789abcdef");
+        assert_eq!(&raw[0..8], &st.dev.to_be_bytes());
+        assert_eq!(&raw[24..32], &st.mtime_ns.to_be_bytes());
+        assert_eq!(&raw[32..40], &st.ctime_ns.to_be_bytes());
     }
 
     #[test]
@@ -528,7 +532,7 @@ mod tests {
     }
 
     #[test]
-    fn memo_misses_when_inode_mtime_or_size_differ() {
+    fn memo_misses_when_dev_inode_size_mtime_or_ctime_differ() {
         let dir = tempfile::tempdir().unwrap();
         let state = State::open(&db_path(&dir)).unwrap();
         let p = Path::new("/project/a");
@@ -562,6 +566,25 @@ mod tests {
                 }
             )
             .is_none());
+        // Same bytes count and mtime put back, but the kernel moved ctime: an edit.
+        assert!(state
+            .get(
+                p,
+                &FileStat {
+                    ctime_ns: st.ctime_ns + 1,
+                    ..st
+                }
+            )
+            .is_none());
+        assert!(state
+            .get(
+                p,
+                &FileStat {
+                    dev: st.dev + 1,
+                    ..st
+                }
+            )
+            .is_none());
         assert!(state.get(Path::new("/project/b"), &st).is_none());
         assert_eq!(state.get(p, &st), Some(d("00000000000000aa")));
     }
@@ -586,6 +609,45 @@ mod tests {
         std::thread::sleep(Duration::from_millis(150));
         state.put(p, &fresh, &d("00000000000000aa"));
         assert_eq!(state.get(p, &fresh), Some(d("00000000000000aa")));
+    }
+
+    #[test]
+    fn whole_second_mtime_is_racy_for_a_whole_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::open(&db_path(&dir)).unwrap();
+        let p = Path::new("/project/coarse");
+        let second = (now_ns() / 1_000_000_000 - 100) * 1_000_000_000;
+        let coarse = stat(1, second, 3);
+        // On a 1-second filesystem a write 900 ms after this mtime still shows it: racy.
+        state.put_observed(p, &coarse, &d("00000000000000aa"), second + 900_000_000);
+        assert_eq!(state.get(p, &coarse), None);
+        state.put_observed(p, &coarse, &d("00000000000000aa"), second + 1_000_000_001);
+        assert_eq!(state.get(p, &coarse), Some(d("00000000000000aa")));
+        // A sub-second mtime shows fine timestamps: only the short window applies.
+        let fine = stat(1, second + 1, 3);
+        state.put_observed(p, &fine, &d("00000000000000aa"), second + 900_000_000);
+        assert_eq!(state.get(p, &fine), Some(d("00000000000000aa")));
+        state.put_observed(p, &fine, &d("00000000000000aa"), second + 50_000_000);
+        assert_eq!(state.get(p, &fine), None);
+    }
+
+    #[test]
+    fn entry_of_the_format_before_dev_and_ctime_is_a_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::open(&db_path(&dir)).unwrap();
+        let p = Path::new("/project/a");
+        let st = old_stat();
+        // The 48-byte value: mtime_ns, size, inode, recorded_at_ns, digest.
+        let mut old = Vec::new();
+        old.extend_from_slice(&st.mtime_ns.to_be_bytes());
+        old.extend_from_slice(&st.size.to_be_bytes());
+        old.extend_from_slice(&st.inode.to_be_bytes());
+        old.extend_from_slice(&now_ns().to_be_bytes());
+        old.extend_from_slice(b"00000000000000aa");
+        state.write_batch(vec![(hash_key(p), old)], vec![]).unwrap();
+        assert_eq!(state.get(p, &st), None);
+        state.put(p, &st, &d("00000000000000bb"));
+        assert_eq!(state.get(p, &st), Some(d("00000000000000bb")));
     }
 
     #[test]

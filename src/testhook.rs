@@ -1,6 +1,7 @@
 //! Test hooks: named points where an integration test can pause pivot to act on the filesystem
 //! at a known moment (rename a file mid-hash, rewrite an output before it is cached, send SIGINT
-//! to a checkout half done). Inert unless `PIVOT_TEST_PAUSE` is set.
+//! to a checkout half done), and a simulated coarse filesystem clock ([`coarse_times`]). Inert
+//! unless `PIVOT_TEST_PAUSE` (or `PIVOT_TEST_COARSE_TIMES`) is set.
 //!
 //! `PIVOT_TEST_PAUSE=<point>[:<subject suffix>]` (several separated by `,`) pauses at the first
 //! call of [`pause`] whose point matches and whose subject ends with the suffix (any subject when
@@ -60,4 +61,13 @@ pub(crate) fn pause(point: &str, subject: &str) {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// `PIVOT_TEST_COARSE_TIMES=1`, read once: every [`crate::digest::FileStat`] built from metadata
+/// has its mtime and ctime truncated to whole seconds, as on a filesystem with 1-second
+/// timestamps (ext4 with 128-byte inodes, FAT, some network filesystems), where ctime cannot
+/// tell two writes within one second apart either.
+pub(crate) fn coarse_times() -> bool {
+    static COARSE: OnceLock<bool> = OnceLock::new();
+    *COARSE.get_or_init(|| std::env::var_os("PIVOT_TEST_COARSE_TIMES").is_some_and(|v| v == "1"))
 }

@@ -527,15 +527,17 @@ impl Materialiser<'_> {
                 _ => Written::Conflict,
             });
         }
-        with_fallback(self.modes, |mode| {
+        let mode = with_fallback(self.modes, |mode| {
             materialize_in(&dir, name, &blob, mode, job.exec)
         })
         .map_err(|(mode, source)| CacheError::Checkout {
             digest: job.hash.clone(),
-            dest,
+            dest: dest.clone(),
             mode,
             source,
         })?;
+        self.cache
+            .linked_out(&job.hash, &blob_meta, mode, &dest, self.memo);
         Ok(Written::Restored)
     }
 }

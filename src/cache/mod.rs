@@ -14,7 +14,7 @@ mod beneath;
 mod checkout;
 pub mod materialise;
 
-use std::fs::{self, File};
+use std::fs::{self, File, Metadata};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -278,7 +278,7 @@ impl Cache {
         }
         let (dir, name) =
             beneath::parent_of(dest).map_err(io_err("create the parent directory of", dest))?;
-        checkout::with_fallback(modes, |mode| {
+        let mode = checkout::with_fallback(modes, |mode| {
             checkout::materialize_in(&dir, &name, &blob, mode, exec)
         })
         .map_err(|(mode, source)| CacheError::Checkout {
@@ -286,7 +286,27 @@ impl Cache {
             dest: dest.to_owned(),
             mode,
             source,
-        })
+        })?;
+        self.linked_out(d, &blob_meta, mode, dest, memo);
+        Ok(mode)
+    }
+
+    /// After blob `d` (whose stat before was `blob_meta`) was checked out at `dest` in `mode`: a
+    /// hard link moved the blob's ctime, so its trusted memo entry moves to the stat now, and
+    /// `dest` (the same inode) gets it too.
+    pub(crate) fn linked_out(
+        &self,
+        d: &Digest,
+        blob_meta: &Metadata,
+        mode: CheckoutMode,
+        dest: &Path,
+        memo: &dyn DigestMemo,
+    ) {
+        let blob = self.blob_path(d);
+        let before = FileIdentity::of(blob_meta);
+        if mode == CheckoutMode::Hardlink && memo.get(&blob, &before.stat).as_ref() == Some(d) {
+            restat_memo(&[&blob, dest], &before, d, memo);
+        }
     }
 
     /// Makes sure a good blob `d` exists, storing it from `src` if it is absent or corrupt.
@@ -333,25 +353,34 @@ impl Cache {
             .map_err(io_err("read", src))?
             .is_file();
         if let Some(hashed) = link.filter(|_| is_file) {
-            if self.link_into_cache(src, &tmp, d, hashed, memo)? {
-                return self.publish(&tmp, &blob);
+            // Looked up before the link moves ctime: whether `src`'s entry is trusted.
+            let trusted = memo.get(src, &hashed.stat).as_ref() == Some(d);
+            if self.link_into_cache(src, &tmp, d, hashed)? {
+                let published = self.publish(&tmp, &blob)?;
+                if published && trusted {
+                    // One inode: `src`'s entry moves to its stat now, and the blob gets it too.
+                    restat_memo(&[src, &blob], hashed, d, memo);
+                }
+                return Ok(published);
             }
         }
-        self.copy_into_cache(src, &tmp, d, memo)?;
-        self.publish(&tmp, &blob)
+        let copied = self.copy_into_cache(src, &tmp, d)?;
+        let published = self.publish(&tmp, &blob)?;
+        if published {
+            restat_memo(&[&blob], &copied, d, memo);
+        }
+        Ok(published)
     }
 
     /// The fast path: hard-links `src` to `tmp` and makes it read-only, if the linked inode is
     /// still the file `d` was computed from (`hashed`). `Ok(false)`: hard links are impossible
-    /// here, copy instead. The memo entry of `src` (same inode, so same stat) is carried over to
-    /// the blob when it is trusted.
+    /// here, copy instead.
     fn link_into_cache(
         &self,
         src: &Path,
         tmp: &Path,
         d: &Digest,
         hashed: &FileIdentity,
-        memo: &dyn DigestMemo,
     ) -> Result<bool, CacheError> {
         // Linking and the chmod move ctime, so it can be compared only before them; dev, inode,
         // size and mtime are compared again on the linked inode (a rename over `src` in
@@ -378,23 +407,18 @@ impl Cache {
             checkout::remove_quietly(tmp);
             return Err(source_changed(src, d));
         }
-        let stat = FileStat::of(&meta);
-        if memo.get(src, &stat).as_ref() == Some(d) {
-            memo.put(&self.blob_path(d), &stat, d);
-        }
         Ok(true)
     }
 
     /// Copies `src` to `tmp`, hashing the bytes copied: the blob holds exactly content `d` or is
-    /// not written. The copy keeps `src`'s mtime (as the reference's `copy2` does), which also
-    /// lets its memo entry be trusted at once.
+    /// not written; returns the copy's identity. The copy keeps `src`'s mtime (as the reference's
+    /// `copy2` does), which also lets its memo entry be trusted at once.
     fn copy_into_cache(
         &self,
         src: &Path,
         tmp: &Path,
         d: &Digest,
-        memo: &dyn DigestMemo,
-    ) -> Result<(), CacheError> {
+    ) -> Result<FileIdentity, CacheError> {
         let mut input = File::open(src).map_err(io_err("read", src))?;
         let mtime = input
             .metadata()
@@ -405,7 +429,7 @@ impl Cache {
             .create_new(true)
             .open(tmp)
             .map_err(io_err("create", tmp))?;
-        let copied = (|| -> Result<(), CacheError> {
+        let copied = (|| -> Result<FileIdentity, CacheError> {
             let mut hasher = Xxh64::new(0);
             let mut buf = vec![0u8; 256 * 1024];
             loop {
@@ -425,8 +449,7 @@ impl Cache {
             out.set_permissions(fs::Permissions::from_mode(0o444))
                 .map_err(io_err("write", tmp))?;
             let meta = out.metadata().map_err(io_err("read", tmp))?;
-            memo.put(&self.blob_path(d), &FileStat::of(&meta), d);
-            Ok(())
+            Ok(FileIdentity::of(&meta))
         })();
         if copied.is_err() {
             checkout::remove_quietly(tmp);
@@ -442,6 +465,28 @@ impl Cache {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
             Err(e) => Err(io_err("write", blob)(e)),
+        }
+    }
+}
+
+/// After pivot linked or unlinked a name of an inode whose content `d` it knows (which moves the
+/// inode's ctime, not its content): records `d` for `paths` (names of that inode) under the
+/// inode's stat now, if it is still `known` in all but ctime. Costs one stat, only where a link
+/// was made; without it the next lookup of any of its names would hash the file again.
+pub(crate) fn restat_memo(
+    paths: &[&Path],
+    known: &FileIdentity,
+    d: &Digest,
+    memo: &dyn DigestMemo,
+) {
+    let Some(first) = paths.first() else { return };
+    let Ok(meta) = fs::symlink_metadata(first) else {
+        return;
+    };
+    let now = FileIdentity::of(&meta);
+    if meta.is_file() && known.same_content(&now) {
+        for path in paths {
+            memo.put(path, &now.stat, d);
         }
     }
 }

@@ -319,6 +319,39 @@ fn an_in_place_rewrite_that_restores_mtime_is_not_linked() {
     assert!(!f.cache.contains(&d));
 }
 
+/// Linking into the cache and checking out by hard link move the inode's ctime; the memo entries
+/// pivot knows to be right move with it, so nothing is hashed again afterwards.
+#[test]
+fn hard_links_pivot_makes_keep_the_memo_answering() {
+    let f = fixture();
+    let out = f.work.join("out");
+    let d = write_old(&out, b"linked in");
+    let hashed = ident(&out);
+    f.memo.put(&out, &hashed.stat, &d);
+    f.cache
+        .store_and_link(&out, &d, &hashed, &[Hardlink], &f.memo)
+        .unwrap();
+    let now = ident(&out);
+    assert_ne!(
+        now.stat.ctime_ns, hashed.stat.ctime_ns,
+        "the link moved ctime"
+    );
+    assert_eq!(f.memo.get(&out, &now.stat), Some(d.clone()));
+    let misses = f.memo.misses.load(Ordering::Relaxed);
+    f.cache.verify_blob(&d, &f.memo).unwrap();
+
+    let dest = f.work.join("restored");
+    f.cache.checkout(&d, &dest, &[Hardlink], &f.memo).unwrap();
+    f.cache.verify_blob(&d, &f.memo).unwrap();
+    let dest_stat = ident(&dest).stat;
+    assert_eq!(f.memo.get(&dest, &dest_stat), Some(d.clone()));
+    assert_eq!(
+        f.memo.misses.load(Ordering::Relaxed),
+        misses,
+        "no lookup missed after pivot's own links"
+    );
+}
+
 #[test]
 fn symlink_mode_points_at_the_blob() {
     let f = fixture();

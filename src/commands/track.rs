@@ -194,7 +194,7 @@ fn store(cache: &Cache, data: &Path, memo: &dyn DigestMemo) -> anyhow::Result<Op
         }
         PathDigest::File(h) => {
             cache.store_copy(data, &h.digest, memo)?;
-            Ok(Some(PvtFile::file(name, h.digest, h.identity.size)))
+            Ok(Some(PvtFile::file(name, h.digest, h.identity.size())))
         }
     }
 }

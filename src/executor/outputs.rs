@@ -144,7 +144,7 @@ impl Store<'_> {
                 if after != *before {
                     let e = &mut manifest[*i];
                     e.hash = after.digest;
-                    e.size = after.identity.size;
+                    e.size = after.identity.size();
                     e.isexec = after.identity.is_exec();
                     changed = true;
                 }

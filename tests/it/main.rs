@@ -33,6 +33,7 @@ mod plan;
 mod plan_agrees;
 mod processes;
 mod run_cache;
+mod stat_identity;
 mod streaming;
 mod tracked;
 mod verify;
