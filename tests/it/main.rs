@@ -30,5 +30,6 @@ mod plan_agrees;
 mod processes;
 mod run_cache;
 mod streaming;
+mod timeout;
 mod tracked;
 mod verify;
