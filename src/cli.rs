@@ -135,6 +135,11 @@ pub(crate) struct ExecArgs {
     /// Restore missing tracked files (`.pvt`) from the cache before running.
     #[arg(long)]
     pub checkout_missing: bool,
+    /// Kill a stage that runs longer than SECONDS (with every process it started) and fail it.
+    /// Overrides `register(timeout=)`, which overrides `core.stage_timeout`; changing it re-runs
+    /// nothing.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_timeout, allow_negative_numbers = true)]
+    pub timeout: Option<crate::timeout::StageTimeout>,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -252,6 +257,14 @@ pub(crate) struct VerifyArgs {
 
 fn parse_checkout_mode(s: &str) -> Result<crate::cache::CheckoutMode, String> {
     s.parse()
+}
+
+fn parse_timeout(s: &str) -> Result<crate::timeout::StageTimeout, String> {
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    crate::timeout::StageTimeout::from_secs(secs)
 }
 
 fn parse_jobs(s: &str) -> Result<usize, String> {
@@ -476,7 +489,7 @@ mod tests {
     }
 
     #[test]
-    fn the_value_options_of_run_and_repro_include_jobs_and_the_pipeline_file() {
+    fn the_value_options_of_run_and_repro_include_jobs_timeout_and_the_pipeline_file() {
         // Guards the exhaustive tests below against an enumeration that finds nothing.
         let found = value_option_spellings();
         for (opt, _) in [
@@ -484,6 +497,7 @@ mod tests {
             ("-j", false),
             ("--pipeline", true),
             ("-p", false),
+            ("--timeout", true),
         ] {
             assert!(found.iter().any(|(o, _)| o == opt), "{opt} in {found:?}");
         }
@@ -548,6 +562,40 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn timeout_takes_positive_seconds_as_given() {
+        use clap::Parser as _;
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(args).map(|cli| match cli.command {
+                Command::Repro(r) => r.exec.timeout.map(|t| t.to_string()),
+                Command::Run(r) => r.exec.timeout.map(|t| t.to_string()),
+                other => panic!("{other:?}"),
+            })
+        };
+        assert_eq!(
+            parse(&["pivot", "repro", "--timeout", "1"])
+                .unwrap()
+                .as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            parse(&["pivot", "run", "a", "--timeout=0.5"])
+                .unwrap()
+                .as_deref(),
+            Some("0.5")
+        );
+        assert_eq!(parse(&["pivot", "repro"]).unwrap(), None);
+        for bad in ["-1", "0", "x", "nan", "inf"] {
+            let e = parse(&["pivot", "repro", "--timeout", bad]).expect_err(bad);
+            assert_eq!(e.exit_code(), 2, "{bad}");
+            let e = e.to_string();
+            assert!(
+                e.contains("invalid value") && e.contains("--timeout"),
+                "{bad}: {e}"
+            );
         }
     }
 

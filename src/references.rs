@@ -307,6 +307,7 @@ pub(crate) mod tests {
             deps: Vec::new(),
             outs,
             mutex: Vec::new(),
+            timeout: None,
         }
     }
 

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use crate::cache::{parse_checkout_modes, CheckoutMode};
 use crate::lockfile::{self, YamlValue};
+use crate::timeout::StageTimeout;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
@@ -15,6 +16,8 @@ pub(crate) struct Settings {
     pub max_workers: Option<i64>,
     /// `core.lock_timeout`: seconds to wait for another pivot in the project (default: forever).
     pub lock_timeout: Option<std::time::Duration>,
+    /// `core.stage_timeout`: seconds a stage may run (`register(timeout=)` and `--timeout` win).
+    pub stage_timeout: Option<StageTimeout>,
     pub checkout_modes: Vec<CheckoutMode>,
     /// `core.run_history_retention`: how many run records the state keeps.
     pub run_history_retention: usize,
@@ -26,6 +29,7 @@ impl Default for Settings {
             max_workers: None,
             run_history_retention: crate::history::DEFAULT_RETENTION,
             lock_timeout: None,
+            stage_timeout: None,
             checkout_modes: vec![
                 CheckoutMode::Hardlink,
                 CheckoutMode::Symlink,
@@ -129,6 +133,23 @@ impl Settings {
                 )
             })?;
             s.lock_timeout = Some(t);
+        }
+        if let Some(v) = config.get("core", "stage_timeout")? {
+            let secs = match *v {
+                YamlValue::Int(i) => i as f64,
+                YamlValue::Float(f) => f,
+                _ => f64::NAN,
+            };
+            let t = StageTimeout::from_secs(secs).map_err(|_| {
+                config.invalid(
+                    &["core", "stage_timeout"],
+                    format!(
+                        "`core.stage_timeout` must be a number of seconds > 0, not {}",
+                        describe(v)
+                    ),
+                )
+            })?;
+            s.stage_timeout = Some(t);
         }
         if let Some(v) = config.get("cache", "checkout_mode")? {
             let at = ["cache", "checkout_mode"];
@@ -279,6 +300,40 @@ mod tests {
     }
 
     #[test]
+    fn stage_timeout_is_a_positive_integer_or_float() {
+        let timeout = |v: &str| {
+            settings(&format!("core:\n  stage_timeout: {v}\n"))
+                .stage_timeout
+                .map(|t| (t.to_string(), t.duration()))
+        };
+        assert_eq!(timeout("1"), Some(("1".into(), Duration::from_secs(1))));
+        assert_eq!(
+            timeout("0.5"),
+            Some(("0.5".into(), Duration::from_millis(500)))
+        );
+        assert_eq!(
+            timeout("1:30"),
+            Some(("90".into(), Duration::from_secs(90)))
+        );
+        assert_eq!(timeout("~"), None);
+        let message =
+            |v: &str| format!("`core.stage_timeout` must be a number of seconds > 0, not {v}");
+        for (value, named) in [
+            ("[1]", "a list"),
+            ("0", "the integer 0"),
+            ("-1", "the integer -1"),
+            ("'5'", "the string `5`"),
+            ("1e3", "the string `1e3`"),
+            ("yes", "the boolean true"),
+            (".nan", "the number .nan"),
+            (".inf", "the number .inf"),
+        ] {
+            let text = format!("core:\n  stage_timeout: {value}\n");
+            assert_eq!(refusal(&text), (Some(2), message(named)), "{text:?}");
+        }
+    }
+
+    #[test]
     fn values_yaml_1_1_reads_as_another_type_are_refused_naming_the_key_and_line() {
         let cases = [
             (
@@ -404,6 +459,7 @@ core:
             let s = settings(text);
             assert_eq!(s.max_workers, defaults.max_workers, "{text:?}");
             assert_eq!(s.lock_timeout, defaults.lock_timeout, "{text:?}");
+            assert_eq!(s.stage_timeout, defaults.stage_timeout, "{text:?}");
             assert_eq!(s.checkout_modes, defaults.checkout_modes, "{text:?}");
             assert_eq!(
                 s.run_history_retention, defaults.run_history_retention,

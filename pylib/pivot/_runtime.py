@@ -35,7 +35,8 @@ _fingerprints: dict[str, tuple[Stage, tuple[dict[str, str], dict[str, str]]]] = 
 def load_pipeline(pipeline_file: str, project_root: str) -> str:
     """Execute `pipeline_file` with `project_root` as the path boundary; describe its stages.
 
-    `{"stages": [{"name", "deps": [{"path"}], "outs": [{"path", "kind", "cache"}], "mutex"}]}`,
+    `{"stages": [{"name", "deps": [{"path"}], "outs": [{"path", "kind", "cache"}], "mutex",
+    "timeout"}]}` (`timeout`: seconds or null),
     stages in registration order, one entry per dependency or output file. Only what Rust reads
     is sent (its decoder refuses any other field).
     """
@@ -230,7 +231,13 @@ def _describe(stage: Stage) -> dict[str, Any]:
         for spec in stage.out_specs.values()
         for path in each_path(spec.path)
     ]
-    return {"name": stage.name, "deps": deps, "outs": outs, "mutex": stage.mutex}
+    return {
+        "name": stage.name,
+        "deps": deps,
+        "outs": outs,
+        "mutex": stage.mutex,
+        "timeout": stage.timeout,
+    }
 
 
 def _kind(spec: Out[Any]) -> str:

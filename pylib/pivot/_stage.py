@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import math
 import pathlib
 import re
 from collections.abc import Callable, Container, Mapping
@@ -64,6 +65,8 @@ class Stage:
     state_dir: pathlib.Path
     # Explicit code dependencies: (entry as written, absolute path or module name).
     code_deps: tuple[tuple[str, str], ...] = ()
+    # Seconds the stage may run (`register(timeout=)`); not part of the stage key.
+    timeout: float | None = None
     _manifest: dict[str, str] | None = dataclasses.field(default=None, repr=False)
 
     def __getitem__(self, key: str) -> Any:
@@ -120,6 +123,7 @@ def build(
     state_dir: pathlib.Path,
     taken: Container[str],
     code_deps: object = None,
+    timeout: object = None,
 ) -> Stage:
     """Check a registration and build its `Stage`; raises a `PivotError` subclass."""
     if not callable(func):
@@ -174,6 +178,7 @@ def build(
         variant=variant,
         state_dir=state_dir,
         code_deps=_code_deps.resolve(stage_name, code_deps, root),
+        timeout=_timeout(stage_name, timeout),
     )
 
 
@@ -424,6 +429,26 @@ def _mutex_groups(stage_name: str, mutex: object) -> list[str]:
     if not all(isinstance(g, str) for g in items):
         raise ValidationError(f"stage `{stage_name}`: `mutex` must be a list of group names")
     return [g.strip().lower() for g in items]
+
+
+# The most seconds a Rust `Duration` holds, rounded down to a number a float holds exactly.
+_MAX_TIMEOUT = float(2**64 - 2**11)
+
+
+def _timeout(stage_name: str, timeout: object) -> float | None:
+    if timeout is None:
+        return None
+    # `True` is an int to Python, but not a number of seconds to anyone.
+    if isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
+        try:
+            seconds = float(timeout)
+        except OverflowError:
+            seconds = math.inf
+        if 0 < seconds <= _MAX_TIMEOUT:
+            return seconds
+    raise ValidationError(
+        f"stage `{stage_name}`: `timeout` must be a number of seconds > 0, not {timeout!r}"
+    )
 
 
 def _out_label(field: str) -> str:

@@ -2,7 +2,7 @@
 
     pipeline = Pipeline("train")
     pipeline.register(prep)
-    pipeline.register(train, params=TrainParams(lr=0.1), mutex=["gpu"])
+    pipeline.register(train, params=TrainParams(lr=0.1), mutex=["gpu"], timeout=3600)
 
 Annotation paths and overrides are relative to the pipeline root, which defaults to the directory
 of the file creating the pipeline. Lock files live in `<root>/.pivot/stages/`.
@@ -74,6 +74,7 @@ class Pipeline:
         dep_path_overrides: Mapping[str, Any] | None = None,
         out_path_overrides: Mapping[str, Any] | None = None,
         code_deps: Sequence[str] | None = None,
+        timeout: float | None = None,
     ) -> None:
         """Add a stage; deps, outputs and params come from `func`'s annotations.
 
@@ -83,6 +84,9 @@ class Pipeline:
         `out_path_overrides` maps output fields to a path or `{"path": ..., "cache": bool}`.
         `code_deps` names code the stage uses that its fingerprint cannot find by itself (files or
         directories relative to the pipeline, or module names): their content is hashed too.
+        `timeout` is how many seconds the stage may run before it is killed, with every process
+        it started, and fails (`pivot repro --timeout` overrides it; it overrides
+        `core.stage_timeout`). It is not part of the stage key: changing it re-runs nothing.
         """
         stage = _stage.build(
             func,
@@ -96,6 +100,7 @@ class Pipeline:
             state_dir=self.state_dir,
             taken=self._stages,
             code_deps=code_deps,
+            timeout=timeout,
         )
         self._stages[stage.name] = stage
 

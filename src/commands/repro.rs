@@ -188,6 +188,8 @@ fn execute(
         keep_going: exec.keep_going,
         no_commit: exec.no_commit,
         allow_uncached_incremental: exec.allow_uncached_incremental,
+        timeout: exec.timeout,
+        default_timeout: prepared.settings.stage_timeout,
     };
     let summary = executor.run(order, opts);
     fanout.run_finished(&executor.run_id, &summary);

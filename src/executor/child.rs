@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use super::observer::{RunObserver, Stream};
 use crate::python::{child_result, poll_any, ChildResult, Pipe, StageProcess};
 use crate::stage_key::StageKey;
+use crate::timeout::StageTimeout;
 
 /// Output kept per pipe until a newline arrives; longer partial lines are flushed as they are.
 const MAX_PARTIAL_LINE: usize = 64 * 1024;
@@ -28,6 +29,10 @@ pub(super) struct Child {
     /// The run-cache key computed when the stage was decided; it travels with the result.
     pub input_hash: String,
     pub started: Instant,
+    /// Killed, with its whole group, and failed once it has run this long.
+    pub timeout: Option<StageTimeout>,
+    /// It ran out of time and was killed.
+    timed_out: bool,
     proc: StageProcess,
     bufs: [Vec<u8>; 2],
     result: Vec<u8>,
@@ -57,6 +62,8 @@ impl Child {
             reason,
             input_hash,
             started: Instant::now(),
+            timeout: None,
+            timed_out: false,
             proc,
             bufs: [Vec::new(), Vec::new()],
             result: Vec::new(),
@@ -108,7 +115,17 @@ impl Child {
         buf.drain(..start);
     }
 
+    /// How long until the child's timeout expires (zero once it has), if it has one and is
+    /// still running.
+    fn time_left(&self) -> Option<Duration> {
+        let timeout = self.timeout.filter(|_| self.exit.is_none())?;
+        Some(timeout.duration().saturating_sub(self.started.elapsed()))
+    }
+
     fn outcome(&self) -> Result<(), (String, String)> {
+        if let (true, Some(t)) = (self.timed_out, self.timeout) {
+            return Err((format!("timed out after {t} s"), String::new()));
+        }
         let code = self.exit.map_or(-1, |(code, _)| code);
         match child_result(&self.result) {
             Some(ChildResult::Ok) if code == 0 => Ok(()),
@@ -150,7 +167,9 @@ fn killed_by(signal: i32) -> String {
     format!("stage process killed by {name} (signal {signal}{note})")
 }
 
-/// Polls all children once (up to 200 ms) and returns those that finished.
+/// Polls all children once (up to 200 ms, less when a grace period or a stage timeout ends
+/// sooner) and returns those that finished. A child whose timeout expired is killed with its
+/// whole group, and finishes failed.
 pub(super) fn wait_any(running: &mut Vec<Child>, observer: &dyn RunObserver) -> Vec<Finished> {
     let timeout = running
         .iter()
@@ -158,6 +177,7 @@ pub(super) fn wait_any(running: &mut Vec<Child>, observer: &dyn RunObserver) -> 
             c.exit
                 .map(|(_, at)| RESULT_GRACE.saturating_sub(at.elapsed()))
         })
+        .chain(running.iter().filter_map(Child::time_left))
         .fold(POLL_ROUND, Duration::min);
     let procs: Vec<&StageProcess> = running.iter().map(|c| &c.proc).collect();
     for (ci, pipe) in poll_any(&procs, timeout) {
@@ -175,6 +195,12 @@ pub(super) fn wait_any(running: &mut Vec<Child>, observer: &dyn RunObserver) -> 
                 c.exit = Some((code, Instant::now()));
                 // Its result is in the pipe by now: read it in this round, not the next.
                 c.pump(Pipe::Result, observer);
+            } else if c.time_left().is_some_and(|left| left.is_zero()) {
+                // Out of time: SIGKILL to the group (its subprocesses too), then reap. What it
+                // wrote on the result pipe no longer counts.
+                let code = c.proc.wait_killed();
+                c.exit = Some((code, Instant::now()));
+                c.timed_out = true;
             }
         }
         let done = c

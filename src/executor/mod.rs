@@ -23,6 +23,7 @@ use crate::pipeline::Dag;
 use crate::project::Project;
 use crate::python::Runtime;
 use crate::state::State;
+use crate::timeout::StageTimeout;
 
 use child::{Child, Finished};
 use decide::Decision;
@@ -41,6 +42,10 @@ pub(crate) struct RunOptions {
     pub no_commit: bool,
     /// Accept an existing IncrementalOut file that no lock records.
     pub allow_uncached_incremental: bool,
+    /// `--timeout`: overrides every stage's `register(timeout=)`.
+    pub timeout: Option<StageTimeout>,
+    /// `core.stage_timeout`: for stages registered without a timeout.
+    pub default_timeout: Option<StageTimeout>,
 }
 
 /// Everything a run needs, borrowed from the command.
@@ -246,8 +251,15 @@ impl Executor<'_> {
                                     for m in mutex {
                                         *mutex_busy.entry(m.clone()).or_default() += 1;
                                     }
-                                    running
-                                        .push(Child::new(i, name, proc, key, reason, input_hash));
+                                    let timeout = crate::timeout::effective(
+                                        opts.timeout,
+                                        self.dag.stages[i].timeout,
+                                        opts.default_timeout,
+                                    );
+                                    let mut child =
+                                        Child::new(i, name, proc, key, reason, input_hash);
+                                    child.timeout = timeout;
+                                    running.push(child);
                                     slot.insert(i, Slot::Running);
                                 }
                                 Err(e) => {

@@ -4,6 +4,8 @@
 
 use std::path::Path;
 
+use crate::timeout::StageTimeout;
+
 #[derive(Debug, Clone)]
 pub(crate) struct PipelineSpec {
     /// In registration order.
@@ -18,6 +20,8 @@ pub(crate) struct StageSpec {
     /// One entry per output file or directory.
     pub outs: Vec<OutSpec>,
     pub mutex: Vec<String>,
+    /// `register(timeout=)`; `--timeout` overrides it, it overrides `core.stage_timeout`.
+    pub timeout: Option<StageTimeout>,
 }
 
 #[derive(Debug, Clone)]

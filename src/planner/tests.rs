@@ -43,6 +43,7 @@ fn stage(root: &Path, name: &str, deps: &[&str], outs: Vec<OutSpec>) -> StageSpe
             .collect(),
         outs,
         mutex: Vec::new(),
+        timeout: None,
     }
 }
 

@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use crate::pipeline::spec::{DepSpec, OutKind, OutSpec, PipelineSpec, StageSpec};
+use crate::timeout::StageTimeout;
 
 /// A stage's effective params, in model field order.
 pub(crate) type Params = serde_json::Map<String, serde_json::Value>;
@@ -56,6 +57,8 @@ struct Stage {
     deps: Vec<Dep>,
     outs: Vec<Out>,
     mutex: Vec<String>,
+    /// Seconds, checked by pylib; checked again here, as every answer is.
+    timeout: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -136,31 +139,39 @@ pub(super) fn pipeline(text: &str) -> Result<PipelineSpec, String> {
     let stages = wire
         .stages
         .into_iter()
-        .map(|s| StageSpec {
-            name: s.name,
-            deps: s
-                .deps
-                .into_iter()
-                .map(|d| DepSpec { path: d.path })
-                .collect(),
-            outs: s
-                .outs
-                .into_iter()
-                .map(|o| OutSpec {
-                    path: o.path,
-                    kind: match o.kind {
-                        Kind::Out => OutKind::Out,
-                        Kind::Metric => OutKind::Metric,
-                        Kind::Plot => OutKind::Plot,
-                        Kind::Incremental => OutKind::Incremental,
-                        Kind::Directory => OutKind::Directory,
-                    },
-                    cache: o.cache,
-                })
-                .collect(),
-            mutex: s.mutex,
+        .map(|s| {
+            let timeout = s
+                .timeout
+                .map(StageTimeout::from_secs)
+                .transpose()
+                .map_err(|e| format!("stage `{}`: {e}", s.name))?;
+            Ok(StageSpec {
+                name: s.name,
+                deps: s
+                    .deps
+                    .into_iter()
+                    .map(|d| DepSpec { path: d.path })
+                    .collect(),
+                outs: s
+                    .outs
+                    .into_iter()
+                    .map(|o| OutSpec {
+                        path: o.path,
+                        kind: match o.kind {
+                            Kind::Out => OutKind::Out,
+                            Kind::Metric => OutKind::Metric,
+                            Kind::Plot => OutKind::Plot,
+                            Kind::Incremental => OutKind::Incremental,
+                            Kind::Directory => OutKind::Directory,
+                        },
+                        cache: o.cache,
+                    })
+                    .collect(),
+                mutex: s.mutex,
+                timeout,
+            })
         })
-        .collect();
+        .collect::<Result<_, String>>()?;
     Ok(PipelineSpec { stages })
 }
 
@@ -220,7 +231,7 @@ mod tests {
     fn a_pipeline_decodes_into_stage_specs() {
         let text = r#"{"stages": [{"name": "train", "deps": [{"path": "/p/in.csv"}],
             "outs": [{"path": "/p/model/", "kind": "directory", "cache": true}],
-            "mutex": ["gpu"]}]}"#;
+            "mutex": ["gpu"], "timeout": 0.5}]}"#;
         let spec = pipeline(text).unwrap();
         let stage = &spec.stages[0];
         assert_eq!(stage.name, "train");
@@ -228,6 +239,20 @@ mod tests {
         assert_eq!(stage.outs[0].kind, OutKind::Directory);
         assert!(stage.outs[0].is_dir() && stage.outs[0].cache);
         assert_eq!(stage.mutex, ["gpu"]);
+        assert_eq!(stage.timeout.map(|t| t.to_string()).as_deref(), Some("0.5"));
+    }
+
+    #[test]
+    fn a_stage_without_a_timeout_has_none_and_a_bad_one_is_refused() {
+        let stage = |timeout: &str| {
+            format!(
+                r#"{{"stages": [{{"name": "a", "deps": [], "outs": [], "mutex": [],
+                "timeout": {timeout}}}]}}"#
+            )
+        };
+        assert_eq!(pipeline(&stage("null")).unwrap().stages[0].timeout, None);
+        let e = pipeline(&stage("-1")).unwrap_err();
+        assert!(e.starts_with("stage `a`: a timeout must be"), "{e}");
     }
 
     #[test]

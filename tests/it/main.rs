@@ -35,5 +35,6 @@ mod processes;
 mod run_cache;
 mod stat_identity;
 mod streaming;
+mod timeout;
 mod tracked;
 mod verify;
