@@ -2,7 +2,8 @@
 //!
 //! The file is read with the YAML reader lock files use ([`lockfile::from_yaml`], YAML 1.1 as
 //! PyYAML reads it), so a value means the same in the config as in a lock: `010` is 8, `1_000` is
-//! 1000, `yes` is a boolean and `1e3` a string. Keys this version does not know are ignored.
+//! 1000, `yes` is a boolean and `1e3` a string. Keys this version does not know are ignored with
+//! a warning naming the closest known key ([`Settings::unknown_keys`]).
 
 use std::path::Path;
 
@@ -21,7 +22,23 @@ pub(crate) struct Settings {
     pub checkout_modes: Vec<CheckoutMode>,
     /// `core.run_history_retention`: how many run records the state keeps.
     pub run_history_retention: usize,
+    /// Warnings about keys this version does not know (typos, keys of other tools).
+    pub unknown_keys: Vec<String>,
 }
+
+/// The keys this version honours, by section.
+const KNOWN: &[(&str, &[&str])] = &[
+    (
+        "core",
+        &[
+            "max_workers",
+            "run_history_retention",
+            "lock_timeout",
+            "stage_timeout",
+        ],
+    ),
+    ("cache", &["checkout_mode"]),
+];
 
 impl Default for Settings {
     fn default() -> Self {
@@ -30,6 +47,7 @@ impl Default for Settings {
             run_history_retention: crate::history::DEFAULT_RETENTION,
             lock_timeout: None,
             stage_timeout: None,
+            unknown_keys: Vec::new(),
             checkout_modes: vec![
                 CheckoutMode::Hardlink,
                 CheckoutMode::Symlink,
@@ -97,7 +115,10 @@ impl Settings {
         if !matches!(doc, YamlValue::Map(_) | YamlValue::Null) {
             return Err(config.invalid(&[], "the document is not a mapping".into()));
         }
-        let mut s = Settings::default();
+        let mut s = Settings {
+            unknown_keys: config.unknown_keys(),
+            ..Settings::default()
+        };
         if let Some(w) = config.int("core", "max_workers")? {
             if w == 0 {
                 return Err(config.invalid(
@@ -214,6 +235,53 @@ struct Config<'a> {
 }
 
 impl Config<'_> {
+    /// A warning for each section and key the document has that [`KNOWN`] does not, with the
+    /// line and the closest known name.
+    fn unknown_keys(&self) -> Vec<String> {
+        let YamlValue::Map(sections) = self.doc else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let at = |path: &[&str]| {
+            lockfile::line_of_key(self.text, path)
+                .map(|l| format!(" (line {l})"))
+                .unwrap_or_default()
+        };
+        let mean = |word: &str, known: &mut dyn Iterator<Item = &str>| {
+            crate::pipeline::did_you_mean(word, known)
+                .map(|m| format!("; did you mean `{m}`?"))
+                .unwrap_or_default()
+        };
+        for (section, value) in sections {
+            let Some((_, keys)) = KNOWN.iter().find(|(s, _)| s == section) else {
+                out.push(format!(
+                    "`.pivot/config.yaml`{}: unknown section `{section}`, ignored{}",
+                    at(&[section]),
+                    mean(section, &mut KNOWN.iter().map(|(s, _)| *s))
+                ));
+                continue;
+            };
+            let YamlValue::Map(entries) = value else {
+                continue;
+            };
+            for (key, _) in entries {
+                if !keys.contains(&key.as_str()) {
+                    let dotted: Vec<String> =
+                        keys.iter().map(|k| format!("{section}.{k}")).collect();
+                    out.push(format!(
+                        "`.pivot/config.yaml`{}: unknown key `{section}.{key}`, ignored{}",
+                        at(&[section, key]),
+                        mean(
+                            &format!("{section}.{key}"),
+                            &mut dotted.iter().map(String::as_str)
+                        )
+                    ));
+                }
+            }
+        }
+        out
+    }
+
     fn invalid(&self, path: &[&str], message: String) -> Invalid {
         Invalid {
             line: lockfile::line_of_key(self.text, path),
@@ -270,6 +338,25 @@ mod tests {
 
     fn settings(text: &str) -> Settings {
         Settings::from_text(text).unwrap_or_else(|e| panic!("{text:?}: {e:?}"))
+    }
+
+    #[test]
+    fn unknown_sections_and_keys_are_named_with_their_line_and_the_closest_known_one() {
+        let s = settings(
+            "core:\n  max_worker: 2\n  lock_timeout: 1\nremote:\n  url: x\ncach:\n  a: 1\n",
+        );
+        assert_eq!(
+            s.unknown_keys,
+            [
+                "`.pivot/config.yaml` (line 2): unknown key `core.max_worker`, ignored; did you mean `core.max_workers`?",
+                "`.pivot/config.yaml` (line 4): unknown section `remote`, ignored",
+                "`.pivot/config.yaml` (line 6): unknown section `cach`, ignored; did you mean `cache`?",
+            ]
+        );
+        assert_eq!(s.lock_timeout, Some(std::time::Duration::from_secs(1)));
+        assert!(settings("core:\n  max_workers: 2\n")
+            .unknown_keys
+            .is_empty());
     }
 
     fn refusal(text: &str) -> (Option<usize>, String) {

@@ -15,14 +15,13 @@ use crate::cli::CheckoutArgs;
 use crate::error::{hinted, ExitStatus};
 use crate::printer::quoted;
 use crate::restore::{self, Plan, TargetError};
-use crate::settings::Settings;
 
 /// How many missing files are named before `... and N more`.
 const MAX_LISTED: usize = 15;
 
 pub(super) fn run(globals: &Globals, args: CheckoutArgs) -> anyhow::Result<ExitStatus> {
     let s = Session::load(globals)?;
-    let settings = Settings::load(&s.project.pivot_dir())?;
+    let settings = super::load_settings(&s.project, s.printer)?;
     let modes = match args.checkout_mode {
         Some(mode) => vec![mode],
         None => settings.checkout_modes.clone(),

@@ -7,7 +7,6 @@ use super::{Globals, Session};
 use crate::cli::FingerprintCommand;
 use crate::error::ExitStatus;
 use crate::printer::Entries;
-use crate::settings::Settings;
 
 pub(super) fn run(globals: &Globals, cmd: FingerprintCommand) -> anyhow::Result<ExitStatus> {
     match cmd {
@@ -86,7 +85,7 @@ fn reset(globals: &Globals) -> anyhow::Result<ExitStatus> {
     }
     // A state writer holds the project lock: beside a running repro this waits, rather than
     // failing on the open state or making a repro that is waiting for the lock fail to open it.
-    let settings = Settings::load(&project.pivot_dir())?;
+    let settings = super::load_settings(&project, globals.printer)?;
     let _lock = super::lock_project(&project, globals.printer, false, settings.lock_timeout)?;
     let state = super::open_state_locked(&project, globals.printer)?;
     let n = crate::fingerprint::reset(&state)?;

@@ -436,3 +436,15 @@ pub(crate) fn open_state_locked(project: &Project, printer: Printer) -> anyhow::
     }
     Ok(state)
 }
+
+/// The project's settings, warning about keys this version does not know.
+pub(crate) fn load_settings(
+    project: &Project,
+    printer: Printer,
+) -> anyhow::Result<crate::settings::Settings> {
+    let settings = crate::settings::Settings::load(&project.pivot_dir())?;
+    for w in &settings.unknown_keys {
+        printer.warn(w);
+    }
+    Ok(settings)
+}

@@ -116,7 +116,7 @@ struct Prepared {
 }
 
 fn prepare(s: &Session, no_wait: bool) -> anyhow::Result<Prepared> {
-    let settings = Settings::load(&s.project.pivot_dir())?;
+    let settings = super::load_settings(&s.project, s.printer)?;
     let lock = s.lock_project(no_wait, settings.lock_timeout)?;
     let state = super::open_state_locked(&s.project, s.printer)?;
     let cache = Cache::new(s.project.cache_dir());

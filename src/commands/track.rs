@@ -14,14 +14,13 @@ use crate::cli::TrackArgs;
 use crate::digest::{self, DigestMemo, PathDigest};
 use crate::error::{hinted, ExitStatus};
 use crate::printer::stderr_line;
-use crate::settings::Settings;
 use crate::tracked::{self, PvtFile};
 
 pub(super) fn run(globals: &Globals, args: TrackArgs) -> anyhow::Result<ExitStatus> {
     let s = Session::load(globals)?;
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let cwd = fs::canonicalize(&cwd).unwrap_or(cwd);
-    let settings = Settings::load(&s.project.pivot_dir())?;
+    let settings = super::load_settings(&s.project, s.printer)?;
     let _lock = s.lock_project(false, settings.lock_timeout)?;
     let state = super::open_state_locked(&s.project, s.printer)?;
     let cache = Cache::new(s.project.cache_dir());

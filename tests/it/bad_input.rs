@@ -505,6 +505,23 @@ fn a_missing_config_means_the_default_settings() {
 }
 
 #[test]
+fn an_unknown_config_key_is_a_warning_naming_the_closest_known_key() {
+    let p = with_pipeline(TWO_STAGES);
+    p.write("data/raw.txt", "1 2 3\n");
+    p.write(".pivot/config.yaml", "core:\n  max_worker: 1\n");
+    let r = p.pivot(&["repro"]);
+    r.success();
+    assert!(
+        r.stderr.contains(
+            "warning: `.pivot/config.yaml` (line 2): unknown key `core.max_worker`, ignored; did you mean `core.max_workers`?"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(p.take_runs(), ["prep", "train"]);
+}
+
+#[test]
 fn a_config_with_every_key_commented_out_means_the_default_settings() {
     let p = with_pipeline(TWO_STAGES);
     p.write("data/raw.txt", "1 2 3\n");
