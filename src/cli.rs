@@ -125,6 +125,12 @@ pub(crate) struct ExecArgs {
     /// Let a stage start from an existing IncrementalOut file that no lock file records.
     #[arg(long)]
     pub allow_uncached_incremental: bool,
+    /// Let stages delete or replace files at their output paths that pivot did not write (no
+    /// lock file records them and their content is not in the cache). Without it such a run is
+    /// refused, naming the files. Never lifts the refusal of the pipeline's code, tracked data,
+    /// `params.yaml` or anything inside `.git`.
+    #[arg(long)]
+    pub allow_overwrite: bool,
     /// Fail at once instead of waiting while another pivot runs in this project.
     #[arg(long)]
     pub no_wait: bool,

@@ -165,6 +165,7 @@ fn execute(
     }
     s.check_tracked_deps(order, &prepared.state)?;
     let inputs = s.inputs(Some(&prepared.state), order)?;
+    check_overwrites(s, &prepared, order, exec.allow_overwrite)?;
     let started = SystemTime::now();
     let console = Console { printer: s.printer };
     let jsonl = exec.jsonl.then(JsonlSink::stdout);
@@ -208,6 +209,59 @@ fn execute(
     } else {
         ExitStatus::Success
     })
+}
+
+/// Refuses the run when a stage in `order` would delete or replace what pivot did not write
+/// (see `guard`): exit 2, naming every such path, before anything runs.
+fn check_overwrites(
+    s: &Session,
+    p: &Prepared,
+    order: &[usize],
+    allow_overwrite: bool,
+) -> anyhow::Result<()> {
+    let code = s.runtime.user_sources()?;
+    let tracked: Vec<std::path::PathBuf> =
+        s.locked_tracked().iter().map(|t| t.data.clone()).collect();
+    let owners = crate::guard::Owners {
+        project: &s.project,
+        cache: &p.cache,
+        memo: &p.state,
+        state: &p.state,
+        code: &code,
+        tracked: &tracked,
+    };
+    let mut refused = Vec::new();
+    for &i in order {
+        let stage = &s.dag.stages[i];
+        let lock = match crate::lockfile::read(&s.project.lock_file(&stage.name)) {
+            Ok(Some(l)) => crate::planner::LockView::Present(l),
+            Ok(None) => crate::planner::LockView::Absent,
+            Err(_) => crate::planner::LockView::Damaged,
+        };
+        refused.extend(
+            crate::guard::refusals(&owners, stage, &lock)
+                .into_iter()
+                .filter(|r| !(allow_overwrite && r.overridable())),
+        );
+    }
+    if refused.is_empty() {
+        return Ok(());
+    }
+    let mut message = String::from("refusing to delete what a run would replace:");
+    for r in &refused {
+        message.push_str(&format!(
+            "\n  `{}` (an output of `{}`): {}",
+            r.path,
+            r.stage,
+            r.reason()
+        ));
+    }
+    let hint = if refused.iter().all(crate::guard::Refusal::overridable) {
+        "move those files away, or pass `--allow-overwrite` to let the stages replace them"
+    } else {
+        "give the stage an output path of its own"
+    };
+    Err(crate::error::hinted(message, hint))
 }
 
 /// `pivot commit [STAGES]`.

@@ -27,6 +27,7 @@ mod history;
 mod incremental;
 mod invocation;
 mod outputs;
+mod overwrite_guard;
 mod parallel;
 mod params_file;
 mod plan;
