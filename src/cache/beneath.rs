@@ -14,7 +14,6 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat, CWD};
 
@@ -202,17 +201,10 @@ impl Dir {
         }
     }
 
-    /// A fresh name for building `name`'s replacement beside it:
-    /// `.<name>.<pid>.<n><clock bits>.pivot-tmp` (the clock makes it hard to plant in advance;
-    /// creation is exclusive anyway).
-    pub(super) fn temp_name(name: &str) -> String {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let clock = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        format!(".{name}.{}.{n}{clock:08x}.pivot-tmp", std::process::id())
+    /// A fresh name for building a replacement of an entry beside it ([`crate::tempname`]:
+    /// short, whatever the entry's name; creation is exclusive anyway).
+    pub(super) fn temp_name() -> String {
+        crate::tempname::fresh()
     }
 }
 
