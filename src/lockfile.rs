@@ -407,6 +407,8 @@ pub fn write_file_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
         )
     })?;
     fs::create_dir_all(dir)?;
+    // Temp files a killed writer left in this directory go (see `crate::tempname`).
+    crate::tempname::clean_once(dir);
     // A short name whatever `name`'s length (a 255-byte name is legal).
     let tmp = dir.join(crate::tempname::fresh());
     let result = (|| {

@@ -206,6 +206,55 @@ impl Dir {
     pub(super) fn temp_name() -> String {
         crate::tempname::fresh()
     }
+
+    /// Removes the stale pivot temp files directly in this directory (files and symlinks whose
+    /// name matches pivot's temp pattern exactly; see [`crate::tempname`]). Best effort: what
+    /// cannot be read or removed stays.
+    pub(super) fn clean_temps(&self) {
+        self.clean_temps_below(false);
+    }
+
+    /// [`Dir::clean_temps`] here and in every real directory below (symlinks never followed).
+    pub(super) fn clean_temps_tree(&self) {
+        self.clean_temps_below(true);
+    }
+
+    fn clean_temps_below(&self, recurse: bool) {
+        let here = PathBuf::from(format!("/proc/self/fd/{}", self.fd.as_raw_fd()));
+        let Ok(entries) = std::fs::read_dir(here) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else {
+                continue;
+            };
+            let is_temp = crate::tempname::pid_of(name).is_some();
+            if !is_temp && !recurse {
+                continue;
+            }
+            let Ok(Some(st)) = self.stat(name) else {
+                continue;
+            };
+            match kind_of(&st) {
+                Kind::File | Kind::Symlink if is_temp => {
+                    let ctime = crate::tempname::ctime_of(
+                        st.st_ctime,
+                        i64::try_from(st.st_ctime_nsec).unwrap_or(0),
+                    );
+                    if crate::tempname::is_stale(name, ctime) {
+                        let _ = self.unlink(name);
+                    }
+                }
+                Kind::Dir if recurse => {
+                    if let Ok(sub) = self.open_subdir(name) {
+                        sub.clean_temps_below(true);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
 }
 
 /// The directory that holds `path` (an absolute path the caller trusts, such as an output a

@@ -197,6 +197,7 @@ pub(crate) fn materialize_in(
             }
         }
     };
+    crate::testhook::pause("temp-written", &dir.path().join(name).to_string_lossy());
     let replaced = match dir.stat(name) {
         Ok(Some(st)) if kind_of(&st) == Kind::Dir => dir.remove_all(name),
         Ok(_) => Ok(()),

@@ -436,6 +436,13 @@ impl Paused {
         self.finish()
     }
 
+    /// `kill -9`: pivot gets no chance to clean up.
+    pub(crate) fn kill(self) -> Run {
+        // SAFETY: kill(2) with a pid pivot wrote for us and a valid signal number.
+        assert_eq!(unsafe { libc::kill(self.pid, libc::SIGKILL) }, 0);
+        self.finish()
+    }
+
     fn finish(self) -> Run {
         Run::from(self.child.wait_with_output().expect("wait for pivot"))
     }
