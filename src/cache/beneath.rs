@@ -230,9 +230,12 @@ impl Dir {
                 continue;
             };
             let is_temp = crate::tempname::pid_of(name).is_some();
-            if !is_temp && !recurse {
+            // The entry's type from the directory itself (no stat per file of a large tree).
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if !(is_temp || (recurse && is_dir)) {
                 continue;
             }
+            // What counts is what the name is now, never followed.
             let Ok(Some(st)) = self.stat(name) else {
                 continue;
             };
