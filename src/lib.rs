@@ -49,6 +49,7 @@ pub(crate) mod restore;
 pub(crate) mod settings;
 pub(crate) mod stage_key;
 pub mod state;
+pub(crate) mod tempname;
 pub(crate) mod testhook;
 pub(crate) mod timeout;
 pub(crate) mod tracked;

@@ -17,7 +17,6 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use emit::{float_repr, to_yaml};
 pub use parse::{from_yaml, YamlError};
@@ -397,24 +396,21 @@ pub fn write_atomic(path: &Path, lock: &LockFile) -> io::Result<()> {
 
 /// Atomic replace of `path` with `contents` (also for `.pvt` files).
 pub fn write_file_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let name = path.file_name().ok_or_else(|| {
+    path.file_name().ok_or_else(|| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("`{}` has no file name", path.display()),
         )
     })?;
     fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
+    // Temp files a killed writer left in this directory go (see `crate::tempname`).
+    crate::tempname::clean_once(dir);
+    // A short name whatever `name`'s length (a 255-byte name is legal).
+    let tmp = dir.join(crate::tempname::fresh());
     let result = (|| {
         let mut file = File::options().write(true).create_new(true).open(&tmp)?;
         // Explicit, so the umask does not decide (the reference's files are 0644).

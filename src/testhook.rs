@@ -14,7 +14,9 @@
 //! hashed, before it is linked or copied into the cache), `stage-commit` (subject: the stage
 //! name; a stage finished, before its outputs are hashed and committed, with the project lock
 //! held), `restore-progress` (the materialiser, after its first batch of files), and
-//! `track-progress` / `commit-progress` (subject: the command name; after the first batch).
+//! `track-progress` / `commit-progress` (subject: the command name; after the first batch), and
+//! `temp-written` (subject: the final path; a checkout or cache blob is complete under its temp
+//! name, before it is renamed or linked to that path).
 
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};

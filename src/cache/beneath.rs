@@ -14,7 +14,6 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat, CWD};
 
@@ -202,17 +201,62 @@ impl Dir {
         }
     }
 
-    /// A fresh name for building `name`'s replacement beside it:
-    /// `.<name>.<pid>.<n><clock bits>.pivot-tmp` (the clock makes it hard to plant in advance;
-    /// creation is exclusive anyway).
-    pub(super) fn temp_name(name: &str) -> String {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let clock = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        format!(".{name}.{}.{n}{clock:08x}.pivot-tmp", std::process::id())
+    /// A fresh name for building a replacement of an entry beside it ([`crate::tempname`]:
+    /// short, whatever the entry's name; creation is exclusive anyway).
+    pub(super) fn temp_name() -> String {
+        crate::tempname::fresh()
+    }
+
+    /// Removes the stale pivot temp files directly in this directory (files and symlinks whose
+    /// name matches pivot's temp pattern exactly; see [`crate::tempname`]). Best effort: what
+    /// cannot be read or removed stays.
+    pub(super) fn clean_temps(&self) {
+        self.clean_temps_below(false);
+    }
+
+    /// [`Dir::clean_temps`] here and in every real directory below (symlinks never followed).
+    pub(super) fn clean_temps_tree(&self) {
+        self.clean_temps_below(true);
+    }
+
+    fn clean_temps_below(&self, recurse: bool) {
+        let here = PathBuf::from(format!("/proc/self/fd/{}", self.fd.as_raw_fd()));
+        let Ok(entries) = std::fs::read_dir(here) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else {
+                continue;
+            };
+            let is_temp = crate::tempname::pid_of(name).is_some();
+            // The entry's type from the directory itself (no stat per file of a large tree).
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if !(is_temp || (recurse && is_dir)) {
+                continue;
+            }
+            // What counts is what the name is now, never followed.
+            let Ok(Some(st)) = self.stat(name) else {
+                continue;
+            };
+            match kind_of(&st) {
+                Kind::File | Kind::Symlink if is_temp => {
+                    let ctime = crate::tempname::ctime_of(
+                        st.st_ctime,
+                        i64::try_from(st.st_ctime_nsec).unwrap_or(0),
+                    );
+                    if crate::tempname::is_stale(name, ctime) {
+                        let _ = self.unlink(name);
+                    }
+                }
+                Kind::Dir if recurse => {
+                    if let Ok(sub) = self.open_subdir(name) {
+                        sub.clean_temps_below(true);
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 }
 

@@ -177,7 +177,7 @@ pub(crate) fn materialize_in(
 ) -> io::Result<()> {
     let mut attempt = 0;
     let tmp = loop {
-        let tmp = Dir::temp_name(name);
+        let tmp = Dir::temp_name();
         let made = match mode {
             CheckoutMode::Hardlink => dir.hard_link_from(blob, &tmp),
             CheckoutMode::Symlink => dir.symlink(blob, &tmp),
@@ -197,6 +197,7 @@ pub(crate) fn materialize_in(
             }
         }
     };
+    crate::testhook::pause("temp-written", &dir.path().join(name).to_string_lossy());
     let replaced = match dir.stat(name) {
         Ok(Some(st)) if kind_of(&st) == Kind::Dir => dir.remove_all(name),
         Ok(_) => Ok(()),
@@ -242,11 +243,7 @@ fn reflink(dir: &Dir, blob: &Path, tmp: &str, exec: bool) -> io::Result<()> {
 
 /// A fresh name beside `path` for building its replacement (see [`Dir::temp_name`]).
 pub(crate) fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(Dir::temp_name(&name))
+    path.with_file_name(Dir::temp_name())
 }
 
 pub(crate) fn remove_quietly(path: &Path) {

@@ -13,6 +13,10 @@
 //! [`Policy::Replace`] (the link itself is removed, never what it points at) and refused
 //! otherwise.
 //!
+//! Debris: stale pivot temp files (a restore killed mid-write, see [`crate::tempname`]) in the
+//! directory of a file target or anywhere in an existing directory target are removed before the
+//! target is compared, so they neither linger nor count as the user's changes.
+//!
 //! A directory target is all or nothing: every blob it needs is verified before anything of it
 //! is touched, so a missing blob leaves the old tree in place.
 
@@ -187,9 +191,11 @@ impl Materialiser<'_> {
                 return outcome;
             }
         };
+        // Parent directories of file targets already rid of stale temp files in this restore.
+        let cleaned = Mutex::new(HashSet::new());
         let plans: Vec<Result<Plan, MaterialiseError>> = targets
             .par_iter()
-            .map(|t| self.plan(&root, t, policy))
+            .map(|t| self.plan(&root, t, policy, &cleaned))
             .collect();
         let mut jobs = Vec::new();
         let mut remove_after = Vec::new();
@@ -273,19 +279,53 @@ impl Materialiser<'_> {
         outcome
     }
 
-    fn plan(&self, root: &Dir, t: &Target, policy: Policy) -> Result<Plan, MaterialiseError> {
+    /// Removes the stale pivot temp files a killed restore left where `t` goes (see
+    /// [`crate::tempname`]): in the directory that holds a file target (once per restore), and
+    /// throughout an existing directory target, so they are never taken for the user's files.
+    fn clean_debris(
+        &self,
+        parent: &Dir,
+        name: &str,
+        present: Option<Kind>,
+        parent_path: String,
+        cleaned: &Mutex<HashSet<String>>,
+    ) {
+        if present == Some(Kind::Dir) {
+            if let Ok(target) = parent.walk([name], false, usize::MAX) {
+                target.clean_temps_tree();
+            }
+        } else if cleaned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(parent_path)
+        {
+            parent.clean_temps();
+        }
+    }
+
+    fn plan(
+        &self,
+        root: &Dir,
+        t: &Target,
+        policy: Policy,
+        cleaned: &Mutex<HashSet<String>>,
+    ) -> Result<Plan, MaterialiseError> {
         let mut p = Plan::default();
         let (parents, name) = split(&t.dest);
         let depth = parents.len() + 1;
         let present = match root.walk(parents.iter().copied(), false, usize::MAX) {
-            Ok(dir) => dir
-                .stat(name)
-                .map_err(|source| MaterialiseError::Io {
-                    action: "read",
-                    path: t.dest.to_string(),
-                    source,
-                })?
-                .map(|s| kind_of(&s)),
+            Ok(dir) => {
+                let present = dir
+                    .stat(name)
+                    .map_err(|source| MaterialiseError::Io {
+                        action: "read",
+                        path: t.dest.to_string(),
+                        source,
+                    })?
+                    .map(|s| kind_of(&s));
+                self.clean_debris(&dir, name, present, parents.join("/"), cleaned);
+                present
+            }
             Err(WalkError::Io(e)) if e.raw_os_error() == Some(libc::ENOENT) => None,
             Err(WalkError::Blocked { depth: d, obstacle }) => {
                 return Err(blocked(

@@ -348,6 +348,8 @@ impl Cache {
         let blob = self.blob_path(d);
         let dir = blob.parent().expect("invariant: blob paths have a parent");
         fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+        // What a killed writer left here goes before this one adds its own temp file.
+        crate::tempname::clean_once(dir);
         let tmp = checkout::temp_path(&blob);
         let is_file = fs::symlink_metadata(src)
             .map_err(io_err("read", src))?
@@ -459,6 +461,7 @@ impl Cache {
 
     /// Gives the prepared `tmp` its blob name unless the name exists, then drops `tmp`.
     fn publish(&self, tmp: &Path, blob: &Path) -> Result<bool, CacheError> {
+        crate::testhook::pause("temp-written", &blob.to_string_lossy());
         let linked = fs::hard_link(tmp, blob);
         checkout::remove_quietly(tmp);
         match linked {

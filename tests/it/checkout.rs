@@ -234,3 +234,63 @@ Their content is not in the local cache.
         quiet.stderr
     );
 }
+
+#[test]
+fn a_255_byte_output_name_runs_commits_and_is_restored_and_such_tracked_data_too() {
+    let long = format!("{}.txt", "n".repeat(251));
+    assert_eq!(long.len(), 255);
+    let p = Project::new();
+    p.write(
+        "pipeline.py",
+        &format!(
+            "{PRELUDE}
+class Plain(loaders.Writer[str]):
+    # The built-in loaders' own temp name embeds the output's name (issue 9: left as it is,
+    # its text is in the golden loader digests).
+    def save(self, data, path):
+        pathlib.Path(path).write_text(data)
+
+
+def long() -> Annotated[str, outputs.Out('out/{long}', Plain())]:
+    _ran('long')
+    return 'long'
+
+
+pipeline = Pipeline('long')
+pipeline.register(long)
+"
+        ),
+    );
+    let out = format!("out/{long}");
+    p.pivot(&["repro"]).success();
+    assert_eq!(p.take_runs(), ["long"]);
+    let lock = p.read(".pivot/stages/long.lock");
+    assert!(lock.contains(&long), "{lock}");
+    fs::remove_file(p.path(&out)).unwrap();
+    p.pivot(&["checkout"]).success();
+    assert_eq!(p.read(&out), "long");
+    // Not written through: the checkout may be a hard link to the blob.
+    fs::remove_file(p.path(&out)).unwrap();
+    fs::write(p.path(&out), "edited").unwrap();
+    p.pivot(&["checkout", "-f"]).success();
+    assert_eq!(p.read(&out), "long");
+
+    // A 255-byte name inside a tracked directory, and the longest tracked file (its `.pvt` name
+    // is 255 bytes).
+    // Written directly: `Project::write`'s own temp name would be too long.
+    fs::create_dir_all(p.path("data/dir")).unwrap();
+    fs::write(p.path(&format!("data/dir/{long}")), "in a dir").unwrap();
+    let file = format!("data/{}", "f".repeat(251));
+    fs::write(p.path(&file), "tracked").unwrap();
+    p.pivot(&["track", "data/dir", &file]).success();
+    fs::remove_dir_all(p.path("data/dir")).unwrap();
+    fs::remove_file(p.path(&file)).unwrap();
+    p.pivot(&["checkout"]).success();
+    assert_eq!(p.read(&format!("data/dir/{long}")), "in a dir");
+    assert_eq!(p.read(&file), "tracked");
+    p.pivot(&["status"]).success();
+    assert_eq!(
+        crate::support::temp_files(p.root()),
+        Vec::<std::path::PathBuf>::new()
+    );
+}

@@ -403,3 +403,65 @@ fn a_pvt_whose_directory_digest_is_not_its_manifests_is_skipped_with_a_warning()
     );
     assert!(!p.exists("data/imgs"), "nothing restored from it");
 }
+
+/// Pivot's own temp files under `root` (`.pivot-tmp-<pid>-<n>-<clock>`), not lookalikes.
+fn pivot_temp_files(root: &std::path::Path) -> Vec<PathBuf> {
+    temp_files(root)
+        .into_iter()
+        .filter(|f| {
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with(".pivot-tmp-") && name.matches('-').count() == 4
+        })
+        .collect()
+}
+
+#[test]
+fn a_checkout_killed_mid_write_leaves_temp_files_the_next_plain_checkout_removes() {
+    let p = Project::nested();
+    p.write(
+        "pipeline.py",
+        "from pivot.pipeline import Pipeline\n\npipeline = Pipeline('t')\n",
+    );
+    many_files(&p.path("data/many"));
+    // The user's own files that look like temp files but are not pivot's pattern.
+    p.write("data/many/d000/.x.pivot-tmp", "mine");
+    p.write("data/many/d050/.pivot-tmp-1-2", "mine too");
+    p.write("data/.x.pivot-tmp", "beside");
+    p.pivot(&["track", "data/many"]).success();
+    std::fs::remove_dir_all(p.path("data/many")).unwrap();
+    Paused::start(&p, &["checkout"], "temp-written:data/many/d050/f100.txt").kill();
+    let debris = pivot_temp_files(p.root());
+    assert!(!debris.is_empty(), "kill -9 mid-write leaves a temp file");
+    assert!(
+        debris.iter().all(|f| f.starts_with(p.path("data/many"))),
+        "{debris:?}"
+    );
+
+    let r = p.pivot(&["checkout"]);
+    r.success();
+    assert_eq!(pivot_temp_files(p.root()), Vec::<PathBuf>::new());
+    assert_eq!(
+        snapshot(&p.path("data/many"))
+            .into_values()
+            .flatten()
+            .count(),
+        20_002
+    );
+    assert_eq!(p.read("data/many/d050/f100.txt"), "50 100\n");
+    assert_eq!(p.read("data/many/d000/.x.pivot-tmp"), "mine");
+    assert_eq!(p.read("data/many/d050/.pivot-tmp-1-2"), "mine too");
+    assert_eq!(p.read("data/.x.pivot-tmp"), "beside");
+    p.pivot(&["status"]).success();
+}
+
+#[test]
+fn a_dead_writers_temp_file_in_a_directory_output_does_not_stop_a_plain_checkout() {
+    let p = project();
+    std::fs::remove_file(p.path("out/shards/a.json")).unwrap();
+    // A dead pid (above any pid_max): a killed checkout's leftover.
+    p.write("out/shards/sub/.pivot-tmp-99999999-0-0123abcd", "A2");
+    p.pivot(&["checkout"]).success();
+    assert!(!p.exists("out/shards/sub/.pivot-tmp-99999999-0-0123abcd"));
+    assert_eq!(p.read("out/shards/a.json"), "A1");
+    assert_eq!(pivot_temp_files(p.root()), Vec::<PathBuf>::new());
+}

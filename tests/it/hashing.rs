@@ -197,6 +197,22 @@ fn sigint_during_track_exits_130_leaves_no_temp_file_and_track_then_succeeds() {
 }
 
 #[test]
+fn track_killed_mid_blob_write_leaves_a_cache_temp_file_the_next_track_removes() {
+    let p = copy_project("data/dep.txt");
+    p.write("data/dep.txt", "x\n");
+    many_files(&p.path("data/many"));
+    Paused::start(&p, &["track", "data/many"], "temp-written").kill();
+    let debris = temp_files(p.root());
+    assert!(
+        !debris.is_empty() && debris.iter().all(|f| f.starts_with(p.path(".pivot/cache"))),
+        "{debris:?}"
+    );
+    p.pivot(&["track", "data/many"]).success();
+    assert_eq!(temp_files(p.root()), Vec::<PathBuf>::new());
+    assert!(p.read("data/many.pvt").contains("num_files: 20000\n"));
+}
+
+#[test]
 fn sigint_during_commit_exits_130_leaves_no_temp_file_and_commit_then_succeeds() {
     let p = Project::new();
     p.write(

@@ -451,10 +451,11 @@ impl Paused {
         self.finish()
     }
 
-    /// `kill -9` of the paused pivot (its stage children die with it).
-    pub(crate) fn kill(mut self) {
-        self.child.kill().expect("kill -9 pivot");
-        self.child.wait().expect("wait for pivot");
+    /// `kill -9`: pivot gets no chance to clean up.
+    pub(crate) fn kill(self) -> Run {
+        // SAFETY: kill(2) with a pid pivot wrote for us and a valid signal number.
+        assert_eq!(unsafe { libc::kill(self.pid, libc::SIGKILL) }, 0);
+        self.finish()
     }
 
     /// The paused pivot's PID.
