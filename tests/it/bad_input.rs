@@ -446,6 +446,57 @@ pipeline.register(a)
 }
 
 #[test]
+fn a_segfault_while_the_pipeline_file_is_loaded_is_reported_and_exits_2() {
+    let p = with_pipeline("import ctypes\n\nctypes.string_at(0)\n");
+    for cmd in ["status", "verify"] {
+        let r = refused(&p, &[cmd]);
+        assert_eq!(
+            r.stderr, "error: the import of `pipeline.py` crashed (SIGSEGV)\n",
+            "pivot {cmd}"
+        );
+    }
+}
+
+#[test]
+fn a_process_the_pipeline_file_forks_while_loaded_still_dies_of_its_own_segfault() {
+    let p = with_pipeline(
+        "import ctypes
+import os
+import signal
+
+pid = os.fork()
+if pid == 0:
+    ctypes.string_at(0)
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGSEGV, status
+
+
+def a() -> Annotated[dict, outputs.Out('a.json', loaders.JSON())]:
+    return {}
+
+
+pipeline = Pipeline('forks')
+pipeline.register(a)
+",
+    );
+    let r = p.pivot(&["status"]);
+    r.success();
+    assert!(!r.stderr.contains("crashed"), "{}", r.stderr);
+}
+
+#[test]
+fn an_abort_in_a_module_the_pipeline_imports_is_reported_and_exits_2() {
+    let p = with_pipeline("import helper\n");
+    p.write("helper.py", "import os\n\nos.abort()\n");
+    let r = refused(&p, &["status"]);
+    assert_eq!(
+        r.stderr,
+        "error: the import of `pipeline.py` crashed (SIGABRT)\n"
+    );
+}
+
+#[test]
 fn registering_a_stage_name_twice_is_refused() {
     let p = with_pipeline(
         "

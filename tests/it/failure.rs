@@ -414,3 +414,37 @@ pipeline.register(bound)
     assert_eq!(p.take_runs(), sorted(&["bound", "quits"]));
     assert!(!p.exists(".pivot/stages/quits.lock") && !p.exists(".pivot/stages/bound.lock"));
 }
+
+/// A stage that segfaults while running is reported as a crashed stage, not as a crashed import:
+/// the import's signal handler is gone by then.
+#[test]
+fn a_stage_segfaulting_while_running_is_reported_as_a_failed_stage() {
+    let p = Project::new();
+    p.write(
+        "pipeline.py",
+        &format!(
+            "{PRELUDE}
+import ctypes
+
+
+def crashes() -> Annotated[dict, outputs.Out('c.json', loaders.JSON())]:
+    ctypes.string_at(0)
+
+
+pipeline = Pipeline('crash')
+pipeline.register(crashes)
+"
+        ),
+    );
+    let r = p.pivot(&["repro"]);
+    r.code(1);
+    assert!(
+        r.stderr.contains(
+            "crashes: FAILED: stage process killed by SIGSEGV (signal 11; a crash in native code \
+             (an extension module?))\n"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("import"), "{}", r.stderr);
+}
