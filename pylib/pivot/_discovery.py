@@ -7,13 +7,17 @@ importable module, which pickling, dataclasses and the fingerprinter all rely on
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import operator
 import os
 import sys
 import types
+from collections.abc import Iterator
+from typing import NoReturn
 
 from pivot import _paths
-from pivot.exceptions import DiscoveryError
+from pivot.exceptions import DiscoveryError, ExitWhileLoadingError
 from pivot.pipeline import Pipeline
 
 MODULE_NAME = "_pivot_pipeline"
@@ -24,7 +28,8 @@ def load(pipeline_file: str) -> Pipeline:
 
     Errors raised by the file itself (SyntaxError, ImportError, ...) propagate unchanged so that
     they are shown with their traceback; a `sys.exit()` or a missing or mistyped `pipeline`
-    becomes a `DiscoveryError`.
+    becomes a `DiscoveryError`, and an `os._exit()` an `ExitWhileLoadingError` (see
+    `_os_exit_refused`).
     """
     # Real path, like the project and pipeline roots, so every path pivot reports agrees.
     path = os.path.realpath(pipeline_file)
@@ -42,7 +47,11 @@ def load(pipeline_file: str) -> Pipeline:
     module = importlib.util.module_from_spec(spec)
     sys.modules[MODULE_NAME] = module
     try:
-        exec(code, module.__dict__)
+        with _os_exit_refused(path) as refusals:
+            exec(code, module.__dict__)
+        if refusals:
+            # The file caught the error and went on: it still asked to end the process.
+            raise refusals[0]
     except SystemExit as e:
         sys.modules.pop(MODULE_NAME, None)
         raise DiscoveryError(
@@ -54,6 +63,40 @@ def load(pipeline_file: str) -> Pipeline:
         sys.modules.pop(MODULE_NAME, None)
         raise
     return _find_pipeline(module, path)
+
+
+@contextlib.contextmanager
+def _os_exit_refused(path: str) -> Iterator[list[ExitWhileLoadingError]]:
+    """While the block runs, `os._exit` in this process raises an `ExitWhileLoadingError`
+    instead of ending it (it would end pivot, quietly: no error, exit status 0); the error is
+    also appended to the yielded list, in case the code catches it. Afterwards, and in any
+    process forked meanwhile, the replacement is the real `os._exit` (a module may keep it under
+    another name, `from os import _exit`, and call it from a stage)."""
+    real_exit = os._exit
+    pid = os.getpid()
+    active = True
+    refusals: list[ExitWhileLoadingError] = []
+
+    def _exit(status: int, /) -> NoReturn:
+        code = operator.index(status)
+        if not active or os.getpid() != pid:
+            real_exit(code)
+        caller = sys._getframe(1)
+        refusal = ExitWhileLoadingError(
+            f"`{_paths.display(path)}` called `os._exit({code})` while being loaded, at "
+            f"`{_paths.display(caller.f_code.co_filename)}` line {caller.f_lineno}",
+            hint="a pipeline file is imported, not run as a script: keep code that ends the "
+            'process under `if __name__ == "__main__":`',
+        )
+        refusals.append(refusal)
+        raise refusal
+
+    os._exit = _exit
+    try:
+        yield refusals
+    finally:
+        active = False
+        os._exit = real_exit
 
 
 def _find_pipeline(module: types.ModuleType, path: str) -> Pipeline:

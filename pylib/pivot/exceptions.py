@@ -46,6 +46,11 @@ class DiscoveryError(PivotError):
     """A pipeline file did not define a usable `pipeline`."""
 
 
+class ExitWhileLoadingError(DiscoveryError):
+    """The pipeline file (or a module it imports) called `os._exit` while pivot imported it,
+    which would otherwise end pivot itself."""
+
+
 class MissingPackageError(PivotError, ImportError):
     """An optional third-party package (pandas, PyYAML, pydantic) is needed but not installed.
 

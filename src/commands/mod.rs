@@ -97,7 +97,7 @@ impl Session {
         let shown = project.rel(&project.pipeline_file);
         let imported_at = crate::digest::now_ns();
         let spec = runtime
-            .load_pipeline(&project.pipeline_file, &project.root)
+            .load_pipeline(&project.pipeline_file, &project.root, &shown)
             .map_err(|e| match e {
                 // Paths in messages are project-relative, as everywhere else.
                 PythonError::Syntax {

@@ -5,6 +5,7 @@
 
 mod embed;
 pub(crate) mod fork;
+mod import_crash;
 mod interp;
 mod native;
 mod wire;
@@ -198,16 +199,20 @@ impl Runtime {
         })
     }
 
-    /// Imports the pipeline file and describes its stages.
+    /// Imports the pipeline file and describes its stages. A fatal signal during the import
+    /// ends pivot with exit 2 and one line naming the file as `shown`; `os._exit` raises
+    /// (`_discovery.py`).
     pub(crate) fn load_pipeline(
         &self,
         file: &Path,
         project_root: &Path,
+        shown: &str,
     ) -> Result<PipelineSpec, PythonError> {
         let (f, r) = (
             file.to_string_lossy().into_owned(),
             project_root.to_string_lossy().into_owned(),
         );
+        let _crash = import_crash::CrashGuard::install(shown);
         self.call(
             "load_pipeline",
             |py| PyTuple::new(py, [f, r]),

@@ -364,6 +364,138 @@ hint: a pipeline file is imported, not run as a script: keep script code under `
     );
 }
 
+/// What pivot says when the import called `os._exit(0)` at `at`.
+fn os_exit_refusal(at: &str) -> String {
+    format!(
+        "error: while importing `pipeline.py`: `pipeline.py` called `os._exit(0)` while being loaded, \
+         at {at}
+hint: a pipeline file is imported, not run as a script: keep code that ends the process under \
+         `if __name__ == \"__main__\":`
+"
+    )
+}
+
+#[test]
+fn a_pipeline_file_calling_os_exit_while_loaded_is_refused_by_status_verify_and_repro() {
+    let p = with_pipeline("import os\n\nos._exit(0)\n");
+    let line = line_of(&p, "os._exit(0)");
+    for cmd in ["status", "verify", "repro"] {
+        let r = refused(&p, &[cmd]);
+        assert_eq!(
+            r.stderr,
+            os_exit_refusal(&format!("`pipeline.py` line {line}")),
+            "pivot {cmd}"
+        );
+    }
+}
+
+#[test]
+fn a_module_calling_os_exit_while_the_pipeline_imports_it_is_refused() {
+    let p = with_pipeline("import helper\n");
+    p.write("helper.py", "import os\n\nos._exit(0)\n");
+    for cmd in ["status", "verify", "repro"] {
+        let r = refused(&p, &[cmd]);
+        assert_eq!(
+            r.stderr,
+            os_exit_refusal("`helper.py` line 3"),
+            "pivot {cmd}"
+        );
+    }
+}
+
+#[test]
+fn an_os_exit_the_pipeline_file_catches_is_still_refused() {
+    let p = with_pipeline(
+        "import os
+
+try:
+    os._exit(0)
+except Exception:
+    pass
+",
+    );
+    let line = line_of(&p, "os._exit(0)");
+    let r = refused(&p, &["status"]);
+    assert_eq!(
+        r.stderr,
+        os_exit_refusal(&format!("`pipeline.py` line {line}"))
+    );
+}
+
+#[test]
+fn a_process_the_pipeline_file_forks_while_loaded_still_exits_with_os_exit() {
+    let p = with_pipeline(
+        "import os
+
+pid = os.fork()
+if pid == 0:
+    os._exit(7)
+_, status = os.waitpid(pid, 0)
+assert os.waitstatus_to_exitcode(status) == 7, status
+
+
+def a() -> Annotated[dict, outputs.Out('a.json', loaders.JSON())]:
+    return {}
+
+
+pipeline = Pipeline('forks')
+pipeline.register(a)
+",
+    );
+    p.pivot(&["status"]).success();
+}
+
+#[test]
+fn a_segfault_while_the_pipeline_file_is_loaded_is_reported_and_exits_2() {
+    let p = with_pipeline("import ctypes\n\nctypes.string_at(0)\n");
+    for cmd in ["status", "verify"] {
+        let r = refused(&p, &[cmd]);
+        assert_eq!(
+            r.stderr, "error: the import of `pipeline.py` crashed (SIGSEGV)\n",
+            "pivot {cmd}"
+        );
+    }
+}
+
+#[test]
+fn a_process_the_pipeline_file_forks_while_loaded_still_dies_of_its_own_segfault() {
+    let p = with_pipeline(
+        "import ctypes
+import os
+import signal
+
+pid = os.fork()
+if pid == 0:
+    ctypes.string_at(0)
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGSEGV, status
+
+
+def a() -> Annotated[dict, outputs.Out('a.json', loaders.JSON())]:
+    return {}
+
+
+pipeline = Pipeline('forks')
+pipeline.register(a)
+",
+    );
+    let r = p.pivot(&["status"]);
+    r.success();
+    assert!(!r.stderr.contains("crashed"), "{}", r.stderr);
+}
+
+#[test]
+fn an_abort_in_a_module_the_pipeline_imports_is_reported_and_exits_2() {
+    let p = with_pipeline("import helper\n");
+    p.write("helper.py", "import os\n\nos.abort()\n");
+    let r = refused(&p, &["status"]);
+    assert_eq!(
+        r.stderr,
+        "error: the import of `pipeline.py` crashed (SIGABRT)\n"
+    );
+}
+
 #[test]
 fn registering_a_stage_name_twice_is_refused() {
     let p = with_pipeline(

@@ -363,3 +363,88 @@ pipeline.register(doomed)
         r.stderr
     );
 }
+
+/// Two stages ending their process with `os._exit(0)` while running, one through the function
+/// itself and one through the name it bound at import (`from os import _exit`): the import's
+/// guard against `os._exit` is gone by then, so each fails as a stage that left no result.
+#[test]
+fn a_stage_calling_os_exit_while_running_fails_as_before() {
+    let p = Project::new();
+    p.write(
+        "pipeline.py",
+        &format!(
+            "{PRELUDE}
+import os
+from os import _exit
+
+
+def quits() -> Annotated[dict, outputs.Out('q.json', loaders.JSON())]:
+    _ran('quits')
+    os._exit(0)
+
+
+def bound() -> Annotated[dict, outputs.Out('b.json', loaders.JSON())]:
+    _ran('bound')
+    _exit(0)
+
+
+pipeline = Pipeline('exits')
+pipeline.register(quits)
+pipeline.register(bound)
+"
+        ),
+    );
+    let r = p.pivot(&["repro", "--keep-going"]);
+    r.code(1);
+    for stage in ["quits", "bound"] {
+        assert!(
+            r.stderr.contains(&format!(
+                "{stage}: FAILED: stage process exited with code 0 without a result\n"
+            )),
+            "{}",
+            r.stderr
+        );
+    }
+    assert!(
+        r.stderr
+            .contains("Summary: 0 ran, 0 cached, 0 blocked, 2 failed"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(p.take_runs(), sorted(&["bound", "quits"]));
+    assert!(!p.exists(".pivot/stages/quits.lock") && !p.exists(".pivot/stages/bound.lock"));
+}
+
+/// A stage that segfaults while running is reported as a crashed stage, not as a crashed import:
+/// the import's signal handler is gone by then.
+#[test]
+fn a_stage_segfaulting_while_running_is_reported_as_a_failed_stage() {
+    let p = Project::new();
+    p.write(
+        "pipeline.py",
+        &format!(
+            "{PRELUDE}
+import ctypes
+
+
+def crashes() -> Annotated[dict, outputs.Out('c.json', loaders.JSON())]:
+    ctypes.string_at(0)
+
+
+pipeline = Pipeline('crash')
+pipeline.register(crashes)
+"
+        ),
+    );
+    let r = p.pivot(&["repro"]);
+    r.code(1);
+    assert!(
+        r.stderr.contains(
+            "crashes: FAILED: stage process killed by SIGSEGV (signal 11; a crash in native code \
+             (an extension module?))\n"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("import"), "{}", r.stderr);
+}
