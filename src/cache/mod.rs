@@ -68,6 +68,15 @@ fn source_changed(path: &Path, digest: &Digest) -> CacheError {
     }
 }
 
+/// [`Cache::blob_health`]'s answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BlobHealth {
+    Intact,
+    Missing,
+    /// Present, but its content does not match its name (bit rot, a write through a link).
+    Corrupt,
+}
+
 /// The local cache directory (`<project>/.pivot/cache` by default).
 #[derive(Clone, Debug)]
 pub struct Cache {
@@ -218,6 +227,32 @@ impl Cache {
                 true
             }
             _ => false,
+        }
+    }
+
+    /// What blob `d` is (through `memo`; pass `NoMemo` to re-hash it), without evicting or
+    /// recording anything: for a read-only gate (`verify`). A blob that cannot be read is
+    /// `Missing` (it cannot be used); one that is not a regular file is `Corrupt`.
+    pub(crate) fn blob_health(&self, d: &Digest, memo: &dyn DigestMemo) -> BlobHealth {
+        let path = self.blob_path(d);
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            return BlobHealth::Missing;
+        };
+        if !meta.is_file() {
+            return BlobHealth::Corrupt;
+        }
+        let stat = FileStat::of(&meta);
+        let actual = match memo.get(&path, &stat) {
+            Some(known) => known,
+            None => match hash_blob(&path) {
+                Ok(h) => h,
+                Err(_) => return BlobHealth::Missing,
+            },
+        };
+        if actual == *d {
+            BlobHealth::Intact
+        } else {
+            BlobHealth::Corrupt
         }
     }
 
