@@ -240,6 +240,7 @@ fn a_rotten_blob_the_memo_trusts_fails_verify_as_corrupt_and_is_left_in_place() 
     p.pivot(&["verify", "--quick"]).success();
     // `verify` hashes: the blob is corrupt, named by its workspace path.
     let r = p.pivot(&["verify", "prep"]);
+    eprintln!("DBG{}DBG{}", r.stdout, r.stderr);
     r.code(1);
     assert!(
         r.stdout.contains("Corrupt in the cache: data/clean.txt"),
