@@ -7,7 +7,9 @@
 //!   the name exists, so an existing blob is never rewritten.
 //! - A blob is trusted only through the stat memo ([`Cache::verify_blob`]). Root can write through
 //!   a hard-linked checkout despite 0444; that changes the blob's stat, so it is re-hashed before
-//!   use, and a blob whose content does not match its name is evicted, never checked out.
+//!   use, and a blob whose content does not match its name is evicted, never checked out. Content
+//!   that changes under an unchanged stat (bit rot) is seen only by re-hashing: `verify` does,
+//!   through [`Cache::blob_health`], which evicts nothing.
 //! - Pivot never opens a workspace file for writing or chmods it: it may be a hard link to a blob.
 
 mod beneath;
