@@ -259,6 +259,10 @@ pub(crate) struct VerifyArgs {
     /// Machine-readable output on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Trust the stat memo instead of re-hashing every cache blob and workspace file checked
+    /// (faster; misses content that changed under an unchanged stat, such as bit rot).
+    #[arg(long)]
+    pub quick: bool,
 }
 
 fn parse_checkout_mode(s: &str) -> Result<crate::cache::CheckoutMode, String> {

@@ -7,7 +7,9 @@
 //!   the name exists, so an existing blob is never rewritten.
 //! - A blob is trusted only through the stat memo ([`Cache::verify_blob`]). Root can write through
 //!   a hard-linked checkout despite 0444; that changes the blob's stat, so it is re-hashed before
-//!   use, and a blob whose content does not match its name is evicted, never checked out.
+//!   use, and a blob whose content does not match its name is evicted, never checked out. Content
+//!   that changes under an unchanged stat (bit rot) is seen only by re-hashing: `verify` does,
+//!   through [`Cache::blob_health`], which evicts nothing.
 //! - Pivot never opens a workspace file for writing or chmods it: it may be a hard link to a blob.
 
 mod beneath;
@@ -66,6 +68,15 @@ fn source_changed(path: &Path, digest: &Digest) -> CacheError {
         path: path.to_owned(),
         digest: digest.clone(),
     }
+}
+
+/// [`Cache::blob_health`]'s answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BlobHealth {
+    Intact,
+    Missing,
+    /// Present, but its content does not match its name (bit rot, a write through a link).
+    Corrupt,
 }
 
 /// The local cache directory (`<project>/.pivot/cache` by default).
@@ -218,6 +229,32 @@ impl Cache {
                 true
             }
             _ => false,
+        }
+    }
+
+    /// What blob `d` is (through `memo`; pass `NoMemo` to re-hash it), without evicting or
+    /// recording anything: for a read-only gate (`verify`). A blob that cannot be read is
+    /// `Missing` (it cannot be used); one that is not a regular file is `Corrupt`.
+    pub(crate) fn blob_health(&self, d: &Digest, memo: &dyn DigestMemo) -> BlobHealth {
+        let path = self.blob_path(d);
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            return BlobHealth::Missing;
+        };
+        if !meta.is_file() {
+            return BlobHealth::Corrupt;
+        }
+        let stat = FileStat::of(&meta);
+        let actual = match memo.get(&path, &stat) {
+            Some(known) => known,
+            None => match hash_blob(&path) {
+                Ok(h) => h,
+                Err(_) => return BlobHealth::Missing,
+            },
+        };
+        if actual == *d {
+            BlobHealth::Intact
+        } else {
+            BlobHealth::Corrupt
         }
     }
 

@@ -48,10 +48,24 @@ pub(crate) fn compute(
     force: bool,
     explain: bool,
 ) -> anyhow::Result<Vec<StageReport>> {
+    compute_with(s, order, force, explain, false)
+}
+
+/// [`compute`]; with `rehash`, every dep and output the verdicts read is hashed, the digest memo
+/// neither consulted nor taught (`verify` without `--quick`: a file whose content changed under
+/// an unchanged stat is seen). Generations, the run cache and code fingerprints still come from
+/// the state.
+pub(crate) fn compute_with(
+    s: &Session,
+    order: &[usize],
+    force: bool,
+    explain: bool,
+    rehash: bool,
+) -> anyhow::Result<Vec<StageReport>> {
     let (state, _lock) = s.state_for_reading();
     let memo: &dyn DigestMemo = match &state {
-        Some(st) => st,
-        None => &NoMemo,
+        Some(st) if !rehash => st,
+        _ => &NoMemo,
     };
     let inputs = s.inputs(state.as_ref(), order)?;
     let cache = Cache::new(s.project.cache_dir());

@@ -1,16 +1,21 @@
 //! `pivot verify [STAGES]`: a CI gate (SPEC.md 8.4). Passes when every stage is up to date (the
 //! `status` plan) and every blob its cached outputs need is in the local cache and intact, so a
 //! fresh checkout of the repository plus this cache reproduces the workspace without running.
+//!
+//! By default every blob checked and every workspace file the verdicts read is hashed (the stat
+//! memo is neither trusted nor taught), so content that changed under an unchanged stat (bit rot)
+//! is found; `--quick` trusts the memo as `status` does. A read-only gate: it evicts nothing.
 
 use rayon::prelude::*;
 use serde::Serialize;
 
 use super::{plan_report, Globals, Session};
-use crate::cache::Cache;
+use crate::cache::{BlobHealth, Cache};
 use crate::cli::VerifyArgs;
 use crate::digest::{DigestMemo, NoMemo};
 use crate::error::{hinted, ExitStatus};
-use crate::references::{referenced_blobs, BlobRef, Scope, Sources};
+use crate::printer::quoted;
+use crate::references::{referenced_blobs, Scope, Sources};
 
 /// One stage's verdict (text and `--json`).
 #[derive(Serialize)]
@@ -18,10 +23,15 @@ struct StageVerdict {
     name: String,
     /// `passed` or `failed`.
     status: &'static str,
-    /// Why it failed: the stale reason or `Missing files: ...`; empty when it passed.
+    /// Why it failed: the stale reason, `Missing files: ...`, `Corrupt in the cache: ...`; empty
+    /// when it passed.
     reason: String,
-    /// Outputs (directory outputs: their files) whose blob is missing or corrupt.
+    /// Outputs (directory outputs: their files) of an up-to-date stage whose blob is missing from
+    /// the cache (or unreadable).
     missing_files: Vec<String>,
+    /// Outputs (directory outputs: their files) whose blob is in the cache with other content
+    /// than its name (bit rot): reported for stale stages too, since the cache itself is damaged.
+    corrupt_files: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -39,8 +49,15 @@ pub(super) fn run(globals: &Globals, args: VerifyArgs) -> anyhow::Result<ExitSta
         ));
     }
     let order = s.order_with_upstream(&args.stages)?;
-    let plans = plan_report::compute(&s, &order, false, false)?;
-    let (state, _lock) = s.state_for_reading();
+    // By default every file a verdict relies on is hashed: a gate must not take a stat's word
+    // for content (`--quick` does, like `status`).
+    let rehash = !args.quick;
+    let plans = plan_report::compute_with(&s, &order, false, false, rehash)?;
+    let (state, _lock) = if rehash {
+        (None, None)
+    } else {
+        s.state_for_reading()
+    };
     let memo: &dyn DigestMemo = match &state {
         Some(st) => st,
         None => &NoMemo,
@@ -49,31 +66,30 @@ pub(super) fn run(globals: &Globals, args: VerifyArgs) -> anyhow::Result<ExitSta
     let mut stages = Vec::with_capacity(order.len());
     for (&i, report) in order.iter().zip(plans) {
         let plan = report.plan;
-        let verdict = if plan.is_stale() {
-            StageVerdict {
-                name: plan.name,
-                status: "failed",
-                reason: plan.reason,
-                missing_files: Vec::new(),
-            }
+        let stale = plan.is_stale();
+        let blobs = blob_problems(&s, i, &cache, memo)?;
+        let corrupt = blobs.corrupt;
+        // A stale stage runs again whatever its blobs: only damage to the cache is news.
+        let (stale_reason, missing) = if stale {
+            (Some(plan.reason), Vec::new())
         } else {
-            let missing = missing_blobs(&s, i, &cache, memo)?;
-            StageVerdict {
-                name: plan.name,
-                status: if missing.is_empty() {
-                    "passed"
-                } else {
-                    "failed"
-                },
-                reason: if missing.is_empty() {
-                    String::new()
-                } else {
-                    format!("Missing files: {}", missing.join(", "))
-                },
-                missing_files: missing,
-            }
+            (None, blobs.missing)
         };
-        stages.push(verdict);
+        let mut reasons: Vec<String> = stale_reason.into_iter().collect();
+        if !missing.is_empty() {
+            reasons.push(format!("Missing files: {}", missing.join(", ")));
+        }
+        if !corrupt.is_empty() {
+            reasons.push(format!("Corrupt in the cache: {}", corrupt.join(", ")));
+        }
+        let failed = stale || !missing.is_empty() || !corrupt.is_empty();
+        stages.push(StageVerdict {
+            name: plan.name,
+            status: if failed { "failed" } else { "passed" },
+            reason: reasons.join("; "),
+            missing_files: missing,
+            corrupt_files: corrupt,
+        });
     }
     let passed = stages.iter().all(|v| v.status == "passed");
     // Up to date with blobs missing: the workspace holds the outputs (their digests match the
@@ -82,6 +98,10 @@ pub(super) fn run(globals: &Globals, args: VerifyArgs) -> anyhow::Result<ExitSta
         .iter()
         .filter(|v| !v.missing_files.is_empty())
         .map(|v| v.name.clone())
+        .collect();
+    let corrupt: Vec<String> = stages
+        .iter()
+        .flat_map(|v| v.corrupt_files.iter().cloned())
         .collect();
     let report = Report { passed, stages };
     if args.json {
@@ -96,6 +116,13 @@ pub(super) fn run(globals: &Globals, args: VerifyArgs) -> anyhow::Result<ExitSta
             recommit.join(" ")
         ));
     }
+    if !corrupt.is_empty() {
+        s.printer.result(format!(
+            "note: the cached copies of {} do not hold the content their locks record \
+             (corrupt in the cache); `verify` leaves them in place",
+            quoted(&corrupt)
+        ));
+    }
     Ok(if passed {
         ExitStatus::Success
     } else {
@@ -103,14 +130,21 @@ pub(super) fn run(globals: &Globals, args: VerifyArgs) -> anyhow::Result<ExitSta
     })
 }
 
-/// The files of stage `i`'s cached outputs whose blob is not in the cache (or is corrupt, and
-/// has been evicted). Non-cached outputs (`Metric`, `cache=False`) have no blob to check.
-fn missing_blobs(
+/// Workspace paths of a stage's cached-output files whose blob is missing or corrupt.
+struct BlobProblems {
+    missing: Vec<String>,
+    corrupt: Vec<String>,
+}
+
+/// The files of stage `i`'s cached outputs (as its lock records them) whose blob is not in the
+/// cache or does not hold its content, through `memo` (`NoMemo`: every blob is hashed). Nothing
+/// is evicted or recorded. Non-cached outputs (`Metric`, `cache=False`) have no blob to check.
+fn blob_problems(
     s: &Session,
     i: usize,
     cache: &Cache,
     memo: &dyn DigestMemo,
-) -> anyhow::Result<Vec<String>> {
+) -> anyhow::Result<BlobProblems> {
     let sources = Sources {
         project: &s.project,
         stages: &s.dag.stages,
@@ -121,15 +155,24 @@ fn missing_blobs(
     if let Some(e) = refs.problems.into_iter().next() {
         return Err(e.into());
     }
-    // Missing, corrupt (and evicted) or unreadable: as good as missing for a gate.
-    let mut missing: Vec<String> = refs
+    let bad: Vec<(BlobHealth, String)> = refs
         .blobs
         .par_iter()
-        .filter(|b| cache.verify_blob(&b.digest, memo).is_err())
-        .map(BlobRef::workspace_path)
+        .filter_map(|b| match cache.blob_health(&b.digest, memo) {
+            BlobHealth::Intact => None,
+            health => Some((health, b.workspace_path())),
+        })
         .collect();
+    let (mut missing, mut corrupt) = (Vec::new(), Vec::new());
+    for (health, path) in bad {
+        match health {
+            BlobHealth::Corrupt => corrupt.push(path),
+            _ => missing.push(path),
+        }
+    }
     missing.sort();
-    Ok(missing)
+    corrupt.sort();
+    Ok(BlobProblems { missing, corrupt })
 }
 
 fn render(report: &Report) -> String {
