@@ -270,8 +270,8 @@ impl Executor<'_> {
                 Some(entry) => {
                     let restore_err = |e: String| {
                         format!(
-                            "cannot restore incremental output `{rel}`: {e}; run `pivot pull` to \
-                             fetch it, or delete `{}` to start from empty",
+                            "cannot restore incremental output `{rel}`: {e}; its committed \
+                             version is gone from the cache: delete `{}` to start from empty",
                             self.project.rel(&lock_path)
                         )
                     };
