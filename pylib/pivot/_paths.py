@@ -138,7 +138,15 @@ def resolve_out(raw: object, base: str) -> tuple[str, str | None]:
     escape = _symlink_escape(bare, root)
     if escape is not None:
         raise PathRejected(f"leads outside the project root through a symlink (to `{escape}`)")
-    return path, _symlink_note(bare)
+    return path, _backslash_note(raw, path, _symlink_note(bare))
+
+
+def _backslash_note(raw: object, path: str, warning: str | None) -> str | None:
+    """`warning`, plus a note when a backslash was read as a separator (as the reference does)."""
+    if not (isinstance(raw, str) and "\\" in raw):
+        return warning
+    note = f"has a backslash, read as a directory separator (`{display(path)}`)"
+    return note if warning is None else f"{warning}; it also {note}"
 
 
 def _is_absolute(raw: object) -> bool:

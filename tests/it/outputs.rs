@@ -130,3 +130,30 @@ fn metric_edited_by_hand_reruns_its_stage() {
     r.success();
     assert_eq!(p.take_runs(), ["count"]);
 }
+
+#[test]
+fn a_backslash_in_an_output_path_is_a_separator_and_a_warning_says_so() {
+    let p = Project::new();
+    p.write(
+        "pipeline.py",
+        &format!(
+            "{PRELUDE}
+def make() -> Annotated[str, outputs.Out('out\\\\a.txt', loaders.Text())]:
+    return 'x'
+
+
+pipeline = Pipeline('backslash')
+pipeline.register(make)
+"
+        ),
+    );
+    let r = p.pivot(&["repro"]);
+    r.success();
+    assert!(
+        r.stderr
+            .contains("has a backslash, read as a directory separator (`out/a.txt`)"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(p.read("out/a.txt"), "x");
+}
