@@ -81,10 +81,7 @@ pub(crate) struct Owners<'a> {
 /// stage re-runs and the lock is rewritten, as for any damaged lock).
 pub(crate) fn refusals(o: &Owners<'_>, stage: &StageSpec, lock: &LockView) -> Vec<Refusal> {
     let damaged = matches!(lock, LockView::Damaged);
-    let lock = match lock {
-        LockView::Present(l) => Some(l),
-        _ => None,
-    };
+    let lock = lock.lock();
     let mut out = Vec::new();
     for spec in &stage.outs {
         let abs = spec.abs();

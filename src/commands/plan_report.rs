@@ -79,17 +79,13 @@ pub(crate) fn compute_with(
     };
     let mut locks: HashMap<usize, LockView> = HashMap::new();
     for &i in order {
-        let lock = match crate::lockfile::read(&s.project.lock_file(s.dag.name(i))) {
-            Ok(Some(l)) => LockView::Present(l),
-            Ok(None) => LockView::Absent,
-            Err(e) => {
-                s.printer.warn(e.to_string());
-                LockView::Damaged
-            }
-        };
+        let (lock, damage) = LockView::read(&s.project.lock_file(s.dag.name(i)));
+        if let Some(e) = damage {
+            s.printer.warn(e.to_string());
+        }
         locks.insert(i, lock);
     }
-    let planned = planner::plan_order(&views, order, force, |i| locks[&i].clone());
+    let planned = planner::plan_order(&views, order, force, |i| &locks[&i]);
     Ok(order
         .iter()
         .zip(planned)

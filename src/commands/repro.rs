@@ -233,11 +233,8 @@ fn check_overwrites(
     let mut refused = Vec::new();
     for &i in order {
         let stage = &s.dag.stages[i];
-        let lock = match crate::lockfile::read(&s.project.lock_file(&stage.name)) {
-            Ok(Some(l)) => crate::planner::LockView::Present(l),
-            Ok(None) => crate::planner::LockView::Absent,
-            Err(_) => crate::planner::LockView::Damaged,
-        };
+        // A damaged lock is reported (once) when the stage is decided.
+        let (lock, _) = crate::planner::LockView::read(&s.project.lock_file(&stage.name));
         refused.extend(
             crate::guard::refusals(&owners, stage, &lock)
                 .into_iter()

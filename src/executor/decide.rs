@@ -6,9 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::cache::{CheckoutMode, Policy, RestoreTarget};
 use crate::lockfile::LockFile;
-use crate::planner::{
-    self, LockView, Planned, Restore, RunReason, Skip, Tier, Verdict, Views, Written,
-};
+use crate::planner::{self, Planned, Restore, RunReason, Skip, Tier, Verdict, Views, Written};
 use crate::stage_key::StageKey;
 
 use super::keys::{self, out_lock_path};
@@ -58,11 +56,7 @@ impl Executor<'_> {
     /// (their downstream is planned knowing that).
     pub(super) fn decide(&self, i: usize, opts: RunOptions, written: &mut Written) -> Decision {
         let stage = &self.dag.stages[i];
-        let lock = match self.read_lock_checked(&stage.name) {
-            (Some(lock), _) => LockView::Present(lock),
-            (None, true) => LockView::Damaged,
-            (None, false) => LockView::Absent,
-        };
+        let lock = self.read_lock_view(&stage.name);
         let planned = planner::plan_stage(&self.views(), i, &lock, opts.force, written);
         for w in &planned.warnings {
             self.observer.warning(w);

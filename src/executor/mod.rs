@@ -20,6 +20,7 @@ use std::time::Instant;
 use crate::cache::{Cache, CheckoutMode};
 use crate::lockfile;
 use crate::pipeline::Dag;
+use crate::planner::LockView;
 use crate::project::Project;
 use crate::python::Runtime;
 use crate::state::State;
@@ -111,22 +112,22 @@ impl Executor<'_> {
     }
 
     fn read_lock(&self, name: &str) -> Option<lockfile::LockFile> {
-        self.read_lock_checked(name).0
+        match self.read_lock_view(name) {
+            LockView::Present(l) => Some(l),
+            _ => None,
+        }
     }
 
-    /// The stage's lock, and whether it was unreadable (then the stage re-runs: a damaged lock
-    /// is not trusted to pick a run-cache entry either).
-    fn read_lock_checked(&self, name: &str) -> (Option<lockfile::LockFile>, bool) {
-        let path = self.project.lock_file(name);
-        match lockfile::read(&path) {
-            Ok(lock) => (lock, false),
-            Err(e) => {
-                self.observer.warning(&format!(
-                    "{e}; stage `{name}` will re-run and its lock file will be rewritten"
-                ));
-                (None, true)
-            }
+    /// The stage's lock; a damaged one is reported (the stage re-runs, and a damaged lock is not
+    /// trusted to pick a run-cache entry either).
+    fn read_lock_view(&self, name: &str) -> LockView {
+        let (lock, damage) = LockView::read(&self.project.lock_file(name));
+        if let Some(e) = damage {
+            self.observer.warning(&format!(
+                "{e}; stage `{name}` will re-run and its lock file will be rewritten"
+            ));
         }
+        lock
     }
 
     /// Runs `order` (dependencies first). Stages whose upstream failed are reported blocked.

@@ -64,7 +64,17 @@ pub(crate) enum LockView {
 }
 
 impl LockView {
-    fn lock(&self) -> Option<&LockFile> {
+    /// Reads the lock file at `path`: absent, damaged (with the error, for the caller to
+    /// report), or present.
+    pub(crate) fn read(path: &Path) -> (LockView, Option<crate::lockfile::LockError>) {
+        match crate::lockfile::read(path) {
+            Ok(Some(l)) => (LockView::Present(l), None),
+            Ok(None) => (LockView::Absent, None),
+            Err(e) => (LockView::Damaged, Some(e)),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> Option<&LockFile> {
         match self {
             LockView::Present(l) => Some(l),
             _ => None,
@@ -74,11 +84,11 @@ impl LockView {
 
 /// Plans every stage of `order` (dependencies first) for a dry run: a stage downstream of one
 /// that will run is `Upstream stale`, unless its own code, params or lock already say it runs.
-pub(crate) fn plan_order(
+pub(crate) fn plan_order<'l>(
     views: &Views<'_>,
     order: &[usize],
     force: bool,
-    lock_of: impl Fn(usize) -> LockView,
+    lock_of: impl Fn(usize) -> &'l LockView,
 ) -> Vec<Planned> {
     let mut planned: Vec<Option<Planned>> = vec![None; views.dag.len()];
     let mut written = Written::default();
@@ -101,9 +111,9 @@ pub(crate) fn plan_order(
         }
         let lock = lock_of(i);
         let p = if stale_up.is_empty() {
-            plan_stage(views, i, &lock, force, &written)
+            plan_stage(views, i, lock, force, &written)
         } else {
-            Planned::new(before_upstream(views, i, &lock, force, stale_up))
+            Planned::new(before_upstream(views, i, lock, force, stale_up))
         };
         if let Verdict::Skip { restore, .. } = &p.verdict {
             written.predict(views.project, views.dag.name(i), restore);

@@ -142,11 +142,7 @@ impl Fixture {
     }
 
     fn lock(&self, name: &str) -> LockView {
-        match crate::lockfile::read(&self.project.lock_file(name)) {
-            Ok(Some(l)) => LockView::Present(l),
-            Ok(None) => LockView::Absent,
-            Err(_) => LockView::Damaged,
-        }
+        LockView::read(&self.project.lock_file(name)).0
     }
 
     /// Stage `name` "ran": its outputs get `content` and are committed as the executor does.
@@ -221,8 +217,11 @@ impl Fixture {
 
     fn plan_all(&self, force: bool) -> Vec<Planned> {
         let inputs = self.inputs();
+        let locks: Vec<LockView> = (0..self.dag.len())
+            .map(|i| self.lock(self.dag.name(i)))
+            .collect();
         plan_order(&self.views(&inputs), &self.dag.order(), force, |i| {
-            self.lock(self.dag.name(i))
+            &locks[i]
         })
     }
 }

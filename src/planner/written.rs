@@ -46,24 +46,19 @@ impl Answer<'_> {
 impl Written {
     /// A dry run: `stage`'s restores will write these contents.
     pub(crate) fn predict(&mut self, project: &Project, stage: &str, restores: &[Restore]) {
-        for r in restores {
-            let content = (r.target.hash.clone(), r.target.manifest.clone());
-            self.outputs.push((
-                project.root.join(r.target.dest.as_path()),
-                stage.to_owned(),
-                Some(content),
-            ));
-        }
+        self.add(project, stage, restores, true);
     }
 
     /// A run: `stage`'s restores wrote these paths.
     pub(crate) fn restored(&mut self, project: &Project, stage: &str, restores: &[Restore]) {
+        self.add(project, stage, restores, false);
+    }
+
+    fn add(&mut self, project: &Project, stage: &str, restores: &[Restore], known: bool) {
         for r in restores {
-            self.outputs.push((
-                project.root.join(r.target.dest.as_path()),
-                stage.to_owned(),
-                None,
-            ));
+            let content = known.then(|| (r.target.hash.clone(), r.target.manifest.clone()));
+            let path = project.root.join(r.target.dest.as_path());
+            self.outputs.push((path, stage.to_owned(), content));
         }
     }
 
