@@ -10,6 +10,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
+
 use crate::digest::{self, Digest, DigestMemo, ManifestEntry};
 use crate::lockfile::{self, YamlValue};
 use crate::repo_path::RepoPath;
@@ -257,31 +259,45 @@ pub(crate) struct Discovery {
 /// Finds the `.pvt` files under `root` (symlinked directories are not followed; pivot's and
 /// environment directories are skipped).
 pub(crate) fn discover(root: &Path) -> Discovery {
+    read_all(&find(root))
+}
+
+/// The `.pvt` files under `root`, sorted (see [`discover`]).
+pub(crate) fn find(root: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     walk(root, &mut found);
     found.sort();
+    found
+}
+
+/// Reads each `.pvt` file of `pvts` (one deleted since it was found is left out).
+pub(crate) fn read_all(pvts: &[PathBuf]) -> Discovery {
     let mut d = Discovery::default();
-    for pvt in found {
-        match read(&pvt) {
+    for pvt in pvts {
+        match read(pvt) {
             Ok(t) => d.tracked.push(t),
+            Err(TrackedError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
             Err(e) => d.invalid.push(e),
         }
     }
     d
 }
 
+/// The `.pvt` files under `dir`, in no particular order; subdirectories are walked in parallel
+/// (a dep directory of 100k files is listed here on every command).
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     // An unreadable directory holds nothing we can track.
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
+    let mut subdirs = Vec::new();
     for entry in entries.flatten() {
         let Ok(ft) = entry.file_type() else { continue };
         let name = entry.file_name();
         let name = name.to_string_lossy();
         if ft.is_dir() {
             if !SKIP_DIRS.contains(&name.as_ref()) {
-                walk(&entry.path(), out);
+                subdirs.push(entry.path());
             }
         } else if name.ends_with(".pvt") && name.len() > 4 {
             let path = entry.path();
@@ -290,6 +306,15 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
             }
         }
     }
+    let nested: Vec<Vec<PathBuf>> = subdirs
+        .par_iter()
+        .map(|d| {
+            let mut found = Vec::new();
+            walk(d, &mut found);
+            found
+        })
+        .collect();
+    out.extend(nested.into_iter().flatten());
 }
 
 impl Tracked {

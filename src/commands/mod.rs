@@ -81,6 +81,9 @@ pub(crate) struct Session {
     pub imported_at: i64,
     /// The `.pvt` files that could not be read at load (and were warned about then).
     invalid_pvt: Vec<PathBuf>,
+    /// Every `.pvt` file found at load (walking the project once per command: with a dep
+    /// directory of 100k files, a walk costs more than the rest of a no-op).
+    pvt_files: Vec<PathBuf>,
     /// Set once [`Session::lock_project`] holds the project lock.
     holds_lock: AtomicBool,
     /// The `.pvt` files read again under the project lock, on first use.
@@ -127,7 +130,8 @@ impl Session {
                 other => other,
             })
             .with_context(|| format!("while importing `{shown}`"))?;
-        let found = tracked::discover(&project.root);
+        let pvt_files = tracked::find(&project.root);
+        let found = tracked::read_all(&pvt_files);
         for e in &found.invalid {
             printer.warn(format!("{e}; skipped"));
         }
@@ -153,6 +157,7 @@ impl Session {
             tracked: found.tracked,
             imported_at,
             invalid_pvt: found.invalid.iter().map(|e| e.path().to_owned()).collect(),
+            pvt_files,
             holds_lock: AtomicBool::new(false),
             tracked_under_lock: OnceLock::new(),
         })
@@ -222,16 +227,18 @@ impl Session {
     }
 
     /// Tracked data as the `.pvt` files are once this process holds the project lock: what a
-    /// writer acts on. They are read again (once, on first use) after [`Session::lock_project`];
-    /// a `.pvt` file that cannot be read and was not already warned about at load is warned
-    /// about now.
+    /// writer acts on. The files found at load are read again (once, on first use) after
+    /// [`Session::lock_project`]; one that cannot be read and was not already warned about at
+    /// load is warned about now. A `.pvt` file another pivot created in between is not among
+    /// them: this command acts as if it had taken the lock first, as its DAG (built at load)
+    /// already does. `track`, which must see every `.pvt` file, walks again under the lock.
     pub(crate) fn locked_tracked(&self) -> &[Tracked] {
         debug_assert!(
             self.holds_lock.load(Ordering::Acquire),
             "invariant: `.pvt` files a writer acts on are read under the project lock"
         );
         self.tracked_under_lock.get_or_init(|| {
-            let found = tracked::discover(&self.project.root);
+            let found = tracked::read_all(&self.pvt_files);
             for e in &found.invalid {
                 if !self.invalid_pvt.iter().any(|p| p == e.path()) {
                     self.printer.warn(format!("{e}; skipped"));

@@ -24,7 +24,13 @@ pub(super) fn run(globals: &Globals, args: TrackArgs) -> anyhow::Result<ExitStat
     let _lock = s.lock_project(false, settings.lock_timeout)?;
     let state = super::open_state_locked(&s.project, s.printer)?;
     let cache = Cache::new(s.project.cache_dir());
-    let mut known: Vec<PathBuf> = s.locked_tracked().iter().map(|t| t.data.clone()).collect();
+    // Every `.pvt` file as it is under the lock, one created since this command loaded included
+    // (a nested or overlapping tracking is refused against all of them).
+    let mut known: Vec<PathBuf> = tracked::discover(&s.project.root)
+        .tracked
+        .into_iter()
+        .map(|t| t.data)
+        .collect();
     // From here Ctrl-C is noted, not fatal: the item being stored is abandoned between batches,
     // with no `.pvt` file written for it and no temp file left.
     crate::interrupt::install();
