@@ -14,7 +14,7 @@
 //! ctime) is unchanged and not racy; this module never decides where the memo lives.
 
 use std::cell::RefCell;
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::fs::{self, File, Metadata};
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
@@ -322,6 +322,11 @@ pub trait DigestMemo: Sync {
         let _ = observed_at_ns;
         self.put(path, stat, digest);
     }
+    /// A hint that `get` is about to be asked about every file under `dir`: a memo may load
+    /// their entries at once (one range read instead of a lookup per file).
+    fn preload(&self, dir: &Path) {
+        let _ = dir;
+    }
 }
 
 /// Wall-clock time in ns since the epoch (0 if the clock is before it).
@@ -548,9 +553,27 @@ fn skip_file(name: &str) -> bool {
         || name.starts_with(".#")
 }
 
-/// Regular files under `dir` (relative `/`-joined path, absolute path), symlinks skipped. A name
-/// that is not UTF-8 is an error: the manifest could only hold a lossy spelling of it.
-fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, PathBuf)>) -> io::Result<()> {
+/// A file found by [`walk`]: its `/`-joined path relative to the walked directory, and its
+/// directory entry (whose `metadata` is an `fstatat` by name in the open directory: no path
+/// lookup per file, and safe from any thread).
+struct Found {
+    relpath: String,
+    entry: fs::DirEntry,
+}
+
+/// Regular files under `dir`, symlinks skipped, in manifest order (relpath bytes). A name that
+/// is not UTF-8 is an error: the manifest could only hold a lossy spelling of it.
+///
+/// Each directory's entries are sorted by name, a subdirectory's as `name/`, and visited in that
+/// order, which puts every relpath in byte order without sorting them all: whatever follows
+/// `name/` in a path under it compares as `name/` does against a sibling (no sibling name
+/// can contain `/`, and a file and a directory cannot share a name).
+fn walk(dir: &Path, rel: &str, out: &mut Vec<Found>) -> io::Result<()> {
+    enum Item {
+        File(fs::DirEntry),
+        Dir(PathBuf),
+    }
+    let mut items: Vec<(String, Item)> = Vec::new();
     for entry in fs::read_dir(dir)? {
         let entry = match entry {
             Ok(e) => e,
@@ -568,17 +591,43 @@ fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, PathBuf)>) -> io::Result<(
         let Ok(name) = entry.file_name().into_string() else {
             return Err(HashError::NonUtf8Name { path: entry.path() }.into());
         };
-        let relpath = if rel.is_empty() {
-            name.clone()
-        } else {
-            format!("{rel}/{name}")
-        };
         if ft.is_dir() {
             if !SKIP_DIRS.contains(&name.as_str()) {
-                walk(&entry.path(), &relpath, out)?;
+                items.push((name + "/", Item::Dir(entry.path())));
             }
         } else if ft.is_file() && !skip_file(&name) {
-            out.push((relpath, entry.path()));
+            items.push((name, Item::File(entry)));
+        }
+    }
+    items.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    let join = |name: &str| {
+        let mut relpath = String::with_capacity(rel.len() + name.len() + 1);
+        if !rel.is_empty() {
+            relpath.push_str(rel);
+            relpath.push('/');
+        }
+        relpath.push_str(name);
+        relpath
+    };
+    // Subdirectories are listed in parallel, each into its own list, appended in order.
+    let nested: Vec<Option<Vec<Found>>> = items
+        .par_iter()
+        .map(|(name, item)| match item {
+            Item::Dir(path) => {
+                let mut found = Vec::new();
+                walk(path, &join(&name[..name.len() - 1]), &mut found).map(|()| Some(found))
+            }
+            Item::File(_) => Ok(None),
+        })
+        .collect::<io::Result<_>>()?;
+    for ((name, item), nested) in items.into_iter().zip(nested) {
+        match (item, nested) {
+            (Item::File(entry), _) => out.push(Found {
+                relpath: join(&name),
+                entry,
+            }),
+            (Item::Dir(_), Some(found)) => out.extend(found),
+            (Item::Dir(_), None) => {}
         }
     }
     Ok(())
@@ -589,13 +638,19 @@ fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, PathBuf)>) -> io::Result<(
 /// each entry's size and exec bit are those of the bytes hashed.
 pub fn hash_dir(dir: &Path, memo: &dyn DigestMemo) -> io::Result<TreeDigest> {
     let mut files = Vec::new();
-    walk(dir, "", &mut files)?;
-    // Python compares str by code point; for UTF-8 that is byte order.
-    files.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    // In byte order, which for UTF-8 is the code-point order Python sorts str in. The memo
+    // loads its entries for the tree meanwhile.
+    let (walked, ()) = rayon::join(|| walk(dir, "", &mut files), || memo.preload(dir));
+    walked?;
+    debug_assert!(files.windows(2).all(|w| w[0].relpath < w[1].relpath));
     let hashed: Vec<Option<Hashed>> = files
         .par_iter()
-        .map(|(_, path)| {
-            let found = fs::metadata(path).and_then(|m| hash_file_memo_identified(path, &m, memo));
+        .map(|f| {
+            // Not following a link is right: symlinks were left out by the walk.
+            let found = f
+                .entry
+                .metadata()
+                .and_then(|m| hash_file_memo_identified(&f.entry.path(), &m, memo));
             match found {
                 Ok(h) => Ok(Some(h)),
                 // Deleted since the walk: not part of the tree.
@@ -605,10 +660,10 @@ pub fn hash_dir(dir: &Path, memo: &dyn DigestMemo) -> io::Result<TreeDigest> {
         })
         .collect::<io::Result<_>>()?;
     let (mut manifest, mut identities) = (Vec::new(), Vec::new());
-    for ((relpath, _), h) in files.into_iter().zip(hashed) {
+    for (f, h) in files.into_iter().zip(hashed) {
         let Some(h) = h else { continue };
-        let relpath =
-            RepoPath::parse(&relpath).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let relpath = RepoPath::parse_owned(f.relpath)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         manifest.push(ManifestEntry {
             relpath,
             hash: h.digest,
@@ -638,7 +693,8 @@ pub fn manifest_digest(manifest: &[ManifestEntry]) -> Digest {
         s.push_str(",\"relpath\":");
         push_json_ascii(&mut s, e.relpath.as_str());
         s.push_str(",\"size\":");
-        s.push_str(&e.size.to_string());
+        // Writing to a String cannot fail.
+        let _ = write!(s, "{}", e.size);
         s.push('}');
     }
     s.push(']');
@@ -660,7 +716,7 @@ fn push_json_ascii(out: &mut String, s: &str) {
             c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
                 let mut buf = [0u16; 2];
                 for unit in c.encode_utf16(&mut buf) {
-                    out.push_str(&format!("\\u{unit:04x}"));
+                    let _ = write!(out, "\\u{unit:04x}");
                 }
             }
             c => out.push(c),

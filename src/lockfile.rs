@@ -8,6 +8,7 @@
 //! `.pivot/config.yaml` (`settings.rs`), so every YAML file pivot reads means what PyYAML makes of it.
 
 mod emit;
+mod memo;
 mod parse;
 mod resolve;
 mod value;
@@ -22,13 +23,17 @@ pub use emit::{float_repr, to_yaml};
 pub use parse::{from_yaml, YamlError};
 pub use value::YamlValue;
 
+use serde::{Deserialize, Serialize};
+
 use crate::digest::{Digest, ManifestEntry};
+
+pub use memo::{NoParsedMemo, ParsedMemo};
 
 /// The lock format version this module writes. Files without the key are version 0, read the same.
 pub const SCHEMA_VERSION: i128 = 1;
 
 /// What a stage's last successful run recorded.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LockFile {
     /// Code fingerprint; written sorted by key (code-point order, which `BTreeMap` gives).
     pub code_manifest: BTreeMap<String, String>,
@@ -42,7 +47,7 @@ pub struct LockFile {
 
 /// One dep or out: project-relative path (absolute outside the project; directory outs keep their
 /// trailing `/`), its digest, and for directories the manifest the digest was computed from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockEntry {
     pub path: String,
     pub hash: Digest,
@@ -139,6 +144,12 @@ pub fn manifest_value(m: &ManifestEntry) -> YamlValue {
 /// previous run" (invalid YAML, not a mapping, a missing or null required key) is `Corrupt`, so the
 /// caller can warn with file and line and then run the stage.
 pub fn read(path: &Path) -> Result<Option<LockFile>, LockError> {
+    read_memo(path, &NoParsedMemo)
+}
+
+/// [`read`], with a large lock (a directory manifest of many files makes it megabytes of YAML)
+/// answered from `memo` when its bytes are those the memo parsed before (see `memo.rs`).
+pub fn read_memo(path: &Path, memo: &dyn ParsedMemo) -> Result<Option<LockFile>, LockError> {
     let bytes = match fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -149,16 +160,20 @@ pub fn read(path: &Path) -> Result<Option<LockFile>, LockError> {
             })
         }
     };
+    if let Some(lock) = memo::recall(memo, path, &bytes).filter(|l| check_paths(l).is_ok()) {
+        return Ok(Some(lock));
+    }
     let corrupt = |line, message: String| LockError::Corrupt {
         path: path.to_owned(),
         line,
         message,
     };
-    let text = String::from_utf8(bytes).map_err(|_| corrupt(None, "not valid UTF-8".into()))?;
-    let doc = from_yaml(&text).map_err(|e| corrupt(e.line, e.message))?;
-    from_value(&doc)
-        .map(Some)
-        .map_err(|e| corrupt(e.needle.and_then(|n| line_of(&text, &n)), e.message))
+    let text = std::str::from_utf8(&bytes).map_err(|_| corrupt(None, "not valid UTF-8".into()))?;
+    let doc = from_yaml(text).map_err(|e| corrupt(e.line, e.message))?;
+    let lock = from_value(&doc)
+        .map_err(|e| corrupt(e.needle.and_then(|n| line_of(text, &n)), e.message))?;
+    memo::remember(memo, path, &bytes, &lock);
+    Ok(Some(lock))
 }
 
 /// Why a document is not a valid lock or `.pvt` file, and a piece of its text that locates the
@@ -270,25 +285,32 @@ fn from_value(doc: &YamlValue) -> Result<LockFile, Invalid> {
     };
     let deps = entries_from(required("deps")?, "deps")?;
     let outs = entries_from(required("outs")?, "outs")?;
-    for (i, d) in deps.iter().enumerate() {
+    required("dep_generations")?;
+    let lock = LockFile {
+        code_manifest,
+        params,
+        deps,
+        outs,
+    };
+    check_paths(&lock)?;
+    Ok(lock)
+}
+
+/// Deps may be absolute (outside the project), outs never; neither may climb out with `..`.
+fn check_paths(lock: &LockFile) -> Result<(), Invalid> {
+    for (i, d) in lock.deps.iter().enumerate() {
         crate::repo_path::check_dep_path(&d.path).map_err(|e| Invalid {
             message: format!("`deps[{i}].path`: {e}"),
             needle: Some(d.path.clone()),
         })?;
     }
-    for (i, o) in outs.iter().enumerate() {
+    for (i, o) in lock.outs.iter().enumerate() {
         crate::repo_path::parse_out_path(&o.path).map_err(|e| Invalid {
             message: format!("`outs[{i}].path`: {e}"),
             needle: Some(o.path.clone()),
         })?;
     }
-    required("dep_generations")?;
-    Ok(LockFile {
-        code_manifest,
-        params,
-        deps,
-        outs,
-    })
+    Ok(())
 }
 
 fn entries_from(v: &YamlValue, key: &str) -> Result<Vec<LockEntry>, Invalid> {
@@ -391,7 +413,18 @@ fn digest_field(v: &YamlValue, at: &str) -> Result<Digest, String> {
 /// fsyncs cost milliseconds per stage. After a power loss a lock may come back empty; an empty
 /// or corrupt lock reads as "no previous run", so the stage re-runs: time, never a wrong skip.
 pub fn write_atomic(path: &Path, lock: &LockFile) -> io::Result<()> {
-    write_file_atomic(path, render(lock).as_bytes())
+    write_atomic_memo(path, lock, &NoParsedMemo)
+}
+
+/// [`write_atomic`], telling `memo` what the written bytes parse to (so the next
+/// [`read_memo`] of a large lock costs no YAML parse).
+pub fn write_atomic_memo(path: &Path, lock: &LockFile, memo: &dyn ParsedMemo) -> io::Result<()> {
+    let text = render(lock);
+    write_file_atomic(path, text.as_bytes())?;
+    // `lock` is what reading these bytes back gives: the writer and the reader round-trip
+    // exactly (the golden tests in `lockfile/tests.rs` pin both against PyYAML).
+    memo::remember(memo, path, text.as_bytes(), lock);
+    Ok(())
 }
 
 /// Atomic replace of `path` with `contents` (also for `.pvt` files).

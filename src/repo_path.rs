@@ -27,6 +27,17 @@ pub struct PathError {
 
 impl RepoPath {
     pub fn parse(s: &str) -> Result<RepoPath, PathError> {
+        RepoPath::check(s)?;
+        Ok(RepoPath(s.to_owned()))
+    }
+
+    /// [`RepoPath::parse`] of a `String` the caller gives away (no copy).
+    pub fn parse_owned(s: String) -> Result<RepoPath, PathError> {
+        RepoPath::check(&s)?;
+        Ok(RepoPath(s))
+    }
+
+    fn check(s: &str) -> Result<(), PathError> {
         let bad = |problem| {
             Err(PathError {
                 shown: s.escape_debug().to_string(),
@@ -50,7 +61,7 @@ impl RepoPath {
                 _ => {}
             }
         }
-        Ok(RepoPath(s.to_owned()))
+        Ok(())
     }
 
     /// The path of a file found on disk below a directory, relative to it (components joined

@@ -17,6 +17,8 @@
 //! - `dep:<stage>:<absolute dep path>` (reserved): dep generations seen by a stage's last run.
 //! - `runcache:<stage>:<input hash>` (reserved): outputs of a run, for run-cache skips.
 //! - `run:<run id>`: run history records, JSON (see [`crate::history`]).
+//! - `lock:<absolute lock file path>`: what a large lock file parses to, keyed inside by the
+//!   digest of its bytes (encoding: `lockfile/memo.rs`).
 //! - `fp:<...>` (reserved): code fingerprint cache.
 //!
 //! Writes are batched: memo entries collect in memory (visible to later lookups in this process)
@@ -26,12 +28,16 @@ use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rocksdb::{ErrorKind, IteratorMode, Options, WriteBatch, DB};
 
 use crate::digest::{Digest, DigestMemo, FileStat};
+
+mod preloaded;
+
+use preloaded::{Preloaded, RangeBuilder};
 
 /// Key family of the stat -> digest memo.
 pub const HASH_PREFIX: &[u8] = b"hash:";
@@ -41,9 +47,14 @@ const MEMO_VALUE_LEN: usize = 8 * 6 + 16;
 
 /// Key of the memo entry for `path`.
 pub fn hash_key(path: &Path) -> Vec<u8> {
+    prefixed(HASH_PREFIX, path)
+}
+
+/// `<family><path bytes>`.
+fn prefixed(family: &[u8], path: &Path) -> Vec<u8> {
     let p = path.as_os_str().as_bytes();
-    let mut key = Vec::with_capacity(HASH_PREFIX.len() + p.len());
-    key.extend_from_slice(HASH_PREFIX);
+    let mut key = Vec::with_capacity(family.len() + p.len());
+    key.extend_from_slice(family);
     key.extend_from_slice(p);
     key
 }
@@ -144,6 +155,9 @@ pub struct State {
     read_only: bool,
     /// Memo entries not yet written, keyed like the database; later lookups read them first.
     pending: Mutex<HashMap<Vec<u8>, [u8; MEMO_VALUE_LEN]>>,
+    /// Memo entries read at once by [`DigestMemo::preload`], and the key prefixes they cover
+    /// (a key under one that is not in the map has no entry).
+    preloaded: RwLock<Preloaded>,
     /// Something reached the memtable since the last flush.
     dirty: AtomicBool,
 }
@@ -216,6 +230,7 @@ impl State {
             path: path.to_owned(),
             read_only,
             pending: Mutex::new(HashMap::new()),
+            preloaded: RwLock::new(Preloaded::default()),
             dirty: AtomicBool::new(false),
         }
     }
@@ -277,7 +292,18 @@ impl State {
             batch.delete(k);
         }
         self.db.write(batch).map_err(|e| self.error(e, Op::Write))?;
-        pending.clear();
+        // What was preloaded follows the database, in the batch's order.
+        let mut preloaded = self.preloaded.write().unwrap_or_else(|e| e.into_inner());
+        for (k, v) in pending.drain() {
+            preloaded.store(k, Some(v));
+        }
+        for (k, v) in puts {
+            let v = <[u8; MEMO_VALUE_LEN]>::try_from(v.as_slice()).ok();
+            preloaded.store(k, v);
+        }
+        for k in deletes {
+            preloaded.store(k, None);
+        }
         self.dirty.store(true, Ordering::Release);
         Ok(())
     }
@@ -330,6 +356,11 @@ impl State {
         Ok(n)
     }
 
+    fn preloaded(&self) -> std::sync::RwLockReadGuard<'_, Preloaded> {
+        // Every update is a single insert or push: consistent after any panic.
+        self.preloaded.read().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn pending(&self) -> MutexGuard<'_, HashMap<Vec<u8>, [u8; MEMO_VALUE_LEN]>> {
         // The map is consistent after any panic (every update is a single insert or clear).
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
@@ -358,15 +389,44 @@ impl Drop for State {
     }
 }
 
+/// Key family of the parsed-lock memo.
+const LOCK_PREFIX: &[u8] = b"lock:";
+
+impl crate::lockfile::ParsedMemo for State {
+    fn get_parsed(&self, path: &Path) -> Option<Vec<u8>> {
+        // A read error is a miss: the caller parses the file instead.
+        self.db.get(prefixed(LOCK_PREFIX, path)).ok()?
+    }
+
+    fn put_parsed(&self, path: &Path, value: Vec<u8>) {
+        if self.read_only {
+            return;
+        }
+        // Losing it costs one parse later; a failed write is left to the next flush to report.
+        if self.db.put(prefixed(LOCK_PREFIX, path), value).is_ok() {
+            self.dirty.store(true, Ordering::Release);
+        }
+    }
+}
+
+impl State {
+    /// The memo entry stored for `key`: pending, preloaded, or read from the database.
+    fn memo_value(&self, key: &[u8]) -> Option<[u8; MEMO_VALUE_LEN]> {
+        if let Some(v) = self.pending().get(key) {
+            return Some(*v);
+        }
+        if let Some(found) = self.preloaded().lookup(key) {
+            return found;
+        }
+        // A read error is a miss: the caller hashes the file instead.
+        let v = self.db.get_pinned(key).ok()??;
+        v.as_ref().try_into().ok()
+    }
+}
+
 impl DigestMemo for State {
     fn get(&self, path: &Path, stat: &FileStat) -> Option<Digest> {
-        let key = hash_key(path);
-        let pending = self.pending().get(&key).copied();
-        let entry = match pending {
-            Some(v) => MemoEntry::decode(&v)?,
-            // A read error is a miss: the caller hashes the file instead.
-            None => MemoEntry::decode(&self.db.get_pinned(&key).ok()??)?,
-        };
+        let entry = MemoEntry::decode(&self.memo_value(&hash_key(path))?)?;
         // A racy entry stays untrusted until the file is hashed again a tick after its mtime.
         (entry.stat == *stat && !entry.stat.racy(entry.recorded_at_ns)).then_some(entry.digest)
     }
@@ -382,6 +442,44 @@ impl DigestMemo for State {
             digest: digest.clone(),
         };
         self.pending().insert(hash_key(path), entry.encode());
+    }
+
+    /// Reads every entry under `dir` in one pass over its key range (sorted keys make a
+    /// directory's files one contiguous range): see `state/preloaded.rs`. Entries of another
+    /// shape are left out (misses anyway).
+    fn preload(&self, dir: &Path) {
+        let mut prefix = hash_key(dir);
+        if !prefix.ends_with(b"/") {
+            prefix.push(b'/');
+        }
+        if self.preloaded().covers(&prefix) {
+            return;
+        }
+        let mut range = RangeBuilder::new(prefix.clone());
+        // The raw iterator lends each key and value: nothing is allocated per entry.
+        let mut it = self.db.raw_iterator();
+        it.seek(&prefix);
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            if let Ok(v) = <[u8; MEMO_VALUE_LEN]>::try_from(v) {
+                if !range.push(k, v) {
+                    return;
+                }
+            }
+            it.next();
+        }
+        // A read error ends the preload unrecorded: lookups fall back to single reads.
+        if it.status().is_err() {
+            return;
+        }
+        // A batch written between the scan and here is missing from the range at worst: an
+        // entry pairs a stat with its digest, so an older one can only miss, never mislead.
+        self.preloaded
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .add(range);
     }
 }
 
@@ -517,6 +615,49 @@ mod tests {
         assert_eq!(&raw[0..8], &st.dev.to_be_bytes());
         assert_eq!(&raw[24..32], &st.mtime_ns.to_be_bytes());
         assert_eq!(&raw[32..40], &st.ctime_ns.to_be_bytes());
+    }
+
+    #[test]
+    fn preloaded_entries_answer_like_single_reads_and_follow_later_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = old_stat();
+        let newer = FileStat {
+            ctime_ns: st.ctime_ns + 1,
+            ..st
+        };
+        let (a, b, gone) = (
+            Path::new("/p/data/a.txt"),
+            Path::new("/p/data/sub/b.txt"),
+            Path::new("/p/data/gone.txt"),
+        );
+        let outside = Path::new("/p/database.txt");
+        {
+            let state = State::open(&db_path(&dir)).unwrap();
+            for p in [a, b, gone, outside] {
+                state.put(p, &st, &d("0123456789abcdef"));
+            }
+            state.flush().unwrap();
+        }
+        let state = State::open(&db_path(&dir)).unwrap();
+        state.preload(Path::new("/p/data"));
+        assert_eq!(state.get(a, &st), Some(d("0123456789abcdef")));
+        assert_eq!(state.get(b, &st), Some(d("0123456789abcdef")));
+        assert_eq!(state.get(a, &newer), None, "a stat that differs is a miss");
+        // Not under `/p/data/` (a sibling sharing the prefix): read from the database.
+        assert_eq!(state.get(outside, &st), Some(d("0123456789abcdef")));
+        assert_eq!(state.get(Path::new("/p/data/none"), &st), None);
+
+        // Written after the preload, and flushed: lookups follow the database.
+        state.put(a, &newer, &d("fedcba9876543210"));
+        state.write_batch(vec![], vec![hash_key(gone)]).unwrap();
+        state.flush().unwrap();
+        assert_eq!(state.get(a, &newer), Some(d("fedcba9876543210")));
+        assert_eq!(state.get(a, &st), None);
+        assert_eq!(state.get(gone, &st), None);
+        drop(state);
+        let state = State::open(&db_path(&dir)).unwrap();
+        assert_eq!(state.get(a, &newer), Some(d("fedcba9876543210")));
+        assert_eq!(state.get(gone, &st), None);
     }
 
     #[test]

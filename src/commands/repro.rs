@@ -6,6 +6,7 @@ use super::{plan_report, Globals, Session};
 use crate::cache::Cache;
 use crate::cli::{CommitArgs, ExecArgs, ReproArgs, RunArgs};
 use crate::error::ExitStatus;
+use std::collections::HashMap;
 use std::time::SystemTime;
 
 use crate::executor::events::JsonlSink;
@@ -14,6 +15,8 @@ use crate::executor::{Executor, Fanout, RunObserver, RunOptions};
 
 use super::run_console::Console;
 use crate::history;
+use crate::lockfile::LockError;
+use crate::planner::LockView;
 use crate::printer::stderr_line;
 use crate::printer::Entries;
 use crate::settings::Settings;
@@ -145,6 +148,7 @@ fn executor<'a>(
         inputs,
         run_id: history::new_run_id(started),
         observer,
+        read_before: Default::default(),
     }
 }
 
@@ -165,7 +169,7 @@ fn execute(
     }
     s.check_tracked_deps(order, &prepared.state)?;
     let inputs = s.inputs(Some(&prepared.state), order)?;
-    check_overwrites(s, &prepared, order, exec.allow_overwrite)?;
+    let locks = check_overwrites(s, &prepared, order, exec.allow_overwrite)?;
     let started = SystemTime::now();
     let console = Console { printer: s.printer };
     let jsonl = exec.jsonl.then(JsonlSink::stdout);
@@ -182,7 +186,8 @@ fn execute(
         observers.push(r);
     }
     let fanout = Fanout(observers);
-    let executor = executor(s, &prepared, &inputs, &fanout, started);
+    let mut executor = executor(s, &prepared, &inputs, &fanout, started);
+    executor.read_before = locks.into();
     let opts = RunOptions {
         jobs: prepared.settings.jobs(exec.jobs),
         force: exec.force,
@@ -211,14 +216,18 @@ fn execute(
     })
 }
 
+/// The locks of the stages about to run, as read (with any damage, reported when decided).
+type LocksRead = HashMap<usize, (LockView, Option<LockError>)>;
+
 /// Refuses the run when a stage in `order` would delete or replace what pivot did not write
-/// (see `guard`): exit 2, naming every such path, before anything runs.
+/// (see `guard`): exit 2, naming every such path, before anything runs. Returns the locks it
+/// read, for the run to decide with.
 fn check_overwrites(
     s: &Session,
     p: &Prepared,
     order: &[usize],
     allow_overwrite: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<LocksRead> {
     let code = s.runtime.user_sources()?;
     let tracked: Vec<std::path::PathBuf> =
         s.locked_tracked().iter().map(|t| t.data.clone()).collect();
@@ -231,18 +240,20 @@ fn check_overwrites(
         tracked: &tracked,
     };
     let mut refused = Vec::new();
+    let mut locks = LocksRead::new();
     for &i in order {
         let stage = &s.dag.stages[i];
         // A damaged lock is reported (once) when the stage is decided.
-        let (lock, _) = crate::planner::LockView::read(&s.project.lock_file(&stage.name));
+        let (lock, damage) = LockView::read(&s.project.lock_file(&stage.name), &p.state);
         refused.extend(
             crate::guard::refusals(&owners, stage, &lock)
                 .into_iter()
                 .filter(|r| !(allow_overwrite && r.overridable())),
         );
+        locks.insert(i, (lock, damage));
     }
     if refused.is_empty() {
-        return Ok(());
+        return Ok(locks);
     }
     let mut message = String::from("refusing to delete what a run would replace:");
     for r in &refused {

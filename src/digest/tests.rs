@@ -187,3 +187,36 @@ fn digest_parse_rejects_non_canonical_text() {
     assert!(Digest::parse("0123456789ABCDEF").is_none());
     assert!(Digest::parse("../../etc/passwd").is_none());
 }
+
+#[test]
+fn a_walk_lists_files_in_byte_order_of_their_relpaths() {
+    // `/` sorts after `-` and `.` but before `0` and letters: a directory's files must not
+    // simply follow their directory's name.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let names = [
+        "a.txt",
+        "a-b",
+        "a0",
+        "b/x",
+        "a/b",
+        "a/b.c/d",
+        "a/b-c",
+        "a/bc",
+        "Z",
+        "é",
+        "~tilde",
+        "a/\u{1F600}",
+    ];
+    for n in names {
+        let path = root.join(n);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, n).unwrap();
+    }
+    let t = hash_dir(root, &NoMemo).unwrap();
+    let got: Vec<&str> = t.manifest.iter().map(|e| e.relpath.as_str()).collect();
+    let mut want = got.clone();
+    want.sort_by(|x, y| x.as_bytes().cmp(y.as_bytes()));
+    assert_eq!(got, want);
+    assert_eq!(got.len(), names.len());
+}

@@ -40,7 +40,7 @@ impl Executor<'_> {
 
     fn write_lock(&self, i: usize, lock: &lockfile::LockFile) -> Result<(), String> {
         let path = self.project.lock_file(self.dag.name(i));
-        lockfile::write_atomic(&path, lock)
+        lockfile::write_atomic_memo(&path, lock, self.state)
             .map_err(|e| format!("cannot write `{}`: {e}", path.display()))
     }
 

@@ -56,7 +56,7 @@ impl Executor<'_> {
     /// (their downstream is planned knowing that).
     pub(super) fn decide(&self, i: usize, opts: RunOptions, written: &mut Written) -> Decision {
         let stage = &self.dag.stages[i];
-        let lock = self.read_lock_view(&stage.name);
+        let lock = self.decision_lock(i);
         let planned = planner::plan_stage(&self.views(), i, &lock, opts.force, written);
         for w in &planned.warnings {
             self.observer.warning(w);

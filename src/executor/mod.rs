@@ -15,6 +15,7 @@ mod running;
 pub(crate) mod summary;
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use crate::cache::{Cache, CheckoutMode};
@@ -62,6 +63,9 @@ pub(crate) struct Executor<'a> {
     pub run_id: String,
     /// Told everything that happens (the console, `--jsonl`, the run history).
     pub observer: &'a dyn RunObserver,
+    /// Locks read before the run (by the overwrite guard, under the same project lock), each
+    /// handed to its stage's decision instead of reading the file again.
+    pub read_before: Mutex<HashMap<usize, (LockView, Option<lockfile::LockError>)>>,
 }
 
 /// Outcomes so far, and what failures have blocked.
@@ -118,10 +122,32 @@ impl Executor<'_> {
         }
     }
 
+    /// The stage's lock for its decision: the one read before the run, else the file's.
+    fn decision_lock(&self, i: usize) -> LockView {
+        let before = self
+            .read_before
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&i);
+        match before {
+            Some((lock, damage)) => self.report_damage(self.dag.name(i), lock, damage),
+            None => self.read_lock_view(self.dag.name(i)),
+        }
+    }
+
     /// The stage's lock; a damaged one is reported (the stage re-runs, and a damaged lock is not
     /// trusted to pick a run-cache entry either).
     fn read_lock_view(&self, name: &str) -> LockView {
-        let (lock, damage) = LockView::read(&self.project.lock_file(name));
+        let (lock, damage) = LockView::read(&self.project.lock_file(name), self.state);
+        self.report_damage(name, lock, damage)
+    }
+
+    fn report_damage(
+        &self,
+        name: &str,
+        lock: LockView,
+        damage: Option<lockfile::LockError>,
+    ) -> LockView {
         if let Some(e) = damage {
             self.observer.warning(&format!(
                 "{e}; stage `{name}` will re-run and its lock file will be rewritten"

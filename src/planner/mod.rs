@@ -64,10 +64,13 @@ pub(crate) enum LockView {
 }
 
 impl LockView {
-    /// Reads the lock file at `path`: absent, damaged (with the error, for the caller to
-    /// report), or present.
-    pub(crate) fn read(path: &Path) -> (LockView, Option<crate::lockfile::LockError>) {
-        match crate::lockfile::read(path) {
+    /// Reads the lock file at `path` (a large one through `memo`): absent, damaged (with the
+    /// error, for the caller to report), or present.
+    pub(crate) fn read(
+        path: &Path,
+        memo: &dyn crate::lockfile::ParsedMemo,
+    ) -> (LockView, Option<crate::lockfile::LockError>) {
+        match crate::lockfile::read_memo(path, memo) {
             Ok(Some(l)) => (LockView::Present(l), None),
             Ok(None) => (LockView::Absent, None),
             Err(e) => (LockView::Damaged, Some(e)),

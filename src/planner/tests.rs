@@ -142,7 +142,7 @@ impl Fixture {
     }
 
     fn lock(&self, name: &str) -> LockView {
-        LockView::read(&self.project.lock_file(name)).0
+        LockView::read(&self.project.lock_file(name), &self.state).0
     }
 
     /// Stage `name` "ran": its outputs get `content` and are committed as the executor does.

@@ -26,6 +26,7 @@ mod hashing;
 mod history;
 mod incremental;
 mod invocation;
+mod large_dirs;
 mod outputs;
 mod overwrite_guard;
 mod parallel;
