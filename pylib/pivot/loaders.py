@@ -15,6 +15,7 @@ import abc
 import contextlib
 import dataclasses
 import importlib
+import itertools
 import json
 import os
 import pathlib
@@ -24,6 +25,8 @@ from types import ModuleType
 from typing import IO, Any, Generic, TypeVar
 
 from pivot.exceptions import MissingPackageError
+
+_TEMP_COUNTER = itertools.count()
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -48,10 +51,13 @@ def _require(module: str, package: str, loader: str) -> ModuleType:
 def _write_atomically(path: pathlib.Path, mode: str, write: Callable[[IO[Any]], None]) -> None:
     """Write through a temporary file in the same directory, then rename it over `path`.
 
-    A stage killed mid-write then leaves the previous file or none, never a truncated one.
+    A stage killed mid-write then leaves the previous file or none, never a truncated one. The
+    temporary name is pivot's own (`.pivot-tmp-<pid>-<n>-<8 hex>`, as the Rust side names its
+    temp files): short whatever `path`'s length, and recognised as debris by the next pivot
+    that writes into the directory once this process is gone.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = str(path.parent / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    tmp = str(path.parent / f".pivot-tmp-{os.getpid()}-{next(_TEMP_COUNTER)}-{os.urandom(4).hex()}")
     # os.open with 0o666 (unlike mkstemp's 0o600) lets the umask decide, as open() would.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:

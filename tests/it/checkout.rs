@@ -244,14 +244,7 @@ fn a_255_byte_output_name_runs_commits_and_is_restored_and_such_tracked_data_too
         "pipeline.py",
         &format!(
             "{PRELUDE}
-class Plain(loaders.Writer[str]):
-    # The built-in loaders' own temp name embeds the output's name (issue 9: left as it is,
-    # its text is in the golden loader digests).
-    def save(self, data, path):
-        pathlib.Path(path).write_text(data)
-
-
-def long() -> Annotated[str, outputs.Out('out/{long}', Plain())]:
+def long() -> Annotated[str, outputs.Out('out/{long}', loaders.Text())]:
     _ran('long')
     return 'long'
 
