@@ -322,4 +322,23 @@ impl Executor<'_> {
             lock.outs.iter().find(|e| e.path == rel).map(|e| &e.hash) != current.as_ref()
         })
     }
+
+    /// Whether a blob of a cached output the lock records is missing from the cache, or not
+    /// intact (for `pivot commit`: the workspace may still hold what the cache lost).
+    pub(super) fn blobs_lost(&self, i: usize, lock: &LockFile) -> bool {
+        self.dag.stages[i]
+            .outs
+            .iter()
+            .filter(|o| o.cache)
+            .filter_map(|o| {
+                let rel = out_lock_path(self.project, o);
+                lock.outs.iter().find(|e| e.path == rel)
+            })
+            .any(|e| match &e.manifest {
+                None => !self.cache.blob_intact(&e.hash, self.state),
+                Some(files) => files
+                    .iter()
+                    .any(|f| !self.cache.blob_intact(&f.hash, self.state)),
+            })
+    }
 }

@@ -26,7 +26,7 @@ mod tests;
 
 use std::path::Path;
 
-use crate::cache::{Cache, RestoreTarget};
+use crate::cache::{BlobHealth, Cache, RestoreTarget};
 use crate::digest::{Digest, DigestMemo, ManifestEntry};
 use crate::executor::keys::{self, out_lock_path, Inputs, KeyError};
 use crate::executor::ledger::{self, RunCacheEntry};
@@ -36,7 +36,7 @@ use crate::project::Project;
 use crate::stage_key::Mismatch;
 use crate::state::State;
 
-pub(crate) use verdict::{Planned, Restore, RunReason, Skip, Tier, Verdict};
+pub(crate) use verdict::{Planned, Restore, RunReason, Skip, Tier, Unrestorable, Verdict};
 use written::Answer;
 pub(crate) use written::Written;
 
@@ -344,9 +344,14 @@ fn check_outputs(
                 Some(_) => RunReason::OutputModified(rel),
             });
         }
+        let present = current.is_some();
         let current_files = current.and_then(|(_, m)| m).unwrap_or_default();
-        if !blobs_intact(views.cache, views.memo, locked, &current_files) {
-            return Err(RunReason::OutputsMissing);
+        if let Some((path, blob)) = broken_blob(views.cache, views.memo, locked, &current_files) {
+            return Err(RunReason::Unrestorable(Unrestorable {
+                path,
+                present,
+                blob,
+            }));
         }
         let dest = views
             .project
@@ -364,23 +369,35 @@ fn check_outputs(
     Ok(restore)
 }
 
-/// Whether every blob a restore of `locked` writes is in the cache with the right content: for a
+/// The first file a restore of `locked` would write whose blob is not in the cache with the
+/// right content (its path and what is wrong with the blob), or None when all are: for a
 /// directory, only the files that differ from `current` (the files there now) are written.
-fn blobs_intact(
+fn broken_blob(
     cache: &Cache,
     memo: &dyn DigestMemo,
     locked: &LockEntry,
     current: &[ManifestEntry],
-) -> bool {
-    let needed: Vec<&Digest> = match &locked.manifest {
-        None => vec![&locked.hash],
+) -> Option<(String, BlobHealth)> {
+    let needed: Vec<(String, &Digest)> = match &locked.manifest {
+        None => vec![(locked.path.clone(), &locked.hash)],
         Some(files) => files
             .iter()
             .filter(|f| !current.contains(f))
-            .map(|f| &f.hash)
+            .map(|f| {
+                let dir = locked.path.trim_end_matches('/');
+                (format!("{dir}/{}", f.relpath), &f.hash)
+            })
             .collect(),
     };
-    needed.iter().all(|d| cache.blob_intact(d, memo))
+    let (path, d) = needed
+        .into_iter()
+        .find(|(_, d)| !cache.blob_intact(d, memo))?;
+    // Only now tell a missing blob from a corrupt one (a read without recording anything).
+    let health = match cache.blob_health(d, &crate::digest::NoMemo) {
+        BlobHealth::Intact => BlobHealth::Missing,
+        other => other,
+    };
+    Some((path, health))
 }
 
 /// Tier 3: the restores that make the workspace hold a past run's outputs, or None when that

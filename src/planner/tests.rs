@@ -311,7 +311,8 @@ fn each_case_gets_its_typed_verdict() {
                 fs::remove_dir_all(f.project.cache_dir()).unwrap();
             },
             "a",
-            "run: outputs missing from cache",
+            "run: outputs missing from cache: `a.txt` is gone and its committed version is not in \
+             the cache",
             true,
         ),
         (
@@ -471,6 +472,17 @@ fn a_corrupt_blob_is_not_restorable_and_is_left_in_place() {
     let blob = f.cache.blob_path(&lock.outs[0].hash);
     fs::remove_file(&blob).unwrap();
     fs::write(&blob, "not the content\n").unwrap();
-    assert_eq!(said(&f.plan("a", false)), "run: outputs missing from cache");
+    assert_eq!(
+        said(&f.plan("a", false)),
+        "run: outputs missing from cache: `a.txt` is gone and its committed version is corrupt in \
+         the cache"
+    );
     assert!(blob.exists(), "the planner never evicts");
+    // A workspace file with other content is named as changed.
+    f.write("a.txt", "edited\n");
+    assert_eq!(
+        said(&f.plan("a", false)),
+        "run: outputs missing from cache: `a.txt` was changed and its committed version is \
+         corrupt in the cache"
+    );
 }

@@ -1,6 +1,7 @@
 //! What the planner decides for one stage, as types. Reason strings are the reference's (SPEC.md
 //! 5.5, 8.2) and are produced only by the `Display` impls and the render helpers here, at the edge.
 
+use crate::cache::BlobHealth;
 use std::fmt;
 
 use crate::cache::RestoreTarget;
@@ -47,9 +48,11 @@ pub(crate) enum RunReason {
     ParamsChanged,
     DepsChanged,
     OutPathsChanged,
-    /// A cached output cannot be restored (no lock entry, blob missing), or a non-cached one is
-    /// gone.
+    /// A cached output has no lock entry, or a non-cached one is gone.
     OutputsMissing,
+    /// A cached output differs from its lock (or is gone) and the committed version cannot be
+    /// restored: its blob is missing from the cache, or corrupt there.
+    Unrestorable(Unrestorable),
     /// A non-cached output (a `Metric`) differs from what the last run wrote.
     OutputModified(String),
     /// A stage producing one of its deps will run first (dry runs only: a run re-plans the
@@ -68,9 +71,35 @@ impl fmt::Display for RunReason {
             RunReason::DepsChanged => f.write_str(s::DEPS_CHANGED),
             RunReason::OutPathsChanged => f.write_str(s::OUT_PATHS_CHANGED),
             RunReason::OutputsMissing => f.write_str(s::OUTPUTS_MISSING),
+            RunReason::Unrestorable(u) => write!(f, "{}: {u}", s::OUTPUTS_MISSING),
             RunReason::OutputModified(path) => write!(f, "Output modified: {path}"),
             RunReason::UpstreamStale(names) => write!(f, "Upstream stale ({})", names.join(", ")),
         }
+    }
+}
+
+/// Which file of a cached output a skip cannot restore, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Unrestorable {
+    /// The file (a directory output's file is named inside it).
+    pub(crate) path: String,
+    /// The workspace has a file there (with other content); else it is gone.
+    pub(crate) present: bool,
+    pub(crate) blob: BlobHealth,
+}
+
+impl fmt::Display for Unrestorable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let now = if self.present {
+            "was changed"
+        } else {
+            "is gone"
+        };
+        let blob = match self.blob {
+            BlobHealth::Corrupt => "is corrupt in the cache",
+            BlobHealth::Missing | BlobHealth::Intact => "is not in the cache",
+        };
+        write!(f, "`{}` {now} and its committed version {blob}", self.path)
     }
 }
 

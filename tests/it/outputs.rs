@@ -111,7 +111,7 @@ fn output_edited_in_place_through_its_hardlink_reruns_the_stage() {
     r.success();
     assert!(
         r.stderr
-            .contains("prep: running (outputs missing from cache)"),
+            .contains("prep: running (outputs missing from cache: `data/clean.txt` was changed and its committed version is corrupt in the cache)"),
         "{}",
         r.stderr
     );
@@ -156,4 +156,67 @@ pipeline.register(make)
         r.stderr
     );
     assert_eq!(p.read("out/a.txt"), "x");
+}
+
+/// `status` of the stage `name` as `pivot status --json` gives it: (status, reason).
+fn stage_status(p: &Project, name: &str) -> (String, String) {
+    let r = p.pivot(&["status", "--json"]);
+    r.success();
+    let stage = r.json()["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .cloned()
+        .unwrap();
+    let text = |k: &str| stage[k].as_str().unwrap_or_default().to_owned();
+    (text("status"), text("reason"))
+}
+
+#[test]
+fn after_the_cache_is_deleted_commit_stores_the_outputs_again() {
+    let p = project();
+    std::fs::remove_dir_all(p.path(".pivot/cache")).unwrap();
+    // The workspace still matches the locks: nothing is stale, but verify fails and says how
+    // to repair, and a plain `commit` (no stage named) is that repair.
+    assert_eq!(stage_status(&p, "prep").0, "cached");
+    let verify = p.pivot(&["verify"]);
+    verify.code(1);
+    assert!(
+        verify.stderr.contains("`pivot commit prep`"),
+        "{}",
+        verify.stderr
+    );
+    let commit = p.pivot(&["commit"]);
+    commit.success();
+    assert!(commit.stderr.contains("prep"), "{}", commit.stderr);
+    p.pivot(&["verify"]).success();
+    assert!(p.take_runs().is_empty());
+}
+
+#[test]
+fn a_changed_output_whose_committed_version_is_gone_is_named_with_both_conditions() {
+    let p = project();
+    std::fs::remove_dir_all(p.path(".pivot/cache")).unwrap();
+    // The link into the cache is gone with it: this writes the workspace file only.
+    std::fs::write(p.path("data/clean.txt"), "9,9\n").unwrap();
+    assert_eq!(
+        stage_status(&p, "prep"),
+        (
+            "stale".to_owned(),
+            "outputs missing from cache: `data/clean.txt` was changed and its committed version \
+             is not in the cache"
+                .to_owned()
+        )
+    );
+    std::fs::remove_file(p.path("data/clean.txt")).unwrap();
+    assert_eq!(
+        stage_status(&p, "prep").1,
+        "outputs missing from cache: `data/clean.txt` is gone and its committed version is not \
+         in the cache"
+    );
+    // The run is the repair.
+    p.pivot(&["repro"]).success();
+    assert_eq!(p.take_runs(), ["prep"]);
+    p.pivot(&["verify"]).success();
 }
