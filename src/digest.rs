@@ -610,24 +610,28 @@ fn walk(dir: &Path, rel: &str, out: &mut Vec<Found>) -> io::Result<()> {
         relpath
     };
     // Subdirectories are listed in parallel, each into its own list, appended in order.
-    let nested: Vec<Option<Vec<Found>>> = items
-        .par_iter()
-        .map(|(name, item)| match item {
-            Item::Dir(path) => {
-                let mut found = Vec::new();
-                walk(path, &join(&name[..name.len() - 1]), &mut found).map(|()| Some(found))
-            }
-            Item::File(_) => Ok(None),
+    let subdirs: Vec<(&str, &Path)> = items
+        .iter()
+        .filter_map(|(name, item)| match item {
+            Item::Dir(path) => Some((&name[..name.len() - 1], path.as_path())),
+            Item::File(_) => None,
         })
-        .collect::<io::Result<_>>()?;
-    for ((name, item), nested) in items.into_iter().zip(nested) {
-        match (item, nested) {
-            (Item::File(entry), _) => out.push(Found {
+        .collect();
+    let mut nested = subdirs
+        .par_iter()
+        .map(|(name, path)| {
+            let mut found = Vec::new();
+            walk(path, &join(name), &mut found).map(|()| found)
+        })
+        .collect::<io::Result<Vec<_>>>()?
+        .into_iter();
+    for (name, item) in items {
+        match item {
+            Item::File(entry) => out.push(Found {
                 relpath: join(&name),
                 entry,
             }),
-            (Item::Dir(_), Some(found)) => out.extend(found),
-            (Item::Dir(_), None) => {}
+            Item::Dir(_) => out.extend(nested.next().into_iter().flatten()),
         }
     }
     Ok(())
