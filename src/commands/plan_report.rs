@@ -92,6 +92,15 @@ pub(crate) fn compute_with(
         locks.insert(i, lock);
     }
     let planned = planner::plan_order(&views, order, force, |i| &locks[&i]);
+    let fresh_cached: Vec<&str> = order
+        .iter()
+        .zip(&planned)
+        .filter(|(&i, p)| !p.is_stale() && s.dag.stages[i].outs.iter().any(|o| o.cache))
+        .map(|(&i, _)| s.dag.name(i))
+        .collect();
+    if let Some(w) = cache.lost_warning(&fresh_cached) {
+        s.printer.warn(w);
+    }
     Ok(order
         .iter()
         .zip(planned)

@@ -360,6 +360,15 @@ impl Executor<'_> {
             };
             ordered.push(r);
         }
+        let fresh_cached: Vec<&str> = order
+            .iter()
+            .filter(|i| progress.skipped.contains_key(i))
+            .filter(|&&i| self.dag.stages[i].outs.iter().any(|o| o.cache))
+            .map(|&i| self.dag.name(i))
+            .collect();
+        if let Some(w) = self.cache.lost_warning(&fresh_cached) {
+            self.observer.warning(&w);
+        }
         if let Err(e) = self.state.flush() {
             self.observer
                 .warning(&format!("could not save the state: {e}"));

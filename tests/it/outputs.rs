@@ -177,8 +177,16 @@ fn stage_status(p: &Project, name: &str) -> (String, String) {
 fn after_the_cache_is_deleted_commit_stores_the_outputs_again() {
     let p = project();
     std::fs::remove_dir_all(p.path(".pivot/cache")).unwrap();
-    // The workspace still matches the locks: nothing is stale, but verify fails and says how
-    // to repair, and a plain `commit` (no stage named) is that repair.
+    // The workspace still matches the locks: nothing is stale, but `repro` and `status` say
+    // where the results are now, verify fails and says how to repair, and a plain `commit` (no
+    // stage named) is that repair.
+    let lost = "the committed outputs of `prep` are only in the workspace; `pivot commit` \
+                stores them in the cache again";
+    let repro = p.pivot(&["repro"]);
+    repro.success();
+    assert!(repro.stderr.contains(lost), "{}", repro.stderr);
+    assert!(p.take_runs().is_empty());
+    assert!(p.pivot(&["status"]).stderr.contains(lost));
     assert_eq!(stage_status(&p, "prep").0, "cached");
     let verify = p.pivot(&["verify"]);
     verify.code(1);
@@ -191,6 +199,8 @@ fn after_the_cache_is_deleted_commit_stores_the_outputs_again() {
     commit.success();
     assert!(commit.stderr.contains("prep"), "{}", commit.stderr);
     p.pivot(&["verify"]).success();
+    let repro = p.pivot(&["repro"]);
+    assert!(!repro.stderr.contains("warning"), "{}", repro.stderr);
     assert!(p.take_runs().is_empty());
 }
 
