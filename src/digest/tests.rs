@@ -22,6 +22,23 @@ fn manifest_digest_matches_the_reference_example() {
 }
 
 #[test]
+fn a_digest_from_u64_is_its_zero_padded_lowercase_hex() {
+    for v in [
+        0,
+        1,
+        0xa,
+        0xdead_beef,
+        0x0123_4567_89ab_cdef,
+        u64::MAX,
+        1 << 63,
+    ] {
+        let d = Digest::from_u64(v);
+        assert_eq!(d.as_str(), format!("{v:016x}"));
+        assert_eq!(Digest::parse(d.as_str()), Some(d));
+    }
+}
+
+#[test]
 fn empty_directory_digest_is_digest_of_empty_list() {
     assert_eq!(manifest_digest(&[]), Digest::of_bytes(b"[]"));
 }

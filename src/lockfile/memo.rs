@@ -12,17 +12,30 @@
 //! Small locks parse faster than a memo lookup; only those of [`MIN_BYTES`] or more are
 //! remembered.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use xxhash_rust::xxh64::xxh64;
 
-use super::LockFile;
+use super::{LockEntry, LockFile};
+use crate::digest::{Digest, ManifestEntry};
+use crate::repo_path::RepoPath;
 
 /// Lock files at least this large are remembered.
 pub(super) const MIN_BYTES: usize = 64 * 1024;
 
-/// Encoding tag: a value of another tag (another version's encoding) is a miss.
-const TAG: &[u8; 4] = b"lk1:";
+/// Encoding tag: a value of another tag (another version's encoding) is a miss. `lk1:` was JSON
+/// throughout; `lk2:` is the binary layout of [`encode`].
+const TAG: &[u8; 4] = b"lk2:";
+
+/// The fewest bytes one encoded dep or out takes (path length, hash, manifest presence byte).
+const MIN_ENTRY_BYTES: usize = 4 + 8 + 1;
+
+/// The fewest bytes one encoded manifest entry takes (relpath length, hash, size, isexec).
+const MIN_MANIFEST_ENTRY_BYTES: usize = 4 + 8 + 8 + 1;
+
+/// The fewest bytes one encoded `code_manifest` pair takes (two lengths).
+const MIN_PAIR_BYTES: usize = 4 + 4;
 
 /// Where parsed locks are remembered (the state implements it). `get` returns what `put` last
 /// stored for `path`, if anything; both may forget at will.
@@ -55,29 +68,206 @@ pub(super) fn remember(memo: &dyn ParsedMemo, path: &Path, bytes: &[u8], lock: &
         return;
     }
     let digest = xxh64(bytes, 0);
-    let value = encode(digest, lock);
-    // JSON cannot hold every value a lock can (a NaN param); such a lock is parsed each time.
+    let Some(value) = encode(digest, lock) else {
+        return;
+    };
+    // Params are JSON, and serde_json reads some floats back a bit off (it trades exactness for
+    // speed); a lock with such a param is parsed each time.
     if decode(&value, digest).as_ref() == Some(lock) {
         memo.put_parsed(path, value);
     }
 }
 
-fn encode(digest: u64, lock: &LockFile) -> Vec<u8> {
-    let mut value = Vec::with_capacity(MIN_BYTES);
-    value.extend_from_slice(TAG);
-    value.extend_from_slice(&digest.to_be_bytes());
-    // Serialising plain data to a Vec cannot fail.
-    serde_json::to_writer(&mut value, lock).expect("invariant: a lock serialises to JSON");
-    value
+// The layout: TAG, the lock bytes' XXH64, then `code_manifest` (a count, then key and value
+// strings), `params` (length-prefixed JSON: small, and its values are irregular), `deps` and
+// `outs` (a count, then per entry its path string, hash, and a presence byte followed by the
+// manifest: a count, then per file relpath string, hash, size, isexec byte). Integers are
+// little-endian, counts and string lengths u32, hashes the digest's u64, strings UTF-8. A
+// 100k-file manifest is most of a large lock, and this is what makes decoding it cheap: no
+// text to scan, no hex to parse, one allocation per string.
+
+/// The value to remember for a lock whose bytes hash to `digest`; `None` for a lock the layout
+/// cannot hold (a string or list longer than `u32::MAX`).
+fn encode(digest: u64, lock: &LockFile) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(MIN_BYTES);
+    out.extend_from_slice(TAG);
+    out.extend_from_slice(&digest.to_le_bytes());
+    put_len(&mut out, lock.code_manifest.len())?;
+    for (key, value) in &lock.code_manifest {
+        put_str(&mut out, key)?;
+        put_str(&mut out, value)?;
+    }
+    // Serialising plain data to a Vec cannot fail (were it to, the lock is not remembered).
+    let params = serde_json::to_vec(&lock.params).ok()?;
+    put_bytes(&mut out, &params)?;
+    put_entries(&mut out, &lock.deps)?;
+    put_entries(&mut out, &lock.outs)?;
+    Some(out)
 }
 
+fn put_entries(out: &mut Vec<u8>, entries: &[LockEntry]) -> Option<()> {
+    put_len(out, entries.len())?;
+    for entry in entries {
+        put_str(out, &entry.path)?;
+        put_digest(out, &entry.hash)?;
+        match &entry.manifest {
+            None => out.push(0),
+            Some(manifest) => {
+                out.push(1);
+                put_manifest(out, manifest)?;
+            }
+        }
+    }
+    Some(())
+}
+
+fn put_manifest(out: &mut Vec<u8>, manifest: &[ManifestEntry]) -> Option<()> {
+    put_len(out, manifest.len())?;
+    out.reserve(manifest.len() * (MIN_MANIFEST_ENTRY_BYTES + 16));
+    for m in manifest {
+        put_str(out, m.relpath.as_str())?;
+        put_digest(out, &m.hash)?;
+        out.extend_from_slice(&m.size.to_le_bytes());
+        out.push(u8::from(m.isexec));
+    }
+    Some(())
+}
+
+fn put_len(out: &mut Vec<u8>, len: usize) -> Option<()> {
+    out.extend_from_slice(&u32::try_from(len).ok()?.to_le_bytes());
+    Some(())
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) -> Option<()> {
+    put_len(out, bytes.len())?;
+    out.extend_from_slice(bytes);
+    Some(())
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) -> Option<()> {
+    put_bytes(out, s.as_bytes())
+}
+
+/// A digest as the u64 its 16 hex characters spell ([`Digest::from_u64`] spells it back).
+fn put_digest(out: &mut Vec<u8>, digest: &Digest) -> Option<()> {
+    let v = u64::from_str_radix(digest.as_str(), 16).ok()?;
+    out.extend_from_slice(&v.to_le_bytes());
+    Some(())
+}
+
+/// The lock `value` holds if it is one [`encode`] wrote for lock bytes hashing to `digest`.
+/// Total: a value of another tag or digest, truncated, garbled or with bytes left over is `None`,
+/// and no length is trusted for an allocation before the bytes it promises are there.
 fn decode(value: &[u8], digest: u64) -> Option<LockFile> {
-    let rest = value.strip_prefix(TAG.as_slice())?;
-    let (stored, json) = rest.split_at_checked(8)?;
-    if u64::from_be_bytes(stored.try_into().ok()?) != digest {
+    let mut r = Reader(value.strip_prefix(TAG.as_slice())?);
+    if r.u64()? != digest {
         return None;
     }
-    serde_json::from_slice(json).ok()
+    let code_manifest = r.code_manifest()?;
+    let params = serde_json::from_slice(r.bytes()?).ok()?;
+    let deps = r.entries()?;
+    let outs = r.entries()?;
+    r.0.is_empty().then_some(LockFile {
+        code_manifest,
+        params,
+        deps,
+        outs,
+    })
+}
+
+/// The bytes of a value not yet decoded.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = self.0.split_at_checked(n)?;
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.take(N)?.try_into().ok()
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        self.array().map(u64::from_le_bytes)
+    }
+
+    fn u32(&mut self) -> Option<usize> {
+        usize::try_from(u32::from_le_bytes(self.array()?)).ok()
+    }
+
+    fn bool(&mut self) -> Option<bool> {
+        match self.array::<1>()? {
+            [0] => Some(false),
+            [1] => Some(true),
+            _ => None,
+        }
+    }
+
+    /// A count of items each at least `min_bytes` long: `None` when the rest cannot hold them,
+    /// so a garbled count never sizes an allocation.
+    fn count(&mut self, min_bytes: usize) -> Option<usize> {
+        let n = self.u32()?;
+        (n <= self.0.len() / min_bytes).then_some(n)
+    }
+
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let len = self.u32()?;
+        self.take(len)
+    }
+
+    fn string(&mut self) -> Option<String> {
+        String::from_utf8(self.bytes()?.to_vec()).ok()
+    }
+
+    fn digest(&mut self) -> Option<Digest> {
+        self.u64().map(Digest::from_u64)
+    }
+
+    fn code_manifest(&mut self) -> Option<BTreeMap<String, String>> {
+        let n = self.count(MIN_PAIR_BYTES)?;
+        let mut map = BTreeMap::new();
+        for _ in 0..n {
+            let key = self.string()?;
+            map.insert(key, self.string()?);
+        }
+        // A repeated key would have been collapsed: not what `encode` writes.
+        (map.len() == n).then_some(map)
+    }
+
+    fn entries(&mut self) -> Option<Vec<LockEntry>> {
+        let n = self.count(MIN_ENTRY_BYTES)?;
+        let mut entries = Vec::with_capacity(n);
+        for _ in 0..n {
+            let path = self.string()?;
+            let hash = self.digest()?;
+            let manifest = match self.bool()? {
+                false => None,
+                true => Some(self.manifest()?),
+            };
+            entries.push(LockEntry {
+                path,
+                hash,
+                manifest,
+            });
+        }
+        Some(entries)
+    }
+
+    fn manifest(&mut self) -> Option<Vec<ManifestEntry>> {
+        let n = self.count(MIN_MANIFEST_ENTRY_BYTES)?;
+        let mut manifest = Vec::with_capacity(n);
+        for _ in 0..n {
+            manifest.push(ManifestEntry {
+                relpath: RepoPath::parse_owned(self.string()?).ok()?,
+                hash: self.digest()?,
+                size: self.u64()?,
+                isexec: self.bool()?,
+            });
+        }
+        Some(manifest)
+    }
 }
 
 #[cfg(test)]
@@ -166,11 +356,145 @@ mod tests {
     #[test]
     fn a_value_of_another_encoding_or_digest_is_a_miss() {
         let lock = big_lock(3);
-        let value = encode(7, &lock);
+        let value = encode(7, &lock).unwrap();
         assert_eq!(decode(&value, 7), Some(lock));
         assert_eq!(decode(&value, 8), None);
         assert_eq!(decode(b"lk0:\0\0\0\0\0\0\0\x07{}", 7), None);
-        assert_eq!(decode(b"lk1:", 7), None);
-        assert_eq!(decode(b"lk1:\0\0\0\0\0\0\0\x07not json", 7), None);
+        assert_eq!(decode(b"lk1:\x07\0\0\0\0\0\0\0{}", 7), None);
+        assert_eq!(decode(b"lk2:", 7), None);
+        assert_eq!(decode(b"lk2:\x07\0\0\0\0\0\0\0not binary", 7), None);
+    }
+
+    /// Every part of a lock: two directory entries with manifests, a file entry without, params
+    /// of each JSON kind in a non-alphabetical order, several code_manifest keys, unicode paths.
+    fn varied_lock() -> LockFile {
+        let manifest = |dir: &str, n: u64| -> Vec<ManifestEntry> {
+            (0..n)
+                .map(|i| ManifestEntry {
+                    relpath: RepoPath::parse(&format!("sub{i}/é{i}.bin")).unwrap(),
+                    hash: Digest::from_u64(u64::MAX - i * 0x1234_5678_9abc),
+                    size: if i == 0 { u64::MAX } else { i * 1000 },
+                    isexec: i % 2 == 1,
+                })
+                .chain(std::iter::once(ManifestEntry {
+                    relpath: RepoPath::parse(dir).unwrap(),
+                    hash: Digest::from_u64(0),
+                    size: 0,
+                    isexec: false,
+                }))
+                .collect()
+        };
+        let mut lock = LockFile::default();
+        for (k, v) in [
+            ("self:s", "0123456789abcdef"),
+            ("mod:f", "fedcba9876543210"),
+        ] {
+            lock.code_manifest.insert(k.into(), v.into());
+        }
+        let params = serde_json::json!({
+            "z": 1, "a": [1.5, "x", null, true], "m": {"k": {"deep": -3}}, "s": "ü"
+        });
+        lock.params = params.as_object().unwrap().clone();
+        let m1 = manifest("x", 4);
+        let m2 = manifest("y/z", 2);
+        lock.deps = vec![
+            LockEntry {
+                path: "data/in".into(),
+                hash: crate::digest::manifest_digest(&m1),
+                manifest: Some(m1),
+            },
+            LockEntry {
+                path: "ф.csv".into(),
+                hash: Digest::from_u64(42),
+                manifest: None,
+            },
+        ];
+        lock.outs = vec![LockEntry {
+            path: "out/".into(),
+            hash: crate::digest::manifest_digest(&m2),
+            manifest: Some(m2),
+        }];
+        lock
+    }
+
+    #[test]
+    fn a_lock_with_manifests_params_and_code_manifest_round_trips() {
+        let lock = varied_lock();
+        let value = encode(99, &lock).unwrap();
+        assert_eq!(decode(&value, 99), Some(lock.clone()));
+        assert_eq!(
+            decode(&value, 99)
+                .unwrap()
+                .params
+                .keys()
+                .collect::<Vec<_>>(),
+            ["z", "a", "m", "s"]
+        );
+        assert_eq!(
+            decode(&encode(1, &LockFile::default()).unwrap(), 1),
+            Some(LockFile::default())
+        );
+
+        // And through `remember` and `recall`.
+        let memo = Map::default();
+        let bytes = vec![b'#'; MIN_BYTES];
+        remember(&memo, Path::new("s.lock"), &bytes, &lock);
+        assert_eq!(recall(&memo, Path::new("s.lock"), &bytes), Some(lock));
+    }
+
+    #[test]
+    fn every_truncation_of_a_value_is_a_miss() {
+        let value = encode(5, &varied_lock()).unwrap();
+        for len in 0..value.len() {
+            assert_eq!(decode(&value[..len], 5), None, "prefix of {len} bytes");
+        }
+        let mut longer = value.clone();
+        longer.push(0);
+        assert_eq!(decode(&longer, 5), None);
+    }
+
+    #[test]
+    fn a_length_far_beyond_the_value_is_a_miss() {
+        let lock = varied_lock();
+        let value = encode(5, &lock).unwrap();
+        let at = |needle: &[u8]| {
+            value
+                .windows(needle.len())
+                .position(|w| w == needle)
+                .unwrap()
+        };
+        // Each kind of length field (code_manifest count, params length, manifest count,
+        // relpath length), set to u32::MAX and to one more than the bytes that follow it.
+        let params = serde_json::to_vec(&lock.params).unwrap().len();
+        let fields = [
+            (4 + 8, 2),
+            (at(b"{\"z\"") - 4, params),
+            (at(b"data/in") + 7 + 8 + 1, 5),
+            (at("sub1/é1.bin".as_bytes()) - 4, "sub1/é1.bin".len()),
+        ];
+        for (field, original) in fields {
+            assert_eq!(value[field..field + 4], (original as u32).to_le_bytes());
+            for len in [u32::MAX, (value.len() - field - 4 + 1) as u32] {
+                let mut garbled = value.clone();
+                garbled[field..field + 4].copy_from_slice(&len.to_le_bytes());
+                assert_eq!(decode(&garbled, 5), None, "length {len} at {field}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_garbled_flag_or_relpath_is_a_miss() {
+        let value = encode(5, &varied_lock()).unwrap();
+        let presence = value.windows(7).position(|w| w == b"data/in").unwrap() + 7 + 8;
+        let mut garbled = value.clone();
+        garbled[presence] = 2;
+        assert_eq!(decode(&garbled, 5), None);
+
+        let relpath = value.windows(4).position(|w| w == b"sub1").unwrap();
+        for bad in [b"../1", b"/ub1", b"\xff\xfe\xfd\xfc"] {
+            let mut garbled = value.clone();
+            garbled[relpath..relpath + 4].copy_from_slice(bad);
+            assert_eq!(decode(&garbled, 5), None, "{bad:?}");
+        }
     }
 }
