@@ -93,7 +93,9 @@ pub(crate) fn plan_order<'l>(
     force: bool,
     lock_of: impl Fn(usize) -> &'l LockView,
 ) -> Vec<Planned> {
-    let mut planned: Vec<Option<Planned>> = vec![None; views.dag.len()];
+    // Whether each stage planned so far would run (a key may hold a 100k-file manifest: the
+    // verdicts themselves are not copied).
+    let mut would_run = vec![false; views.dag.len()];
     let mut written = Written::default();
     let mut out = Vec::with_capacity(order.len());
     for &i in order {
@@ -101,7 +103,7 @@ pub(crate) fn plan_order<'l>(
             .dag
             .upstream(i)
             .iter()
-            .filter(|&&u| planned[u].as_ref().is_some_and(Planned::would_run))
+            .filter(|&&u| would_run[u])
             .map(|&u| views.dag.name(u).to_owned())
             .collect();
         let mut stale_up = stale_up;
@@ -121,7 +123,7 @@ pub(crate) fn plan_order<'l>(
         if let Verdict::Skip { restore, .. } = &p.verdict {
             written.predict(views.project, views.dag.name(i), restore);
         }
-        planned[i] = Some(p.clone());
+        would_run[i] = p.would_run();
         out.push(p);
     }
     out
