@@ -8,7 +8,7 @@
 //! `.pivot/config.yaml` (`settings.rs`), so every YAML file pivot reads means what PyYAML makes of it.
 
 mod emit;
-mod memo;
+pub(crate) mod memo;
 mod parse;
 mod resolve;
 mod value;

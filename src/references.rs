@@ -425,12 +425,22 @@ pub(crate) mod tests {
         let root = &f.project.root;
         fs::create_dir_all(root.join("data")).unwrap();
         let one = PvtFile::file(rp("raw.csv"), d("a,b"), 3);
-        crate::tracked::write(&root.join("data/raw.csv.pvt"), &one).unwrap();
+        crate::tracked::write(
+            &root.join("data/raw.csv.pvt"),
+            &one,
+            &crate::lockfile::NoParsedMemo,
+        )
+        .unwrap();
         let files = vec![file("x.png", "x")];
         let tree = crate::digest::manifest_digest(&files);
         let dir = PvtFile::dir(rp("images"), tree, files);
-        crate::tracked::write(&root.join("images.pvt"), &dir).unwrap();
-        let found = crate::tracked::discover(root);
+        crate::tracked::write(
+            &root.join("images.pvt"),
+            &dir,
+            &crate::lockfile::NoParsedMemo,
+        )
+        .unwrap();
+        let found = crate::tracked::discover(root, &crate::lockfile::NoParsedMemo);
         assert!(found.invalid.is_empty());
 
         let mut scope = Scope::outputs_of(Vec::new());

@@ -202,8 +202,13 @@ mod tests {
         fs::create_dir_all(root.join("data")).unwrap();
         fs::write(root.join("data/raw.csv"), "a,b").unwrap();
         let pvt = PvtFile::file(rp("raw.csv"), d("a,b"), 3);
-        crate::tracked::write(&root.join("data/raw.csv.pvt"), &pvt).unwrap();
-        let found = crate::tracked::discover(root);
+        crate::tracked::write(
+            &root.join("data/raw.csv.pvt"),
+            &pvt,
+            &crate::lockfile::NoParsedMemo,
+        )
+        .unwrap();
+        let found = crate::tracked::discover(root, &crate::lockfile::NoParsedMemo);
         assert!(found.invalid.is_empty());
         found.tracked
     }
@@ -301,7 +306,12 @@ mod tests {
             }
             let name = rp(data.file_name().unwrap().to_str().unwrap());
             let pvt = PvtFile::file(name, d(content), content.len() as u64);
-            crate::tracked::write(&crate::tracked::pvt_path(&data), &pvt).unwrap();
+            crate::tracked::write(
+                &crate::tracked::pvt_path(&data),
+                &pvt,
+                &crate::lockfile::NoParsedMemo,
+            )
+            .unwrap();
         };
         track("data/gone.csv", "gone", true);
         track("data/edited.csv", "before", true);
@@ -316,13 +326,14 @@ mod tests {
         crate::tracked::write(
             &root.join("imgs.pvt"),
             &PvtFile::dir(rp("imgs"), tree, files),
+            &crate::lockfile::NoParsedMemo,
         )
         .unwrap();
         fs::remove_file(root.join("data/gone.csv")).unwrap();
         fs::remove_file(root.join("data/uncached.csv")).unwrap();
         fs::write(root.join("data/edited.csv"), "after").unwrap();
         fs::remove_dir_all(root.join("imgs")).unwrap();
-        let tracked = crate::tracked::discover(root).tracked;
+        let tracked = crate::tracked::discover(root, &crate::lockfile::NoParsedMemo).tracked;
         assert_eq!(tracked.len(), 4);
 
         let r =

@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use crate::digest::{self, Digest, DigestMemo, ManifestEntry};
-use crate::lockfile::{self, YamlValue};
+use crate::lockfile::memo::{self, Memoised};
+use crate::lockfile::{self, ParsedMemo, YamlValue};
 use crate::repo_path::RepoPath;
 
 /// Directories discovery never descends into: pivot's own, VCS and environments.
@@ -217,24 +218,28 @@ impl PvtFile {
     }
 }
 
-/// Reads the `.pvt` file at `pvt` (absolute).
-pub(crate) fn read(pvt: &Path) -> Result<Tracked, TrackedError> {
-    let text = fs::read_to_string(pvt).map_err(|source| match source.kind() {
-        io::ErrorKind::InvalidData => TrackedError::Invalid {
-            path: pvt.to_owned(),
-            line: None,
-            message: "not valid UTF-8".into(),
-        },
-        _ => TrackedError::Io {
-            path: pvt.to_owned(),
-            source,
-        },
-    })?;
-    let file = PvtFile::parse(&text).map_err(|(line, message)| TrackedError::Invalid {
+/// Reads the `.pvt` file at `pvt` (absolute); a large one (a tracked directory's manifest) is
+/// answered by `memo` when its bytes are those the memo parsed before.
+pub(crate) fn read(pvt: &Path, memo: &dyn ParsedMemo) -> Result<Tracked, TrackedError> {
+    let bytes = fs::read(pvt).map_err(|source| TrackedError::Io {
         path: pvt.to_owned(),
-        line,
-        message,
+        source,
     })?;
+    let file = match memo::recall::<PvtFile>(memo, pvt, &bytes) {
+        Some(file) => file,
+        None => {
+            let invalid = |line, message| TrackedError::Invalid {
+                path: pvt.to_owned(),
+                line,
+                message,
+            };
+            let text = std::str::from_utf8(&bytes)
+                .map_err(|_| invalid(None, "not valid UTF-8".to_owned()))?;
+            let file = PvtFile::parse(text).map_err(|(line, message)| invalid(line, message))?;
+            memo::remember(memo, pvt, &bytes, &file);
+            file
+        }
+    };
     let dir = pvt.parent().unwrap_or(Path::new("/"));
     let data = dir.join(file.path.as_path());
     Ok(Tracked {
@@ -244,9 +249,61 @@ pub(crate) fn read(pvt: &Path) -> Result<Tracked, TrackedError> {
     })
 }
 
-/// Writes `file` to `pvt` atomically.
-pub(crate) fn write(pvt: &Path, file: &PvtFile) -> io::Result<()> {
-    lockfile::write_file_atomic(pvt, file.render().as_bytes())
+/// Writes `file` to `pvt` atomically, telling `memo` what the bytes parse to.
+pub(crate) fn write(pvt: &Path, file: &PvtFile, memo: &dyn ParsedMemo) -> io::Result<()> {
+    let text = file.render();
+    lockfile::write_file_atomic(pvt, text.as_bytes())?;
+    // `file` is what reading these bytes back gives (render and parse round-trip).
+    memo::remember(memo, pvt, text.as_bytes(), file);
+    Ok(())
+}
+
+/// A `.pvt` file in the parsed memo: path, hash, size, then `num_files` and `manifest` each
+/// behind a presence byte (integers little-endian, as `lockfile/memo.rs` writes them).
+impl Memoised for PvtFile {
+    const TAG: &'static [u8; 4] = b"pv1:";
+
+    fn encode_body(&self, out: &mut Vec<u8>) -> Option<()> {
+        memo::put_str(out, self.path.as_str())?;
+        memo::put_digest(out, &self.hash)?;
+        out.extend_from_slice(&self.size.to_le_bytes());
+        match self.num_files {
+            None => out.push(0),
+            Some(n) => {
+                out.push(1);
+                out.extend_from_slice(&n.to_le_bytes());
+            }
+        }
+        match &self.manifest {
+            None => out.push(0),
+            Some(m) => {
+                out.push(1);
+                memo::put_manifest(out, m)?;
+            }
+        }
+        Some(())
+    }
+
+    fn decode_body(r: &mut memo::Reader<'_>) -> Option<PvtFile> {
+        let path = RepoPath::parse_owned(r.string()?).ok()?;
+        let hash = r.digest()?;
+        let size = r.u64()?;
+        let num_files = match r.bool()? {
+            false => None,
+            true => Some(r.u64()?),
+        };
+        let manifest = match r.bool()? {
+            false => None,
+            true => Some(r.manifest()?),
+        };
+        Some(PvtFile {
+            path,
+            hash,
+            size,
+            num_files,
+            manifest,
+        })
+    }
 }
 
 /// Every `.pvt` file under `root`, sorted by path, and the ones that could not be read.
@@ -258,8 +315,8 @@ pub(crate) struct Discovery {
 
 /// Finds the `.pvt` files under `root` (symlinked directories are not followed; pivot's and
 /// environment directories are skipped).
-pub(crate) fn discover(root: &Path) -> Discovery {
-    read_all(&find(root))
+pub(crate) fn discover(root: &Path, memo: &dyn ParsedMemo) -> Discovery {
+    read_all(&find(root), memo)
 }
 
 /// The `.pvt` files under `root`, sorted (see [`discover`]).
@@ -271,10 +328,10 @@ pub(crate) fn find(root: &Path) -> Vec<PathBuf> {
 }
 
 /// Reads each `.pvt` file of `pvts` (one deleted since it was found is left out).
-pub(crate) fn read_all(pvts: &[PathBuf]) -> Discovery {
+pub(crate) fn read_all(pvts: &[PathBuf], memo: &dyn ParsedMemo) -> Discovery {
     let mut d = Discovery::default();
     for pvt in pvts {
-        match read(pvt) {
+        match read(pvt, memo) {
             Ok(t) => d.tracked.push(t),
             Err(TrackedError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
             Err(e) => d.invalid.push(e),
@@ -441,10 +498,20 @@ mod tests {
         fs::create_dir_all(root.join("data/deep")).unwrap();
         fs::create_dir_all(root.join(".venv")).unwrap();
         let f = PvtFile::file(rp("x.csv"), d("0123456789abcdef"), 1);
-        write(&root.join("data/deep/x.csv.pvt"), &f).unwrap();
-        write(&root.join(".venv/y.pvt"), &f).unwrap();
+        write(
+            &root.join("data/deep/x.csv.pvt"),
+            &f,
+            &crate::lockfile::NoParsedMemo,
+        )
+        .unwrap();
+        write(
+            &root.join(".venv/y.pvt"),
+            &f,
+            &crate::lockfile::NoParsedMemo,
+        )
+        .unwrap();
         fs::write(root.join("data/broken.pvt"), "size: [").unwrap();
-        let found = discover(root);
+        let found = discover(root, &crate::lockfile::NoParsedMemo);
         assert_eq!(found.tracked.len(), 1);
         assert_eq!(found.tracked[0].data, root.join("data/deep/x.csv"));
         assert_eq!(found.invalid.len(), 1);
@@ -464,7 +531,7 @@ mod tests {
                 Digest::of_bytes(content.as_bytes()),
                 content.len() as u64,
             );
-            write(&pvt_path(&data), &f).unwrap();
+            write(&pvt_path(&data), &f, &crate::lockfile::NoParsedMemo).unwrap();
         };
         track("data/clean.csv", "a");
         track("data/edited.csv", "b");
@@ -475,7 +542,7 @@ mod tests {
         fs::remove_file(root.join("data/gone.csv")).unwrap();
         fs::remove_file(root.join("data/unread.csv")).unwrap();
         fs::remove_file(root.join("other/gone.csv")).unwrap();
-        let found = discover(root);
+        let found = discover(root, &crate::lockfile::NoParsedMemo);
         assert_eq!(found.tracked.len(), 5);
         let names = |items: &[&Tracked]| -> Vec<PathBuf> {
             items
@@ -497,8 +564,8 @@ mod tests {
         );
         // A dep inside a tracked directory reads it.
         let dir = PvtFile::dir(rp("imgs"), crate::digest::manifest_digest(&[]), Vec::new());
-        write(&root.join("imgs.pvt"), &dir).unwrap();
-        let found = discover(root);
+        write(&root.join("imgs.pvt"), &dir, &crate::lockfile::NoParsedMemo).unwrap();
+        let found = discover(root, &crate::lockfile::NoParsedMemo);
         let inside = root.join("imgs/x.png");
         let check = check_deps(&found.tracked, &[inside.as_path()], &digest::NoMemo);
         assert_eq!(names(&check.missing), [Path::new("imgs")]);

@@ -37,7 +37,8 @@ pub(super) fn run(globals: &Globals, args: CheckoutArgs) -> anyhow::Result<ExitS
     // running repro or track waits and then restores what that one recorded.
     let _lock = s.lock_project(false, settings.lock_timeout)?;
     crate::interrupt::install();
-    let tracked = s.locked_tracked();
+    let state = super::open_state_locked(&s.project, s.printer)?;
+    let tracked = s.locked_tracked(&state);
     let plan = if args.targets.is_empty() {
         restore::everything(&s.project, &s.dag.stages, tracked)
     } else {
@@ -48,7 +49,6 @@ pub(super) fn run(globals: &Globals, args: CheckoutArgs) -> anyhow::Result<ExitS
     };
     let Plan { targets, skipped } = plan;
     s.warn_skipped(skipped);
-    let state = super::open_state_locked(&s.project, s.printer)?;
     let cache = Cache::new(s.project.cache_dir());
     let outcome = Materialiser {
         root: &s.project.root,

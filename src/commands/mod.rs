@@ -24,9 +24,9 @@ use anyhow::Context;
 
 use crate::cache::{Cache, CheckoutMode};
 use crate::cli::{Cli, Command};
-use crate::digest::DigestMemo;
 use crate::error::{hinted, ExitStatus};
 use crate::executor::keys::Inputs;
+use crate::lockfile::ParsedMemo;
 use crate::pipeline::Dag;
 use crate::printer::{quoted, Printer};
 use crate::project::{self, Project, ProjectError};
@@ -131,7 +131,7 @@ impl Session {
             })
             .with_context(|| format!("while importing `{shown}`"))?;
         let pvt_files = tracked::find(&project.root);
-        let found = tracked::read_all(&pvt_files);
+        let found = tracked::read_all(&pvt_files, &LoadMemo::for_files(&project, &pvt_files));
         for e in &found.invalid {
             printer.warn(format!("{e}; skipped"));
         }
@@ -232,13 +232,13 @@ impl Session {
     /// load is warned about now. A `.pvt` file another pivot created in between is not among
     /// them: this command acts as if it had taken the lock first, as its DAG (built at load)
     /// already does. `track`, which must see every `.pvt` file, walks again under the lock.
-    pub(crate) fn locked_tracked(&self) -> &[Tracked] {
+    pub(crate) fn locked_tracked(&self, parsed: &dyn ParsedMemo) -> &[Tracked] {
         debug_assert!(
             self.holds_lock.load(Ordering::Acquire),
             "invariant: `.pvt` files a writer acts on are read under the project lock"
         );
         self.tracked_under_lock.get_or_init(|| {
-            let found = tracked::read_all(&self.pvt_files);
+            let found = tracked::read_all(&self.pvt_files, parsed);
             for e in &found.invalid {
                 if !self.invalid_pvt.iter().any(|p| p == e.path()) {
                     self.printer.warn(format!("{e}; skipped"));
@@ -271,14 +271,14 @@ impl Session {
         &self,
         cache: &Cache,
         modes: &[CheckoutMode],
-        memo: &dyn DigestMemo,
+        state: &State,
     ) -> anyhow::Result<usize> {
         let restore::Restored { skipped, outcome } = restore::restore_missing_tracked(
             &self.project,
-            self.locked_tracked(),
+            self.locked_tracked(state),
             cache,
             modes,
-            memo,
+            state,
         );
         self.warn_skipped(skipped);
         if outcome.restored > 0 {
@@ -315,16 +315,12 @@ impl Session {
     /// must be present; one whose content changed since it was tracked is only a warning (the
     /// stage reads what is there). For `repro`, after [`Session::restore_missing_tracked`] when
     /// `--checkout-missing` is given.
-    pub(crate) fn check_tracked_deps(
-        &self,
-        order: &[usize],
-        memo: &dyn DigestMemo,
-    ) -> anyhow::Result<()> {
+    pub(crate) fn check_tracked_deps(&self, order: &[usize], state: &State) -> anyhow::Result<()> {
         let deps: Vec<&Path> = order
             .iter()
             .flat_map(|&i| self.dag.stages[i].deps.iter().map(|d| d.abs()))
             .collect();
-        let check = tracked::check_deps(self.locked_tracked(), &deps, memo);
+        let check = tracked::check_deps(self.locked_tracked(state), &deps, state);
         for t in &check.modified {
             let rel = self.project.rel(&t.data);
             self.printer.warn(format!(
@@ -454,4 +450,29 @@ pub(crate) fn load_settings(
         printer.warn(w);
     }
     Ok(settings)
+}
+
+/// The parsed-`.pvt` memo while a session loads (before any command opens the state): the state
+/// opened read-only, and only when some `.pvt` file is large enough for the memo to matter
+/// (else, or when there is no state yet, nothing: the files are parsed).
+struct LoadMemo(Option<State>);
+
+impl LoadMemo {
+    fn for_files(project: &Project, pvts: &[PathBuf]) -> LoadMemo {
+        let large = pvts.iter().any(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.len() >= crate::lockfile::memo::MIN_BYTES as u64)
+        });
+        LoadMemo(
+            large
+                .then(|| State::open_read_only(&project.state_db()).ok().flatten())
+                .flatten(),
+        )
+    }
+}
+
+impl ParsedMemo for LoadMemo {
+    fn get_parsed(&self, path: &Path) -> Option<Vec<u8>> {
+        self.0.as_ref()?.get_parsed(path)
+    }
+    fn put_parsed(&self, _: &Path, _: Vec<u8>) {}
 }

@@ -164,8 +164,11 @@ fn execute(
     }
     let prepared = prepare(s, exec.no_wait)?;
     if exec.checkout_missing {
-        let memo: &dyn crate::digest::DigestMemo = &prepared.state;
-        s.restore_missing_tracked(&prepared.cache, &prepared.settings.checkout_modes, memo)?;
+        s.restore_missing_tracked(
+            &prepared.cache,
+            &prepared.settings.checkout_modes,
+            &prepared.state,
+        )?;
     }
     s.check_tracked_deps(order, &prepared.state)?;
     let inputs = s.inputs(Some(&prepared.state), order)?;
@@ -229,8 +232,11 @@ fn check_overwrites(
     allow_overwrite: bool,
 ) -> anyhow::Result<LocksRead> {
     let code = s.runtime.user_sources()?;
-    let tracked: Vec<std::path::PathBuf> =
-        s.locked_tracked().iter().map(|t| t.data.clone()).collect();
+    let tracked: Vec<std::path::PathBuf> = s
+        .locked_tracked(&p.state)
+        .iter()
+        .map(|t| t.data.clone())
+        .collect();
     let owners = crate::guard::Owners {
         project: &s.project,
         cache: &p.cache,

@@ -26,7 +26,7 @@ pub(super) fn run(globals: &Globals, args: TrackArgs) -> anyhow::Result<ExitStat
     let cache = Cache::new(s.project.cache_dir());
     // Every `.pvt` file as it is under the lock, one created since this command loaded included
     // (a nested or overlapping tracking is refused against all of them).
-    let mut known: Vec<PathBuf> = tracked::discover(&s.project.root)
+    let mut known: Vec<PathBuf> = tracked::discover(&s.project.root, &state)
         .tracked
         .into_iter()
         .map(|t| t.data)
@@ -46,7 +46,7 @@ pub(super) fn run(globals: &Globals, args: TrackArgs) -> anyhow::Result<ExitStat
             return Ok(ExitStatus::Interrupted);
         };
         let pvt = tracked::pvt_path(&data);
-        tracked::write(&pvt, &file)
+        tracked::write(&pvt, &file, &state)
             .with_context(|| format!("cannot write `{}`", s.project.rel(&pvt)))?;
         if !known.contains(&data) {
             known.push(data);

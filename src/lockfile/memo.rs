@@ -1,15 +1,16 @@
-//! A memo of what large lock files parse to.
+//! A memo of what large YAML files parse to: lock files and `.pvt` files ([`Memoised`]).
 //!
-//! A lock whose stage has a directory dep or output records the directory's manifest: for 100k
-//! files that is 8 MB of YAML, and parsing it costs more than everything else a no-op does. The
-//! memo maps a lock file's path to the digest (XXH64) of the bytes last parsed there and the
-//! parsed value, so reading an unchanged lock costs a read, a hash and a decode. It is keyed by
-//! content, never by stat: whatever rewrote the file, other bytes are a miss. What is remembered
-//! is what those exact bytes parse to: the parse of a lock that was read, or the value a lock
-//! was rendered from when pivot wrote it (rendering and parsing round-trip exactly). A value
-//! that would not come back identical from its encoding is not remembered.
+//! A lock whose stage has a directory dep or output records the directory's manifest, as does
+//! the `.pvt` file of a tracked directory: for 100k files that is 8 MB of YAML, and parsing it
+//! costs more than everything else a no-op does. The memo maps a file's path to the digest
+//! (XXH64) of the bytes last parsed there and the parsed value, so reading an unchanged file
+//! costs a read, a hash and a decode. It is keyed by content, never by stat: whatever rewrote
+//! the file, other bytes are a miss. What is remembered is what those exact bytes parse to: the
+//! parse of a file that was read, or the value a file was rendered from when pivot wrote it
+//! (rendering and parsing round-trip exactly). A value that would not come back identical from
+//! its encoding is not remembered.
 //!
-//! Small locks parse faster than a memo lookup; only those of [`MIN_BYTES`] or more are
+//! Small files parse faster than a memo lookup; only those of [`MIN_BYTES`] or more are
 //! remembered.
 
 use std::collections::BTreeMap;
@@ -21,8 +22,8 @@ use super::{LockEntry, LockFile};
 use crate::digest::{Digest, ManifestEntry};
 use crate::repo_path::RepoPath;
 
-/// Lock files at least this large are remembered.
-pub(super) const MIN_BYTES: usize = 64 * 1024;
+/// Files at least this large are remembered.
+pub(crate) const MIN_BYTES: usize = 64 * 1024;
 
 /// Encoding tag: a value of another tag (another version's encoding) is a miss. `lk1:` was JSON
 /// throughout; `lk2:` is the binary layout of [`encode`].
@@ -54,26 +55,36 @@ impl ParsedMemo for NoParsedMemo {
     fn put_parsed(&self, _: &Path, _: Vec<u8>) {}
 }
 
-/// What `bytes` (the content of the lock at `path`) parse to, if the memo holds it.
-pub(super) fn recall(memo: &dyn ParsedMemo, path: &Path, bytes: &[u8]) -> Option<LockFile> {
+/// A parsed file the memo can hold: its own tag (a value of another type or version is a miss)
+/// and its encoding after the tag and the digest.
+pub(crate) trait Memoised: Sized + PartialEq {
+    const TAG: &'static [u8; 4];
+    /// `None` for a value the layout cannot hold (then it is not remembered).
+    fn encode_body(&self, out: &mut Vec<u8>) -> Option<()>;
+    /// Total: garbled or truncated input is `None`, never a panic.
+    fn decode_body(r: &mut Reader<'_>) -> Option<Self>;
+}
+
+/// What `bytes` (the content of the file at `path`) parse to, if the memo holds it.
+pub(crate) fn recall<T: Memoised>(memo: &dyn ParsedMemo, path: &Path, bytes: &[u8]) -> Option<T> {
     if bytes.len() < MIN_BYTES {
         return None;
     }
     decode(&memo.get_parsed(path)?, xxh64(bytes, 0))
 }
 
-/// Remembers that `bytes` (the lock at `path`) parse to `lock`.
-pub(super) fn remember(memo: &dyn ParsedMemo, path: &Path, bytes: &[u8], lock: &LockFile) {
+/// Remembers that `bytes` (the file at `path`) parse to `parsed`.
+pub(crate) fn remember<T: Memoised>(memo: &dyn ParsedMemo, path: &Path, bytes: &[u8], parsed: &T) {
     if bytes.len() < MIN_BYTES {
         return;
     }
     let digest = xxh64(bytes, 0);
-    let Some(value) = encode(digest, lock) else {
+    let Some(value) = encode(digest, parsed) else {
         return;
     };
-    // Params are JSON, and serde_json reads some floats back a bit off (it trades exactness for
-    // speed); a lock with such a param is parsed each time.
-    if decode(&value, digest).as_ref() == Some(lock) {
+    // A lock's params are JSON, and serde_json reads some floats back a bit off (it trades
+    // exactness for speed); a lock with such a param is parsed each time.
+    if decode(&value, digest).as_ref() == Some(parsed) {
         memo.put_parsed(path, value);
     }
 }
@@ -86,23 +97,44 @@ pub(super) fn remember(memo: &dyn ParsedMemo, path: &Path, bytes: &[u8], lock: &
 // 100k-file manifest is most of a large lock, and this is what makes decoding it cheap: no
 // text to scan, no hex to parse, one allocation per string.
 
-/// The value to remember for a lock whose bytes hash to `digest`; `None` for a lock the layout
-/// cannot hold (a string or list longer than `u32::MAX`).
-fn encode(digest: u64, lock: &LockFile) -> Option<Vec<u8>> {
+/// The value to remember for a file whose bytes hash to `digest`; `None` for a value the
+/// layout cannot hold (a string or list longer than `u32::MAX`).
+fn encode<T: Memoised>(digest: u64, parsed: &T) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(MIN_BYTES);
-    out.extend_from_slice(TAG);
+    out.extend_from_slice(T::TAG);
     out.extend_from_slice(&digest.to_le_bytes());
-    put_len(&mut out, lock.code_manifest.len())?;
-    for (key, value) in &lock.code_manifest {
-        put_str(&mut out, key)?;
-        put_str(&mut out, value)?;
-    }
-    // Serialising plain data to a Vec cannot fail (were it to, the lock is not remembered).
-    let params = serde_json::to_vec(&lock.params).ok()?;
-    put_bytes(&mut out, &params)?;
-    put_entries(&mut out, &lock.deps)?;
-    put_entries(&mut out, &lock.outs)?;
+    parsed.encode_body(&mut out)?;
     Some(out)
+}
+
+impl Memoised for LockFile {
+    const TAG: &'static [u8; 4] = TAG;
+
+    fn encode_body(&self, out: &mut Vec<u8>) -> Option<()> {
+        put_len(out, self.code_manifest.len())?;
+        for (key, value) in &self.code_manifest {
+            put_str(out, key)?;
+            put_str(out, value)?;
+        }
+        // Serialising plain data to a Vec cannot fail (were it to, the lock is not remembered).
+        let params = serde_json::to_vec(&self.params).ok()?;
+        put_bytes(out, &params)?;
+        put_entries(out, &self.deps)?;
+        put_entries(out, &self.outs)
+    }
+
+    fn decode_body(r: &mut Reader<'_>) -> Option<LockFile> {
+        let code_manifest = r.code_manifest()?;
+        let params = serde_json::from_slice(r.bytes()?).ok()?;
+        let deps = r.entries()?;
+        let outs = r.entries()?;
+        Some(LockFile {
+            code_manifest,
+            params,
+            deps,
+            outs,
+        })
+    }
 }
 
 fn put_entries(out: &mut Vec<u8>, entries: &[LockEntry]) -> Option<()> {
@@ -121,7 +153,7 @@ fn put_entries(out: &mut Vec<u8>, entries: &[LockEntry]) -> Option<()> {
     Some(())
 }
 
-fn put_manifest(out: &mut Vec<u8>, manifest: &[ManifestEntry]) -> Option<()> {
+pub(crate) fn put_manifest(out: &mut Vec<u8>, manifest: &[ManifestEntry]) -> Option<()> {
     put_len(out, manifest.len())?;
     out.reserve(manifest.len() * (MIN_MANIFEST_ENTRY_BYTES + 16));
     for m in manifest {
@@ -133,7 +165,7 @@ fn put_manifest(out: &mut Vec<u8>, manifest: &[ManifestEntry]) -> Option<()> {
     Some(())
 }
 
-fn put_len(out: &mut Vec<u8>, len: usize) -> Option<()> {
+pub(crate) fn put_len(out: &mut Vec<u8>, len: usize) -> Option<()> {
     out.extend_from_slice(&u32::try_from(len).ok()?.to_le_bytes());
     Some(())
 }
@@ -144,39 +176,31 @@ fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) -> Option<()> {
     Some(())
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) -> Option<()> {
+pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) -> Option<()> {
     put_bytes(out, s.as_bytes())
 }
 
 /// A digest as the u64 its 16 hex characters spell ([`Digest::from_u64`] spells it back).
-fn put_digest(out: &mut Vec<u8>, digest: &Digest) -> Option<()> {
+pub(crate) fn put_digest(out: &mut Vec<u8>, digest: &Digest) -> Option<()> {
     let v = u64::from_str_radix(digest.as_str(), 16).ok()?;
     out.extend_from_slice(&v.to_le_bytes());
     Some(())
 }
 
-/// The lock `value` holds if it is one [`encode`] wrote for lock bytes hashing to `digest`.
+/// The value `value` holds if it is one [`encode`] wrote for file bytes hashing to `digest`.
 /// Total: a value of another tag or digest, truncated, garbled or with bytes left over is `None`,
 /// and no length is trusted for an allocation before the bytes it promises are there.
-fn decode(value: &[u8], digest: u64) -> Option<LockFile> {
-    let mut r = Reader(value.strip_prefix(TAG.as_slice())?);
+fn decode<T: Memoised>(value: &[u8], digest: u64) -> Option<T> {
+    let mut r = Reader(value.strip_prefix(T::TAG.as_slice())?);
     if r.u64()? != digest {
         return None;
     }
-    let code_manifest = r.code_manifest()?;
-    let params = serde_json::from_slice(r.bytes()?).ok()?;
-    let deps = r.entries()?;
-    let outs = r.entries()?;
-    r.0.is_empty().then_some(LockFile {
-        code_manifest,
-        params,
-        deps,
-        outs,
-    })
+    let parsed = T::decode_body(&mut r)?;
+    r.0.is_empty().then_some(parsed)
 }
 
 /// The bytes of a value not yet decoded.
-struct Reader<'a>(&'a [u8]);
+pub(crate) struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Option<&'a [u8]> {
@@ -189,7 +213,7 @@ impl<'a> Reader<'a> {
         self.take(N)?.try_into().ok()
     }
 
-    fn u64(&mut self) -> Option<u64> {
+    pub(crate) fn u64(&mut self) -> Option<u64> {
         self.array().map(u64::from_le_bytes)
     }
 
@@ -197,7 +221,7 @@ impl<'a> Reader<'a> {
         usize::try_from(u32::from_le_bytes(self.array()?)).ok()
     }
 
-    fn bool(&mut self) -> Option<bool> {
+    pub(crate) fn bool(&mut self) -> Option<bool> {
         match self.array::<1>()? {
             [0] => Some(false),
             [1] => Some(true),
@@ -217,11 +241,11 @@ impl<'a> Reader<'a> {
         self.take(len)
     }
 
-    fn string(&mut self) -> Option<String> {
+    pub(crate) fn string(&mut self) -> Option<String> {
         String::from_utf8(self.bytes()?.to_vec()).ok()
     }
 
-    fn digest(&mut self) -> Option<Digest> {
+    pub(crate) fn digest(&mut self) -> Option<Digest> {
         self.u64().map(Digest::from_u64)
     }
 
@@ -255,7 +279,7 @@ impl<'a> Reader<'a> {
         Some(entries)
     }
 
-    fn manifest(&mut self) -> Option<Vec<ManifestEntry>> {
+    pub(crate) fn manifest(&mut self) -> Option<Vec<ManifestEntry>> {
         let n = self.count(MIN_MANIFEST_ENTRY_BYTES)?;
         let mut manifest = Vec::with_capacity(n);
         for _ in 0..n {
@@ -334,7 +358,7 @@ mod tests {
         let text = String::from_utf8(bytes).unwrap();
         let edited = text.replacen("size: 4999", "size: 4998", 1);
         assert_eq!(edited.len(), text.len());
-        assert!(recall(&memo, &path, edited.as_bytes()).is_none());
+        assert!(recall::<LockFile>(&memo, &path, edited.as_bytes()).is_none());
         std::fs::write(&path, &edited).unwrap();
         let err = crate::lockfile::read_memo(&path, &memo).unwrap_err();
         assert!(
@@ -357,12 +381,15 @@ mod tests {
     fn a_value_of_another_encoding_or_digest_is_a_miss() {
         let lock = big_lock(3);
         let value = encode(7, &lock).unwrap();
-        assert_eq!(decode(&value, 7), Some(lock));
-        assert_eq!(decode(&value, 8), None);
-        assert_eq!(decode(b"lk0:\0\0\0\0\0\0\0\x07{}", 7), None);
-        assert_eq!(decode(b"lk1:\x07\0\0\0\0\0\0\0{}", 7), None);
-        assert_eq!(decode(b"lk2:", 7), None);
-        assert_eq!(decode(b"lk2:\x07\0\0\0\0\0\0\0not binary", 7), None);
+        assert_eq!(decode::<LockFile>(&value, 7), Some(lock));
+        assert_eq!(decode::<LockFile>(&value, 8), None);
+        assert_eq!(decode::<LockFile>(b"lk0:\0\0\0\0\0\0\0\x07{}", 7), None);
+        assert_eq!(decode::<LockFile>(b"lk1:\x07\0\0\0\0\0\0\0{}", 7), None);
+        assert_eq!(decode::<LockFile>(b"lk2:", 7), None);
+        assert_eq!(
+            decode::<LockFile>(b"lk2:\x07\0\0\0\0\0\0\0not binary", 7),
+            None
+        );
     }
 
     /// Every part of a lock: two directory entries with manifests, a file entry without, params
@@ -421,9 +448,9 @@ mod tests {
     fn a_lock_with_manifests_params_and_code_manifest_round_trips() {
         let lock = varied_lock();
         let value = encode(99, &lock).unwrap();
-        assert_eq!(decode(&value, 99), Some(lock.clone()));
+        assert_eq!(decode::<LockFile>(&value, 99), Some(lock.clone()));
         assert_eq!(
-            decode(&value, 99)
+            decode::<LockFile>(&value, 99)
                 .unwrap()
                 .params
                 .keys()
@@ -431,7 +458,7 @@ mod tests {
             ["z", "a", "m", "s"]
         );
         assert_eq!(
-            decode(&encode(1, &LockFile::default()).unwrap(), 1),
+            decode::<LockFile>(&encode(1, &LockFile::default()).unwrap(), 1),
             Some(LockFile::default())
         );
 
@@ -446,11 +473,15 @@ mod tests {
     fn every_truncation_of_a_value_is_a_miss() {
         let value = encode(5, &varied_lock()).unwrap();
         for len in 0..value.len() {
-            assert_eq!(decode(&value[..len], 5), None, "prefix of {len} bytes");
+            assert_eq!(
+                decode::<LockFile>(&value[..len], 5),
+                None,
+                "prefix of {len} bytes"
+            );
         }
         let mut longer = value.clone();
         longer.push(0);
-        assert_eq!(decode(&longer, 5), None);
+        assert_eq!(decode::<LockFile>(&longer, 5), None);
     }
 
     #[test]
@@ -477,7 +508,11 @@ mod tests {
             for len in [u32::MAX, (value.len() - field - 4 + 1) as u32] {
                 let mut garbled = value.clone();
                 garbled[field..field + 4].copy_from_slice(&len.to_le_bytes());
-                assert_eq!(decode(&garbled, 5), None, "length {len} at {field}");
+                assert_eq!(
+                    decode::<LockFile>(&garbled, 5),
+                    None,
+                    "length {len} at {field}"
+                );
             }
         }
     }
@@ -488,13 +523,13 @@ mod tests {
         let presence = value.windows(7).position(|w| w == b"data/in").unwrap() + 7 + 8;
         let mut garbled = value.clone();
         garbled[presence] = 2;
-        assert_eq!(decode(&garbled, 5), None);
+        assert_eq!(decode::<LockFile>(&garbled, 5), None);
 
         let relpath = value.windows(4).position(|w| w == b"sub1").unwrap();
         for bad in [b"../1", b"/ub1", b"\xff\xfe\xfd\xfc"] {
             let mut garbled = value.clone();
             garbled[relpath..relpath + 4].copy_from_slice(bad);
-            assert_eq!(decode(&garbled, 5), None, "{bad:?}");
+            assert_eq!(decode::<LockFile>(&garbled, 5), None, "{bad:?}");
         }
     }
 }

@@ -178,3 +178,38 @@ fn files_added_to_and_removed_from_a_large_dep_directory_are_seen() {
     assert_eq!(p.take_runs(), ["count"]);
     assert_eq!(p.read("count.txt"), "1499");
 }
+
+#[test]
+fn an_edit_of_a_large_pvt_file_is_read_from_its_bytes_not_from_the_memo() {
+    let p = project();
+    p.pivot(&["track", "data"]).success();
+    let pvt = p.path("data.pvt");
+    let text = fs::read_to_string(&pvt).unwrap();
+    assert!(text.len() > 64 << 10, "the .pvt holds a large manifest");
+    // Read through the memo (remembered when `track` wrote it).
+    let r = p.pivot(&["status"]);
+    r.success();
+    assert!(!r.stderr.contains("invalid tracking file"), "{}", r.stderr);
+
+    // One manifest digest changed, same size: the file no longer vouches for its tree.
+    let at = text.find("  hash: ").unwrap() + "  hash: ".len();
+    let old = &text[at..at + 16];
+    let new: String = old
+        .chars()
+        .map(|c| if c == 'a' { 'b' } else { 'a' })
+        .collect();
+    let edited = format!("{}{new}{}", &text[..at], &text[at + 16..]);
+    assert_eq!(edited.len(), text.len());
+    fs::File::options()
+        .write(true)
+        .open(&pvt)
+        .unwrap()
+        .write_all(edited.as_bytes())
+        .unwrap();
+    let r = p.pivot(&["status"]);
+    assert!(
+        r.stderr.contains("invalid tracking file") && r.stderr.contains("data.pvt"),
+        "{}",
+        r.stderr
+    );
+}
