@@ -40,6 +40,17 @@ pipeline.register(count)
     p
 }
 
+/// Rewrites `path` in place (same inode) with `content`, as long as what is there.
+fn overwrite_same_size(path: &std::path::Path, content: &str) {
+    assert_eq!(fs::metadata(path).unwrap().len(), content.len() as u64);
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .write_all(content.as_bytes())
+        .unwrap();
+}
+
 /// How many files `-v` says the command hashed.
 fn hashed(stderr: &str) -> usize {
     let line = stderr.lines().find(|l| l.starts_with("hashed ")).unwrap();
@@ -97,14 +108,10 @@ fn an_edit_of_a_large_lock_is_read_from_its_bytes_not_from_the_memo() {
         .chars()
         .map(|c| if c == 'a' { 'b' } else { 'a' })
         .collect();
-    let edited = text.replacen(line, &line.replace(digest, &other), 1);
-    assert_eq!(edited.len(), text.len());
-    fs::File::options()
-        .write(true)
-        .open(&lock_path)
-        .unwrap()
-        .write_all(edited.as_bytes())
-        .unwrap();
+    overwrite_same_size(
+        &lock_path,
+        &text.replacen(line, &line.replace(digest, &other), 1),
+    );
     // The lock disagrees with the code now; the run cache still knows this code's result.
     assert_eq!(
         status_of_count(&p),
@@ -198,14 +205,7 @@ fn an_edit_of_a_large_pvt_file_is_read_from_its_bytes_not_from_the_memo() {
         .chars()
         .map(|c| if c == 'a' { 'b' } else { 'a' })
         .collect();
-    let edited = format!("{}{new}{}", &text[..at], &text[at + 16..]);
-    assert_eq!(edited.len(), text.len());
-    fs::File::options()
-        .write(true)
-        .open(&pvt)
-        .unwrap()
-        .write_all(edited.as_bytes())
-        .unwrap();
+    overwrite_same_size(&pvt, &format!("{}{new}{}", &text[..at], &text[at + 16..]));
     let r = p.pivot(&["status"]);
     assert!(
         r.stderr.contains("invalid tracking file") && r.stderr.contains("data.pvt"),

@@ -97,16 +97,7 @@ fn output_edited_in_place_through_its_hardlink_reruns_the_stage() {
     let p = project();
     // Root may write a 0444 file: this also rewrites the cache blob (same inode).
     std::fs::write(p.path("data/clean.txt"), "1,2,3,4\n").unwrap();
-    let status = p.pivot(&["status", "--json"]);
-    status.success();
-    let prep = status.json()["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "prep")
-        .cloned()
-        .unwrap();
-    assert_eq!(prep["status"], "stale", "never reported fresh: {prep}");
+    assert_eq!(stage_status(&p, "prep").0, "stale", "never reported fresh");
     let r = p.pivot(&["repro"]);
     r.success();
     assert!(
