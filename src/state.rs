@@ -17,8 +17,8 @@
 //! - `dep:<stage>:<absolute dep path>` (reserved): dep generations seen by a stage's last run.
 //! - `runcache:<stage>:<input hash>` (reserved): outputs of a run, for run-cache skips.
 //! - `run:<run id>`: run history records, JSON (see [`crate::history`]).
-//! - `lock:<absolute lock file path>`: what a large lock file parses to, keyed inside by the
-//!   digest of its bytes (encoding: `lockfile/memo.rs`).
+//! - `parsed:<absolute file path>`: what a large lock or `.pvt` file parses to, keyed inside by
+//!   the digest of its bytes (encoding: `lockfile/memo.rs`).
 //! - `fp:<...>` (reserved): code fingerprint cache.
 //!
 //! Writes are batched: memo entries collect in memory (visible to later lookups in this process)
@@ -389,13 +389,13 @@ impl Drop for State {
     }
 }
 
-/// Key family of the parsed-lock memo.
-const LOCK_PREFIX: &[u8] = b"lock:";
+/// Key family of the parsed-file memo (large lock and `.pvt` files).
+const PARSED_PREFIX: &[u8] = b"parsed:";
 
 impl crate::lockfile::ParsedMemo for State {
     fn get_parsed(&self, path: &Path) -> Option<Vec<u8>> {
         // A read error is a miss: the caller parses the file instead.
-        self.db.get(prefixed(LOCK_PREFIX, path)).ok()?
+        self.db.get(prefixed(PARSED_PREFIX, path)).ok()?
     }
 
     fn put_parsed(&self, path: &Path, value: Vec<u8>) {
@@ -403,7 +403,7 @@ impl crate::lockfile::ParsedMemo for State {
             return;
         }
         // Losing it costs one parse later; a failed write is left to the next flush to report.
-        if self.db.put(prefixed(LOCK_PREFIX, path), value).is_ok() {
+        if self.db.put(prefixed(PARSED_PREFIX, path), value).is_ok() {
             self.dirty.store(true, Ordering::Release);
         }
     }
