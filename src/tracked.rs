@@ -491,6 +491,59 @@ mod tests {
         }
     }
 
+    /// A memo in memory, counting what it answers.
+    #[derive(Default)]
+    struct Parsed {
+        values: std::sync::Mutex<std::collections::HashMap<PathBuf, Vec<u8>>>,
+        hits: std::sync::atomic::AtomicUsize,
+    }
+
+    impl ParsedMemo for Parsed {
+        fn get_parsed(&self, path: &Path) -> Option<Vec<u8>> {
+            let v = self.values.lock().unwrap().get(path).cloned();
+            if v.is_some() {
+                self.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            v
+        }
+        fn put_parsed(&self, path: &Path, value: Vec<u8>) {
+            self.values.lock().unwrap().insert(path.to_owned(), value);
+        }
+    }
+
+    #[test]
+    fn a_large_pvt_file_written_is_read_back_from_the_memo() {
+        let t = tempfile::tempdir().unwrap();
+        let files: Vec<ManifestEntry> = (0..2000)
+            .map(|i| ManifestEntry {
+                relpath: rp(&format!("d/f{i:05}.txt")),
+                hash: Digest::from_u64(i),
+                size: i,
+                isexec: i % 3 == 0,
+            })
+            .collect();
+        let tree = crate::digest::manifest_digest(&files);
+        let file = PvtFile::dir(rp("imgs"), tree, files);
+        let pvt = t.path().join("imgs.pvt");
+        let memo = Parsed::default();
+        write(&pvt, &file, &memo).unwrap();
+        assert!(fs::metadata(&pvt).unwrap().len() >= memo::MIN_BYTES as u64);
+        assert_eq!(
+            memo.values.lock().unwrap().len(),
+            1,
+            "remembered when written"
+        );
+        let read_back = read(&pvt, &memo).unwrap();
+        assert_eq!(read_back.file, file);
+        assert_eq!(read_back.data, t.path().join("imgs"));
+        assert_eq!(memo.hits.load(std::sync::atomic::Ordering::Relaxed), 1);
+        // What a parse gives is what the memo gave.
+        assert_eq!(
+            read(&pvt, &crate::lockfile::NoParsedMemo).unwrap().file,
+            file
+        );
+    }
+
     #[test]
     fn discovery_finds_pvt_files_and_skips_environments() {
         let t = tempfile::tempdir().unwrap();
