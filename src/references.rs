@@ -11,6 +11,7 @@ use crate::digest::{Digest, ManifestEntry};
 use crate::executor::keys::out_lock_path;
 use crate::executor::ledger;
 use crate::lockfile::{LockEntry, LockError};
+use crate::lockfile::{NoParsedMemo, ParsedMemo};
 use crate::pipeline::StageSpec;
 use crate::project::Project;
 use crate::repo_path::RepoPath;
@@ -140,7 +141,11 @@ pub(crate) fn referenced_blobs(src: &Sources, scope: &Scope) -> References {
     let mut refs = References::default();
     for &i in &scope.stages {
         let stage = &src.stages[i];
-        match recorded_outputs(src.project, stage) {
+        let parsed: &dyn ParsedMemo = match src.state {
+            Some(state) => state,
+            None => &NoParsedMemo,
+        };
+        match recorded_outputs(src.project, stage, parsed) {
             Ok(outs) => {
                 for (k, entry) in outs {
                     let origin = Origin::Output {
@@ -235,12 +240,13 @@ fn push_entry(
 
 /// The cached outputs of `stage` that its lock file records, each with its index in
 /// `stage.outs`, in spec order: empty when the stage has not run. An output the spec does not
-/// cache is left out whatever the lock holds.
+/// cache is left out whatever the lock holds. A large lock comes from `parsed` when it can.
 pub(crate) fn recorded_outputs(
     project: &Project,
     stage: &StageSpec,
+    parsed: &dyn ParsedMemo,
 ) -> Result<Vec<(usize, LockEntry)>, LockError> {
-    let Some(lock) = crate::lockfile::read(&project.lock_file(&stage.name))? else {
+    let Some(lock) = crate::lockfile::read_memo(&project.lock_file(&stage.name), parsed)? else {
         return Ok(Vec::new());
     };
     let mut outs = lock.outs;

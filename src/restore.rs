@@ -5,6 +5,7 @@
 //! Non-cached outputs (`Metric`, `cache=False`) are never targets: whether an output is cached is
 //! decided by its stage's spec, not by what the lock file holds.
 
+use crate::lockfile::ParsedMemo;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -49,10 +50,15 @@ pub(crate) enum TargetError {
 }
 
 /// Every tracked item, then every cached output a lock file records.
-pub(crate) fn everything(project: &Project, stages: &[StageSpec], tracked: &[Tracked]) -> Plan {
+pub(crate) fn everything(
+    project: &Project,
+    stages: &[StageSpec],
+    tracked: &[Tracked],
+    parsed: &dyn ParsedMemo,
+) -> Plan {
     let mut plan = tracked_data(project, tracked);
     for stage in stages {
-        match recorded_outputs(project, stage) {
+        match recorded_outputs(project, stage, parsed) {
             Ok(outs) => {
                 for (k, entry) in outs {
                     plan.push(project, stage.outs[k].abs(), entry.hash, entry.manifest);
@@ -83,6 +89,7 @@ pub(crate) fn named(
     tracked: &[Tracked],
     cwd: &Path,
     names: &[String],
+    parsed: &dyn ParsedMemo,
 ) -> Result<Plan, TargetError> {
     let mut plan = Plan::default();
     for name in names {
@@ -104,7 +111,7 @@ pub(crate) fn named(
                 stage: stage.name.clone(),
             });
         }
-        let recorded = recorded_outputs(project, stage)?;
+        let recorded = recorded_outputs(project, stage, parsed)?;
         let Some((_, entry)) = recorded.into_iter().find(|(j, _)| *j == k) else {
             return Err(TargetError::NotRun {
                 path,
@@ -221,7 +228,12 @@ mod tests {
     fn everything_is_tracked_data_then_each_cached_output_a_lock_records() {
         let f = fixture();
         let tracked = with_tracked(&f);
-        let plan = everything(&f.project, &f.stages, &tracked);
+        let plan = everything(
+            &f.project,
+            &f.stages,
+            &tracked,
+            &crate::lockfile::NoParsedMemo,
+        );
         assert!(plan.skipped.is_empty(), "{:?}", plan.skipped);
         // The metric is not cached; `idle` has not run.
         assert_eq!(
@@ -239,7 +251,7 @@ mod tests {
     fn an_unreadable_lock_skips_its_stage_only() {
         let f = fixture();
         fs::write(f.project.lock_file("prep"), "outs: [\n").unwrap();
-        let plan = everything(&f.project, &f.stages, &[]);
+        let plan = everything(&f.project, &f.stages, &[], &crate::lockfile::NoParsedMemo);
         assert_eq!(dests(&plan), ["out/shards"]);
         assert!(
             matches!(
@@ -259,7 +271,15 @@ mod tests {
         let names: Vec<String> = ["raw.csv.pvt", "clean.txt", "../out/shards", "raw.csv"]
             .map(String::from)
             .to_vec();
-        let plan = named(&f.project, &f.stages, &tracked, &root.join("data"), &names).unwrap();
+        let plan = named(
+            &f.project,
+            &f.stages,
+            &tracked,
+            &root.join("data"),
+            &names,
+            &crate::lockfile::NoParsedMemo,
+        )
+        .unwrap();
         // `raw.csv` and its `.pvt` are one target.
         assert_eq!(
             dests(&plan),
@@ -271,8 +291,17 @@ mod tests {
     fn a_name_that_cannot_be_restored_says_why() {
         let f = fixture();
         let root = &f.project.root;
-        let resolve =
-            |name: &str| named(&f.project, &f.stages, &[], root, &[name.to_owned()]).unwrap_err();
+        let resolve = |name: &str| {
+            named(
+                &f.project,
+                &f.stages,
+                &[],
+                root,
+                &[name.to_owned()],
+                &crate::lockfile::NoParsedMemo,
+            )
+            .unwrap_err()
+        };
         assert!(matches!(
             resolve("metrics/n.json"),
             TargetError::NotCached { path, stage } if path == "metrics/n.json" && stage == "prep"

@@ -40,12 +40,19 @@ pub(super) fn run(globals: &Globals, args: CheckoutArgs) -> anyhow::Result<ExitS
     let state = super::open_state_locked(&s.project, s.printer)?;
     let tracked = s.locked_tracked(&state);
     let plan = if args.targets.is_empty() {
-        restore::everything(&s.project, &s.dag.stages, tracked)
+        restore::everything(&s.project, &s.dag.stages, tracked, &state)
     } else {
         let cwd = std::env::current_dir().context("cannot read the current directory")?;
         let cwd = fs::canonicalize(&cwd).unwrap_or(cwd);
-        restore::named(&s.project, &s.dag.stages, tracked, &cwd, &args.targets)
-            .map_err(target_error)?
+        restore::named(
+            &s.project,
+            &s.dag.stages,
+            tracked,
+            &cwd,
+            &args.targets,
+            &state,
+        )
+        .map_err(target_error)?
     };
     let Plan { targets, skipped } = plan;
     s.warn_skipped(skipped);
