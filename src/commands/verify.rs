@@ -16,6 +16,7 @@ use crate::digest::{DigestMemo, NoMemo};
 use crate::error::{hinted, ExitStatus};
 use crate::printer::quoted;
 use crate::references::{referenced_blobs, Scope, Sources};
+use crate::state::State;
 
 /// One stage's verdict (text and `--json`).
 #[derive(Serialize)]
@@ -53,21 +54,18 @@ pub(super) fn run(globals: &Globals, args: VerifyArgs) -> anyhow::Result<ExitSta
     // for content (`--quick` does, like `status`).
     let rehash = !args.quick;
     let plans = plan_report::compute_with(&s, &order, false, false, rehash)?;
-    let (state, _lock) = if rehash {
-        (None, None)
-    } else {
-        s.state_for_reading()
-    };
+    // The state is read either way: its parsed-lock memo is keyed by content, not by stat.
+    let (state, _lock) = s.state_for_reading();
     let memo: &dyn DigestMemo = match &state {
-        Some(st) => st,
-        None => &NoMemo,
+        Some(st) if !rehash => st,
+        _ => &NoMemo,
     };
     let cache = Cache::new(s.project.cache_dir());
     let mut stages = Vec::with_capacity(order.len());
     for (&i, report) in order.iter().zip(plans) {
         let plan = report.plan;
         let stale = plan.is_stale();
-        let blobs = blob_problems(&s, i, &cache, memo)?;
+        let blobs = blob_problems(&s, i, &cache, memo, state.as_ref())?;
         let corrupt = blobs.corrupt;
         // A stale stage runs again whatever its blobs: only damage to the cache is news.
         let (stale_reason, missing) = if stale {
@@ -144,12 +142,14 @@ fn blob_problems(
     i: usize,
     cache: &Cache,
     memo: &dyn DigestMemo,
+    state: Option<&State>,
 ) -> anyhow::Result<BlobProblems> {
+    // Only outputs are in scope: the state serves the parsed-lock memo, never run-cache entries.
     let sources = Sources {
         project: &s.project,
         stages: &s.dag.stages,
         tracked: &s.tracked,
-        state: None,
+        state,
     };
     let refs = referenced_blobs(&sources, &Scope::outputs_of(vec![i]));
     if let Some(e) = refs.problems.into_iter().next() {
