@@ -1,4 +1,5 @@
-//! Bakes `pylib/pivot/**.py` into the binary and adds the libpython rpath. Nothing else.
+//! Bakes `pylib/pivot/**.py` into the binary, adds the libpython rpath, and links RocksDB and
+//! what it needs statically. Nothing else.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -65,4 +66,43 @@ fn main() {
         version.major, version.minor
     );
     println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
+    link_rocksdb_statically();
+}
+
+/// With `ROCKSDB_STATIC` (`.cargo/config.toml`), librocksdb-sys links Debian's `librocksdb.a`,
+/// whose objects refer to the compression libraries it was built with (never called: the state
+/// opens with compression off) and to libstdc++. Those are linked statically too, after
+/// everything else on the link line (`link-arg`s come last), so that the binary needs only libc,
+/// libm, libgcc_s and the loader beside libpython.
+fn link_rocksdb_statically() {
+    println!("cargo:rerun-if-env-changed=ROCKSDB_STATIC");
+    let linux = env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux");
+    if env::var_os("ROCKSDB_STATIC").is_none() || !linux {
+        return;
+    }
+    // librocksdb-sys asks for `-lstdc++`; a directory holding only the static archive, searched
+    // first, makes that the static one.
+    let gcc = std::process::Command::new("cc")
+        .arg("-print-file-name=libstdc++.a")
+        .output()
+        .expect("run cc -print-file-name");
+    let archive = PathBuf::from(String::from_utf8(gcc.stdout).expect("utf-8 path").trim());
+    // (`cc` prints the bare name when it has no such file.)
+    assert!(
+        archive.is_absolute(),
+        "libstdc++.a not found: install libstdc++-12-dev (libclang-dev brings it)"
+    );
+    let dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("static-cxx");
+    fs::create_dir_all(&dir).expect("create static-cxx");
+    let link = dir.join("libstdc++.a");
+    let _ = fs::remove_file(&link);
+    std::os::unix::fs::symlink(&archive, &link).expect("link libstdc++.a");
+    println!("cargo:rustc-link-search=native={}", dir.display());
+    let libs = ["snappy", "lz4", "zstd", "z", "bz2", "gflags"];
+    let mut arg = String::from("-Wl,--push-state,-Bstatic");
+    for lib in libs {
+        arg.push_str(&format!(",-l{lib}"));
+    }
+    arg.push_str(",--pop-state");
+    println!("cargo:rustc-link-arg={arg}");
 }
