@@ -160,20 +160,18 @@ pub fn read_memo(path: &Path, memo: &dyn ParsedMemo) -> Result<Option<LockFile>,
             })
         }
     };
-    if let Some(lock) = memo::recall(memo, path, &bytes).filter(|l| check_paths(l).is_ok()) {
-        return Ok(Some(lock));
-    }
     let corrupt = |line, message: String| LockError::Corrupt {
         path: path.to_owned(),
         line,
         message,
     };
-    let text = std::str::from_utf8(&bytes).map_err(|_| corrupt(None, "not valid UTF-8".into()))?;
-    let doc = from_yaml(text).map_err(|e| corrupt(e.line, e.message))?;
-    let lock = from_value(&doc)
-        .map_err(|e| corrupt(e.needle.and_then(|n| line_of(text, &n)), e.message))?;
-    memo::remember(memo, path, &bytes, &lock);
-    Ok(Some(lock))
+    memo::recall_or_parse(memo, path, &bytes, |bytes| {
+        let text =
+            std::str::from_utf8(bytes).map_err(|_| corrupt(None, "not valid UTF-8".into()))?;
+        let doc = from_yaml(text).map_err(|e| corrupt(e.line, e.message))?;
+        from_value(&doc).map_err(|e| corrupt(e.needle.and_then(|n| line_of(text, &n)), e.message))
+    })
+    .map(Some)
 }
 
 /// Why a document is not a valid lock or `.pvt` file, and a piece of its text that locates the
@@ -419,12 +417,7 @@ pub fn write_atomic(path: &Path, lock: &LockFile) -> io::Result<()> {
 /// [`write_atomic`], telling `memo` what the written bytes parse to (so the next
 /// [`read_memo`] of a large lock costs no YAML parse).
 pub fn write_atomic_memo(path: &Path, lock: &LockFile, memo: &dyn ParsedMemo) -> io::Result<()> {
-    let text = render(lock);
-    write_file_atomic(path, text.as_bytes())?;
-    // `lock` is what reading these bytes back gives: the writer and the reader round-trip
-    // exactly (the golden tests in `lockfile/tests.rs` pin both against PyYAML).
-    memo::remember(memo, path, text.as_bytes(), lock);
-    Ok(())
+    memo::write_remembered(memo, path, &render(lock), lock)
 }
 
 /// Atomic replace of `path` with `contents` (also for `.pvt` files).

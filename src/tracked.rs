@@ -225,21 +225,16 @@ pub(crate) fn read(pvt: &Path, memo: &dyn ParsedMemo) -> Result<Tracked, Tracked
         path: pvt.to_owned(),
         source,
     })?;
-    let file = match memo::recall::<PvtFile>(memo, pvt, &bytes) {
-        Some(file) => file,
-        None => {
-            let invalid = |line, message| TrackedError::Invalid {
-                path: pvt.to_owned(),
-                line,
-                message,
-            };
-            let text = std::str::from_utf8(&bytes)
-                .map_err(|_| invalid(None, "not valid UTF-8".to_owned()))?;
-            let file = PvtFile::parse(text).map_err(|(line, message)| invalid(line, message))?;
-            memo::remember(memo, pvt, &bytes, &file);
-            file
-        }
+    let invalid = |line, message| TrackedError::Invalid {
+        path: pvt.to_owned(),
+        line,
+        message,
     };
+    let file = memo::recall_or_parse(memo, pvt, &bytes, |bytes| {
+        let text =
+            std::str::from_utf8(bytes).map_err(|_| invalid(None, "not valid UTF-8".to_owned()))?;
+        PvtFile::parse(text).map_err(|(line, message)| invalid(line, message))
+    })?;
     let dir = pvt.parent().unwrap_or(Path::new("/"));
     let data = dir.join(file.path.as_path());
     Ok(Tracked {
@@ -251,11 +246,7 @@ pub(crate) fn read(pvt: &Path, memo: &dyn ParsedMemo) -> Result<Tracked, Tracked
 
 /// Writes `file` to `pvt` atomically, telling `memo` what the bytes parse to.
 pub(crate) fn write(pvt: &Path, file: &PvtFile, memo: &dyn ParsedMemo) -> io::Result<()> {
-    let text = file.render();
-    lockfile::write_file_atomic(pvt, text.as_bytes())?;
-    // `file` is what reading these bytes back gives (render and parse round-trip).
-    memo::remember(memo, pvt, text.as_bytes(), file);
-    Ok(())
+    memo::write_remembered(memo, pvt, &file.render(), file)
 }
 
 /// A `.pvt` file in the parsed memo: path, hash, size, then `num_files` and `manifest` each

@@ -73,6 +73,36 @@ pub(crate) fn recall<T: Memoised>(memo: &dyn ParsedMemo, path: &Path, bytes: &[u
     decode(&memo.get_parsed(path)?, xxh64(bytes, 0))
 }
 
+/// What `bytes` (the content of the file at `path`) parse to: the memo's answer, else what
+/// `parse` makes of them (remembered for next time).
+pub(crate) fn recall_or_parse<T: Memoised, E>(
+    memo: &dyn ParsedMemo,
+    path: &Path,
+    bytes: &[u8],
+    parse: impl FnOnce(&[u8]) -> Result<T, E>,
+) -> Result<T, E> {
+    if let Some(parsed) = recall(memo, path, bytes) {
+        return Ok(parsed);
+    }
+    let parsed = parse(bytes)?;
+    remember(memo, path, bytes, &parsed);
+    Ok(parsed)
+}
+
+/// Writes `text`, rendered from `parsed`, to `path` atomically, and remembers that it parses to
+/// `parsed`: rendering and parsing round-trip exactly (the golden tests in `lockfile/tests.rs`
+/// pin both against PyYAML).
+pub(crate) fn write_remembered<T: Memoised>(
+    memo: &dyn ParsedMemo,
+    path: &Path,
+    text: &str,
+    parsed: &T,
+) -> std::io::Result<()> {
+    super::write_file_atomic(path, text.as_bytes())?;
+    remember(memo, path, text.as_bytes(), parsed);
+    Ok(())
+}
+
 /// Remembers that `bytes` (the file at `path`) parse to `parsed`.
 pub(crate) fn remember<T: Memoised>(memo: &dyn ParsedMemo, path: &Path, bytes: &[u8], parsed: &T) {
     if bytes.len() < MIN_BYTES {
@@ -128,12 +158,14 @@ impl Memoised for LockFile {
         let params = serde_json::from_slice(r.bytes()?).ok()?;
         let deps = r.entries()?;
         let outs = r.entries()?;
-        Some(LockFile {
+        let lock = LockFile {
             code_manifest,
             params,
             deps,
             outs,
-        })
+        };
+        // What the reader would refuse is never answered (a remembered lock passed it).
+        super::check_paths(&lock).is_ok().then_some(lock)
     }
 }
 
