@@ -23,8 +23,6 @@ pub use emit::{float_repr, to_yaml};
 pub use parse::{from_yaml, YamlError};
 pub use value::YamlValue;
 
-use serde::{Deserialize, Serialize};
-
 use crate::digest::{Digest, ManifestEntry};
 
 pub use memo::{NoParsedMemo, ParsedMemo};
@@ -33,7 +31,7 @@ pub use memo::{NoParsedMemo, ParsedMemo};
 pub const SCHEMA_VERSION: i128 = 1;
 
 /// What a stage's last successful run recorded.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct LockFile {
     /// Code fingerprint; written sorted by key (code-point order, which `BTreeMap` gives).
     pub code_manifest: BTreeMap<String, String>,
@@ -47,7 +45,7 @@ pub struct LockFile {
 
 /// One dep or out: project-relative path (absolute outside the project; directory outs keep their
 /// trailing `/`), its digest, and for directories the manifest the digest was computed from.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LockEntry {
     pub path: String,
     pub hash: Digest,
