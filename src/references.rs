@@ -10,8 +10,8 @@
 use crate::digest::{Digest, ManifestEntry};
 use crate::executor::keys::out_lock_path;
 use crate::executor::ledger;
+use crate::lockfile::ParsedMemo;
 use crate::lockfile::{LockEntry, LockError};
-use crate::lockfile::{NoParsedMemo, ParsedMemo};
 use crate::pipeline::StageSpec;
 use crate::project::Project;
 use crate::repo_path::RepoPath;
@@ -141,11 +141,7 @@ pub(crate) fn referenced_blobs(src: &Sources, scope: &Scope) -> References {
     let mut refs = References::default();
     for &i in &scope.stages {
         let stage = &src.stages[i];
-        let parsed: &dyn ParsedMemo = match src.state {
-            Some(state) => state,
-            None => &NoParsedMemo,
-        };
-        match recorded_outputs(src.project, stage, parsed) {
+        match recorded_outputs(src.project, stage, &src.state) {
             Ok(outs) => {
                 for (k, entry) in outs {
                     let origin = Origin::Output {

@@ -131,7 +131,8 @@ impl Session {
             })
             .with_context(|| format!("while importing `{shown}`"))?;
         let pvt_files = tracked::find(&project.root);
-        let found = tracked::read_all(&pvt_files, &LoadMemo::for_files(&project, &pvt_files));
+        let load_state = state_for_large_pvts(&project, &pvt_files);
+        let found = tracked::read_all(&pvt_files, &load_state.as_ref());
         for e in &found.invalid {
             printer.warn(format!("{e}; skipped"));
         }
@@ -453,26 +454,13 @@ pub(crate) fn load_settings(
 }
 
 /// The parsed-`.pvt` memo while a session loads (before any command opens the state): the state
-/// opened read-only, and only when some `.pvt` file is large enough for the memo to matter
-/// (else, or when there is no state yet, nothing: the files are parsed).
-struct LoadMemo(Option<State>);
-
-impl LoadMemo {
-    fn for_files(project: &Project, pvts: &[PathBuf]) -> LoadMemo {
-        let large = pvts.iter().any(|p| {
-            std::fs::metadata(p).is_ok_and(|m| m.len() >= crate::lockfile::memo::MIN_BYTES as u64)
-        });
-        LoadMemo(
-            large
-                .then(|| State::open_read_only(&project.state_db()).ok().flatten())
-                .flatten(),
-        )
-    }
-}
-
-impl ParsedMemo for LoadMemo {
-    fn get_parsed(&self, path: &Path) -> Option<Vec<u8>> {
-        self.0.as_ref()?.get_parsed(path)
-    }
-    fn put_parsed(&self, _: &Path, _: Vec<u8>) {}
+/// opened read-only (so nothing is remembered), and only when some `.pvt` file is large enough
+/// for the memo to matter. None otherwise, or when there is no state yet: the files are parsed.
+fn state_for_large_pvts(project: &Project, pvts: &[PathBuf]) -> Option<State> {
+    let large = pvts.iter().any(|p| {
+        std::fs::metadata(p).is_ok_and(|m| m.len() >= crate::lockfile::memo::MIN_BYTES as u64)
+    });
+    large
+        .then(|| State::open_read_only(&project.state_db()).ok().flatten())
+        .flatten()
 }

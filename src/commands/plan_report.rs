@@ -7,7 +7,6 @@ use serde::Serialize;
 
 use crate::cache::Cache;
 use crate::digest::{DigestMemo, NoMemo};
-use crate::lockfile::{NoParsedMemo, ParsedMemo};
 use crate::pipeline::explain::Explanation;
 use crate::planner::{self, LockView, Planned, Views};
 
@@ -79,13 +78,10 @@ pub(crate) fn compute_with(
         cache: &cache,
     };
     // Keyed by content, the parsed-lock memo serves a re-hashing `verify` too.
-    let parsed: &dyn ParsedMemo = match &state {
-        Some(st) => st,
-        None => &NoParsedMemo,
-    };
+    let parsed = state.as_ref();
     let mut locks: HashMap<usize, LockView> = HashMap::new();
     for &i in order {
-        let (lock, damage) = LockView::read(&s.project.lock_file(s.dag.name(i)), parsed);
+        let (lock, damage) = LockView::read(&s.project.lock_file(s.dag.name(i)), &parsed);
         if let Some(e) = damage {
             s.printer.warn(e.to_string());
         }

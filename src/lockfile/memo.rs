@@ -55,6 +55,18 @@ impl ParsedMemo for NoParsedMemo {
     fn put_parsed(&self, _: &Path, _: Vec<u8>) {}
 }
 
+/// A memo that may be absent (no state yet): absent remembers nothing.
+impl<T: ParsedMemo> ParsedMemo for Option<&T> {
+    fn get_parsed(&self, path: &Path) -> Option<Vec<u8>> {
+        self.as_ref()?.get_parsed(path)
+    }
+    fn put_parsed(&self, path: &Path, value: Vec<u8>) {
+        if let Some(memo) = self {
+            memo.put_parsed(path, value);
+        }
+    }
+}
+
 /// A parsed file the memo can hold: its own tag (a value of another type or version is a miss)
 /// and its encoding after the tag and the digest.
 pub(crate) trait Memoised: Sized + PartialEq {
