@@ -7,6 +7,7 @@
 //! workspace path. Whether an output is cached is decided by its stage's spec (a `Metric` or a
 //! `cache=False` output has a digest in the lock but no blob), never by what the lock holds.
 
+use crate::cache::Cache;
 use crate::digest::{Digest, ManifestEntry};
 use crate::executor::keys::out_lock_path;
 use crate::executor::ledger;
@@ -232,6 +233,29 @@ fn push_entry(
             digest: hash.clone(),
         }),
     }
+}
+
+/// The warning for the `fresh` (up-to-date) stages that have cached outputs, when the cache holds
+/// nothing (deleted, or `cache.dir` names a new one): their committed results exist only in the
+/// workspace, and a `checkout` of them would fail. None when there is nothing to say.
+pub(crate) fn only_in_workspace<'s>(
+    cache: &Cache,
+    fresh: impl IntoIterator<Item = &'s StageSpec>,
+) -> Option<String> {
+    let names: Vec<String> = fresh
+        .into_iter()
+        .filter(|stage| stage.outs.iter().any(|o| o.cache))
+        .map(|stage| format!("`{}`", stage.name))
+        .collect();
+    if names.is_empty() || !cache.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "the cache `{}` is empty: the committed outputs of {} are only in the workspace; \
+         `pivot commit` stores them in the cache again",
+        cache.root().display(),
+        names.join(", ")
+    ))
 }
 
 /// The cached outputs of `stage` that its lock file records, each with its index in

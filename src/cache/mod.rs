@@ -108,22 +108,6 @@ impl Cache {
         fs::read_dir(self.root.join("files")).map_or(true, |mut d| d.next().is_none())
     }
 
-    /// The warning for `stages`, up to date with cached outputs, when the cache holds nothing:
-    /// their committed results exist only in the workspace (a `checkout` of them would fail).
-    /// None when there is nothing to say.
-    pub(crate) fn lost_warning(&self, stages: &[&str]) -> Option<String> {
-        if stages.is_empty() || !self.is_empty() {
-            return None;
-        }
-        let names: Vec<String> = stages.iter().map(|s| format!("`{s}`")).collect();
-        Some(format!(
-            "the cache `{}` is empty: the committed outputs of {} are only in the workspace; \
-             `pivot commit` stores them in the cache again",
-            self.root.display(),
-            names.join(", ")
-        ))
-    }
-
     /// Whether a blob file exists under `d`'s name (not whether its content is right).
     pub fn contains(&self, d: &Digest) -> bool {
         fs::symlink_metadata(self.blob_path(d)).is_ok_and(|m| m.is_file())

@@ -88,13 +88,12 @@ pub(crate) fn compute_with(
         locks.insert(i, lock);
     }
     let planned = planner::plan_order(&views, order, force, |i| &locks[&i]);
-    let fresh_cached: Vec<&str> = order
+    let fresh = order
         .iter()
         .zip(&planned)
-        .filter(|(&i, p)| !p.is_stale() && s.dag.stages[i].outs.iter().any(|o| o.cache))
-        .map(|(&i, _)| s.dag.name(i))
-        .collect();
-    if let Some(w) = cache.lost_warning(&fresh_cached) {
+        .filter(|(_, p)| !p.is_stale())
+        .map(|(&i, _)| &s.dag.stages[i]);
+    if let Some(w) = crate::references::only_in_workspace(&cache, fresh) {
         s.printer.warn(w);
     }
     Ok(order

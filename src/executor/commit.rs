@@ -130,7 +130,8 @@ pub(crate) struct CommitReport {
 impl Executor<'_> {
     /// `pivot commit`: records the workspace as the result of each stage in `order` through the
     /// same writer as a run. Without `named`, only stages whose lock differs (key or outputs),
-    /// or whose cached outputs lost their blobs, are committed. A stage with a missing dep or output fails alone; nothing of it is written.
+    /// or whose cached outputs lost their blobs, are committed. A stage with a missing dep or
+    /// output fails alone; nothing of it is written.
     pub(crate) fn commit_workspace(&self, order: &[usize], named: bool) -> CommitReport {
         let mut report = CommitReport::default();
         for &i in order {

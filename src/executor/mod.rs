@@ -360,13 +360,11 @@ impl Executor<'_> {
             };
             ordered.push(r);
         }
-        let fresh_cached: Vec<&str> = order
+        let fresh = order
             .iter()
             .filter(|i| progress.skipped.contains_key(i))
-            .filter(|&&i| self.dag.stages[i].outs.iter().any(|o| o.cache))
-            .map(|&i| self.dag.name(i))
-            .collect();
-        if let Some(w) = self.cache.lost_warning(&fresh_cached) {
+            .map(|&i| &self.dag.stages[i]);
+        if let Some(w) = crate::references::only_in_workspace(self.cache, fresh) {
             self.observer.warning(&w);
         }
         if let Err(e) = self.state.flush() {
