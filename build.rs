@@ -1,5 +1,5 @@
-//! Bakes `pylib/pivot/**.py` into the binary, adds the libpython rpath, and links RocksDB and
-//! what it needs statically. Nothing else.
+//! Bakes `pylib/pivot/**.py` into the binary, adds the libpython rpath (or none, for a release
+//! core), and links RocksDB and what it needs statically. Nothing else.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -54,9 +54,20 @@ fn main() {
     let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("pylib.rs");
     fs::write(&out, src).expect("write pylib.rs");
 
-    // pyo3 emits -L only; without an rpath the loader may pick another libpython of the same
-    // soname (Debian's), with the wrong stdlib (BUILD-NOTES.md 2, pitfall 1).
-    pyo3_build_config::add_libpython_rpath_link_args();
+    // A release core (`PYO3_BUILD_EXTENSION_MODULE` set, as for an extension module: pyo3 then
+    // emits no `-lpython`) has no libpython `NEEDED` and no RUNPATH: its Python symbols are
+    // bound at start to the libpython the launcher preloads, that of the user's interpreter.
+    // A dev build links its build Python's libpython, with an rpath: pyo3 emits -L only, and
+    // without an rpath the loader may pick another libpython of the same soname (Debian's),
+    // with the wrong stdlib (BUILD-NOTES.md 2, pitfall 1).
+    println!("cargo:rerun-if-env-changed=PYO3_BUILD_EXTENSION_MODULE");
+    if env::var_os("PYO3_BUILD_EXTENSION_MODULE").is_some() {
+        println!("cargo:rustc-link-arg-bins=-Wl,--unresolved-symbols=ignore-in-object-files");
+        println!("cargo:rustc-cfg=pivot_unlinked_core");
+    } else {
+        pyo3_build_config::add_libpython_rpath_link_args();
+    }
+    println!("cargo:rustc-check-cfg=cfg(pivot_unlinked_core)");
     let config = pyo3_build_config::get();
     let exe = config.executable().unwrap_or_default();
     println!("cargo:rustc-env=PIVOT_BUILD_PYTHON={exe}");

@@ -1,4 +1,6 @@
-//! The `pivot` binary: parse arguments, run, map the outcome to an exit code.
+//! The `pivot` core binary: parse arguments, run, map the outcome to an exit code.
+
+mod glibc_floor;
 
 fn main() {
     let code = pivot::main_with_args(std::env::args_os().collect());

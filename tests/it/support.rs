@@ -17,7 +17,7 @@ pub(crate) fn test_venv() -> Option<PathBuf> {
 }
 
 pub(crate) fn pivot_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_pivot")
+    env!("CARGO_BIN_EXE_pivot-core")
 }
 
 /// What a pivot invocation did.

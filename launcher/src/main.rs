@@ -1,0 +1,3 @@
+//! The `pivot` launcher (placeholder until the launcher lands).
+
+fn main() {}
