@@ -83,6 +83,18 @@ pub(crate) enum Command {
     History(HistoryArgs),
     /// Show one recorded run: each stage's outcome, why, and how long it took.
     Show(ShowArgs),
+    /// Run the interpreter pivot runs stages with, with the `pivot` package importable: `pivot
+    /// python -m pytest` tests stage functions (called directly, they are plain functions)
+    /// without installing pivot into the environment.
+    Python {
+        /// Arguments for python, as given (`-m pytest -x`, `script.py`, `-c CODE`).
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
+        args: Vec<OsString>,
+    },
 }
 
 #[derive(Debug, Args, Clone)]

@@ -37,6 +37,7 @@ pub(crate) mod fingerprint;
 pub(crate) mod guard;
 pub(crate) mod history;
 pub(crate) mod interrupt;
+pub(crate) mod launch;
 pub mod lockfile;
 pub(crate) mod pipeline;
 pub(crate) mod planner;
@@ -64,6 +65,8 @@ pub use executor::ledger::run_cache_key_of;
 
 /// Parses `args` (including the program name) and runs the command; returns the exit code.
 pub fn main_with_args(args: Vec<OsString>) -> i32 {
+    // First, while this is the only thread: the launcher's variables leave the environment.
+    launch::take_from_env();
     // A closed stdout (`pivot list | head`) is an EPIPE the printer ends quietly, with the
     // command's own exit status: death by SIGPIPE would be exit 141 to the caller, and could
     // come in the middle of recording a run. Ignored is also what a stage forked from here

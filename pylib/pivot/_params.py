@@ -200,7 +200,8 @@ def _parse_params_file(path: str) -> dict[str, dict[str, Any]]:
             raise
         raise ParamsFileError(
             f"reading `{PARAMS_FILE}` needs `PyYAML`, which is not installed",
-            hint="install it into the Python environment pivot uses: `pip install PyYAML`",
+            hint="install it into the interpreter pivot runs: "
+            f"`{sys.executable} -m pip install PyYAML`",
         ) from e
     try:
         with open(path, encoding="utf-8") as f:

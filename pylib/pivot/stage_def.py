@@ -12,6 +12,7 @@ nothing else in pivot does, so pipelines without parameters run without pydantic
 
 from __future__ import annotations
 
+import sys
 from typing import ClassVar
 
 from pivot.exceptions import MissingPackageError
@@ -23,7 +24,8 @@ except ModuleNotFoundError as e:
         raise
     raise MissingPackageError(
         "`pydantic` is required for `StageParams`, and it is not installed",
-        hint="install it into the Python environment pivot uses: `pip install pydantic`",
+        hint="install it into the interpreter pivot runs: "
+        f"`{sys.executable} -m pip install pydantic`",
     ) from e
 
 

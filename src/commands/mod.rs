@@ -7,6 +7,7 @@ mod history;
 mod init;
 mod list;
 mod plan_report;
+mod python;
 mod repro;
 mod run_console;
 mod show;
@@ -64,6 +65,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Verify(args) => verify::run(&globals, args),
         Command::History(args) => history::run(&globals, args),
         Command::Show(args) => show::run(&globals, args),
+        Command::Python { args } => python::run(&globals, args),
     }
 }
 

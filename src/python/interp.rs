@@ -22,27 +22,35 @@ pub(super) const BUILD_PYTHON: &str = env!("PIVOT_BUILD_PYTHON");
 #[derive(Debug, Clone)]
 pub(crate) struct Selection {
     pub executable: PathBuf,
-    pub source: &'static str,
+    pub source: String,
 }
 
-/// `$PIVOT_PYTHON`, else `$VIRTUAL_ENV/bin/python`, else the build-time Python.
-pub(super) fn select() -> Selection {
+/// The launcher's choice when it started this core (DESIGN.md "Interpreter selection"); a core
+/// started directly takes `$PIVOT_PYTHON`, else `$VIRTUAL_ENV/bin/python`, else the build-time
+/// Python.
+pub(crate) fn select() -> Selection {
+    if let Some(launch) = crate::launch::get() {
+        return Selection {
+            executable: launch.python.clone(),
+            source: launch.source.clone(),
+        };
+    }
     let non_empty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
     if let Some(p) = non_empty("PIVOT_PYTHON") {
         return Selection {
             executable: PathBuf::from(p),
-            source: "$PIVOT_PYTHON",
+            source: "$PIVOT_PYTHON".into(),
         };
     }
     if let Some(venv) = non_empty("VIRTUAL_ENV") {
         return Selection {
             executable: Path::new(&venv).join("bin").join("python"),
-            source: "$VIRTUAL_ENV",
+            source: "$VIRTUAL_ENV".into(),
         };
     }
     Selection {
         executable: PathBuf::from(BUILD_PYTHON),
-        source: "build-time Python",
+        source: "build-time Python".into(),
     }
 }
 
@@ -77,11 +85,18 @@ pub(super) fn check_version(sel: &Selection) -> Result<(), PythonError> {
             sel.source
         )));
     }
-    match env_minor(&sel.executable) {
+    // Under the launcher its version is the one that counts: it chose this core by it, except
+    // in cargo's dev layout, whose single core is exec'd for any minor and refuses others here
+    // (before any Python call: the preloaded libpython of another minor must never run).
+    let minor = match crate::launch::get() {
+        Some(launch) => Some(launch.minor().to_owned()),
+        None => env_minor(&sel.executable),
+    };
+    match minor {
         Some(v) if v != BUILD_MINOR => Err(PythonError::VersionMismatch {
             env: v,
             exe: sel.executable.clone(),
-            origin: sel.source,
+            origin: sel.source.clone(),
         }),
         _ => Ok(()),
     }

@@ -8,6 +8,7 @@ pub(crate) mod fork;
 mod import_crash;
 mod interp;
 mod native;
+mod unpack;
 mod wire;
 
 use std::io::Write as _;
@@ -19,7 +20,8 @@ use pyo3::types::{PyModule, PyString, PyTuple};
 use crate::pipeline::PipelineSpec;
 
 pub(crate) use fork::{poll_any, Pipe, StageProcess};
-pub(crate) use interp::BUILD_MINOR;
+pub(crate) use interp::{select as selected_interpreter, BUILD_MINOR};
+pub(crate) use unpack::package_dir as unpacked_package_dir;
 pub(crate) use wire::{child_result, ChildResult, FingerprintAnswer, Params, PerStage};
 
 #[derive(thiserror::Error, Debug)]
@@ -33,7 +35,7 @@ pub(crate) enum PythonError {
     VersionMismatch {
         env: String,
         exe: PathBuf,
-        origin: &'static str,
+        origin: String,
     },
     /// A `pivot.exceptions.PivotError` raised by the embedded package (validation and the like).
     #[error("{message}")]
@@ -74,6 +76,48 @@ impl PythonError {
             _ => None,
         }
     }
+}
+
+/// The running interpreter must be the one the launcher saw: the same minor, or this core's
+/// symbols are bound to the wrong libpython. A patch level differing from the launcher's is
+/// only said with `-v`: a venv's `pyvenv.cfg` keeps the version it was made with when its base
+/// is upgraded in place (Debian's `python3.11` from 3.11.2 to 3.11.9, library and stdlib
+/// together).
+fn check_launched_version(
+    py: Python<'_>,
+    launch: &crate::launch::Launch,
+    verbose: bool,
+) -> Result<(), PythonError> {
+    let running: String = py
+        .import("platform")
+        .and_then(|p| p.call_method0("python_version"))
+        .and_then(|v| v.extract())
+        .map_err(|e| PythonError::Internal(e.to_string()))?;
+    let minor = |v: &str| v.splitn(3, '.').take(2).collect::<Vec<_>>().join(".");
+    if minor(&running) != launch.minor() {
+        return Err(PythonError::Init(format!(
+            "the launcher chose Python {} (`{}`), but the interpreter running is Python {running} \
+             (libpython `{}`)",
+            launch.version,
+            launch.python.display(),
+            launch.libpython.display()
+        )));
+    }
+    if verbose {
+        let _ = writeln!(
+            std::io::stderr(),
+            "libpython: {} (Python {running})",
+            launch.libpython.display()
+        );
+        if running != launch.version {
+            let _ = writeln!(
+                std::io::stderr(),
+                "note: the launcher saw Python {}, the interpreter runs {running}",
+                launch.version
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The started interpreter with `pivot._runtime` imported.
@@ -164,8 +208,11 @@ impl Runtime {
                 return Err(PythonError::VersionMismatch {
                     env: running,
                     exe: selection.executable.clone(),
-                    origin: selection.source,
+                    origin: selection.source.clone(),
                 });
+            }
+            if let Some(launch) = crate::launch::get() {
+                check_launched_version(py, launch, verbose)?;
             }
             let module = py.import("pivot._runtime").map_err(|e| classify(py, e))?;
             Ok(Runtime {

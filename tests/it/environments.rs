@@ -164,9 +164,12 @@ pipeline.register(train)
     r.code(2);
     assert_eq!(
         r.stderr,
-        "error: while importing `pipeline.py`: `pydantic` is required for `StageParams`, and it is not installed
-hint: install it into the Python environment pivot uses: `pip install pydantic`
-"
+        format!(
+            "error: while importing `pipeline.py`: `pydantic` is required for `StageParams`, and it is not installed
+hint: install it into the interpreter pivot runs: `{}/bin/python -m pip install pydantic`
+",
+            bare.display()
+        )
     );
     assert_eq!(p.take_runs(), Vec::<String>::new());
     assert!(!p.exists("model.json"));
