@@ -68,16 +68,28 @@ mod tests {
 
     #[test]
     fn the_pipeline_flag_wins_over_a_positional_file() {
-        assert_eq!(sc(&["-p", "a/x.py", "run", "b.py"]).pipeline, Some("a/x.py".into()));
+        assert_eq!(
+            sc(&["-p", "a/x.py", "run", "b.py"]).pipeline,
+            Some("a/x.py".into())
+        );
         assert_eq!(sc(&["--pipeline", "x.py"]).pipeline, Some("x.py".into()));
-        assert_eq!(sc(&["--pipeline=d/x.py", "status"]).pipeline, Some("d/x.py".into()));
+        assert_eq!(
+            sc(&["--pipeline=d/x.py", "status"]).pipeline,
+            Some("d/x.py".into())
+        );
         assert_eq!(sc(&["-pd/x.py"]).pipeline, Some("d/x.py".into()));
     }
 
     #[test]
     fn a_script_or_run_file_names_the_pipeline() {
-        assert_eq!(sc(&["/s/pipe.py", "status"]).pipeline, Some("/s/pipe.py".into()));
-        assert_eq!(sc(&["run", "pipeline.py", "train"]).pipeline, Some("pipeline.py".into()));
+        assert_eq!(
+            sc(&["/s/pipe.py", "status"]).pipeline,
+            Some("/s/pipe.py".into())
+        );
+        assert_eq!(
+            sc(&["run", "pipeline.py", "train"]).pipeline,
+            Some("pipeline.py".into())
+        );
         assert_eq!(sc(&["repro", "-j", "4"]).pipeline, None);
     }
 

@@ -44,7 +44,11 @@ impl Key {
 
 /// The cache directory, if `$XDG_CACHE_HOME` or `$HOME` says where it is.
 fn dir() -> Option<PathBuf> {
-    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     let base = match var("XDG_CACHE_HOME").filter(|p| p.is_absolute()) {
         Some(x) => x,
         None => var("HOME")?.join(".cache"),
@@ -127,10 +131,16 @@ mod tests {
     fn an_entry_whose_key_differs_means_re_query() {
         let text = entry(&key());
         for changed in [
-            Key { mtime_ns: key().mtime_ns + 1, ..key() },
+            Key {
+                mtime_ns: key().mtime_ns + 1,
+                ..key()
+            },
             Key { size: 1, ..key() },
             Key { ino: 7, ..key() },
-            Key { path: "/opt/py/bin/python3.13".into(), ..key() },
+            Key {
+                path: "/opt/py/bin/python3.13".into(),
+                ..key()
+            },
         ] {
             assert_eq!(entry_facts(&text, &changed), None, "{changed:?}");
         }
@@ -146,7 +156,8 @@ mod tests {
 
     #[test]
     fn entries_are_written_atomically_and_read_back() {
-        let dir = std::env::temp_dir().join(format!("pivot-launcher-cache-test-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("pivot-launcher-cache-test-{}", std::process::id()));
         write_entry(&dir, &key(), &facts()).unwrap();
         let text = std::fs::read_to_string(dir.join(file_name(&key().path))).unwrap();
         assert_eq!(entry_facts(&text, &key()), Some(facts()));

@@ -52,7 +52,11 @@ fn glibc_version() -> (u32, u32) {
 fn parse_glibc(v: &str) -> Option<(u32, u32)> {
     let mut it = v.split('.');
     let major = it.next()?.parse().ok()?;
-    let minor: String = it.next()?.chars().take_while(char::is_ascii_digit).collect();
+    let minor: String = it
+        .next()?
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
     Some((major, minor.parse().ok()?))
 }
 
@@ -144,7 +148,10 @@ pub(crate) fn exec(l: &Launch<'_>, args: &[OsString]) -> Refusal {
             show(&loader)
         )
     };
-    Refusal::new(what, "the install is incomplete or damaged: reinstall pivot")
+    Refusal::new(
+        what,
+        "the install is incomplete or damaged: reinstall pivot",
+    )
 }
 
 #[cfg(test)]
@@ -179,27 +186,62 @@ mod tests {
             version: "3.12.1",
         };
         let args = [OsString::from("repro"), OsString::from("-v")];
-        let c = command(&l, Path::new("/lib64/ld-linux-x86-64.so.2"), Mode::PreloadArgv0, &args);
-        let argv: Vec<_> = c.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        let c = command(
+            &l,
+            Path::new("/lib64/ld-linux-x86-64.so.2"),
+            Mode::PreloadArgv0,
+            &args,
+        );
+        let argv: Vec<_> = c
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
         assert_eq!(
             argv,
-            ["--preload", "/py/lib/libpython3.12.so.1.0", "--argv0", "pivot", "/i/lib/pivot/pivot-core-3.12", "repro", "-v"]
+            [
+                "--preload",
+                "/py/lib/libpython3.12.so.1.0",
+                "--argv0",
+                "pivot",
+                "/i/lib/pivot/pivot-core-3.12",
+                "repro",
+                "-v"
+            ]
         );
         let env: std::collections::HashMap<_, _> = c
             .get_envs()
-            .map(|(k, v)| (k.to_string_lossy().into_owned(), v.map(|v| v.to_string_lossy().into_owned())))
+            .map(|(k, v)| {
+                (
+                    k.to_string_lossy().into_owned(),
+                    v.map(|v| v.to_string_lossy().into_owned()),
+                )
+            })
             .collect();
-        assert_eq!(env["PIVOT_LAUNCH_PYTHON"].as_deref(), Some("/proj/.venv/bin/python"));
-        assert_eq!(env["PIVOT_LAUNCH_LOADER"].as_deref(), Some("/lib64/ld-linux-x86-64.so.2"));
+        assert_eq!(
+            env["PIVOT_LAUNCH_PYTHON"].as_deref(),
+            Some("/proj/.venv/bin/python")
+        );
+        assert_eq!(
+            env["PIVOT_LAUNCH_LOADER"].as_deref(),
+            Some("/lib64/ld-linux-x86-64.so.2")
+        );
         assert!(!env.contains_key("LD_LIBRARY_PATH") && !env.contains_key("LD_PRELOAD"));
 
         let c = command(&l, Path::new("/unused"), Mode::LdPreload, &args);
         assert_eq!(c.get_program(), "/i/lib/pivot/pivot-core-3.12");
         let env: std::collections::HashMap<_, _> = c
             .get_envs()
-            .map(|(k, v)| (k.to_string_lossy().into_owned(), v.map(|v| v.to_string_lossy().into_owned())))
+            .map(|(k, v)| {
+                (
+                    k.to_string_lossy().into_owned(),
+                    v.map(|v| v.to_string_lossy().into_owned()),
+                )
+            })
             .collect();
-        assert_eq!(env["LD_PRELOAD"].as_deref(), Some("/py/lib/libpython3.12.so.1.0"));
+        assert_eq!(
+            env["LD_PRELOAD"].as_deref(),
+            Some("/py/lib/libpython3.12.so.1.0")
+        );
         assert_eq!(env["PIVOT_LAUNCH_LOADER"].as_deref(), Some(""));
     }
 }

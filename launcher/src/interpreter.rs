@@ -132,7 +132,11 @@ pub(crate) fn facts(sel: &Selected) -> Result<Known, Refusal> {
     }
     let Ok(canonical) = std::fs::canonicalize(python) else {
         return Err(Refusal::new(
-            format!("the python `{}` (from {}) does not exist", show(python), sel.source.label()),
+            format!(
+                "the python `{}` (from {}) does not exist",
+                show(python),
+                sel.source.label()
+            ),
             hint_for_source(sel),
         ));
     };
@@ -170,7 +174,9 @@ fn hint_for_source(sel: &Selected) -> &'static str {
     match sel.source {
         crate::select::Source::PivotPython => "point $PIVOT_PYTHON at a python executable",
         crate::select::Source::VirtualEnv => "activate an existing virtualenv, or `deactivate`",
-        crate::select::Source::CondaPrefix => "activate a conda environment that has python installed",
+        crate::select::Source::CondaPrefix => {
+            "activate a conda environment that has python installed"
+        }
         _ => "select a python with $PIVOT_PYTHON or activate a virtualenv",
     }
 }
@@ -289,7 +295,10 @@ print('implementation=' + sys.implementation.name)
 /// Runs the interpreter once to learn its facts.
 fn query(sel: &Selected) -> Result<Facts, Refusal> {
     let python = &sel.python;
-    let hint = format!("check that `{}` is a working python executable", show(python));
+    let hint = format!(
+        "check that `{}` is a working python executable",
+        show(python)
+    );
     let out = Command::new(python)
         .args(["-I", "-S", "-c", QUERY])
         .stdin(Stdio::null())
@@ -298,13 +307,21 @@ fn query(sel: &Selected) -> Result<Facts, Refusal> {
         .output()
         .map_err(|e| {
             Refusal::new(
-                format!("could not run `{}` (from {}): {e}", show(python), sel.source.label()),
+                format!(
+                    "could not run `{}` (from {}): {e}",
+                    show(python),
+                    sel.source.label()
+                ),
                 hint.clone(),
             )
         })?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+        let last = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
         return Err(Refusal::new(
             format!(
                 "`{}` (from {}) failed when asked for its version and build ({}){}{}",
@@ -461,7 +478,9 @@ pub(crate) fn check(sel: &Selected, k: &Known) -> Result<PathBuf, Refusal> {
             } else if f.base_prefix.contains("/.pyenv/versions/")
                 || f.executable.contains("/.pyenv/versions/")
             {
-                format!("rebuild it with PYTHON_CONFIGURE_OPTS=--enable-shared pyenv install {version}")
+                format!(
+                    "rebuild it with PYTHON_CONFIGURE_OPTS=--enable-shared pyenv install {version}"
+                )
             } else {
                 "pivot needs a CPython built with --enable-shared".to_owned()
             };
@@ -488,7 +507,10 @@ mod tests {
         );
         assert_eq!(cfg.home, Some("/root/.pyenv/versions/3.13.0/bin".into()));
         assert_eq!(cfg.version, Some((3, 13, 0)));
-        assert_eq!(cfg.executable, Some("/root/.pyenv/versions/3.13.0/bin/python3.13".into()));
+        assert_eq!(
+            cfg.executable,
+            Some("/root/.pyenv/versions/3.13.0/bin/python3.13".into())
+        );
     }
 
     #[test]
@@ -524,7 +546,10 @@ mod tests {
 
     #[test]
     fn an_incomplete_query_answer_is_an_error() {
-        assert_eq!(parse_answer("version=3.12.1\n").unwrap_err(), "no `abiflags`");
+        assert_eq!(
+            parse_answer("version=3.12.1\n").unwrap_err(),
+            "no `abiflags`"
+        );
         assert!(parse_answer("garbage").is_err());
     }
 
@@ -547,7 +572,11 @@ mod tests {
 
     #[test]
     fn a_free_threaded_build_is_refused() {
-        let k = known_from(&DEBIAN_311.replace("abiflags=", "abiflags=t").replace("Py_GIL_DISABLED=", "Py_GIL_DISABLED=1"));
+        let k = known_from(
+            &DEBIAN_311
+                .replace("abiflags=", "abiflags=t")
+                .replace("Py_GIL_DISABLED=", "Py_GIL_DISABLED=1"),
+        );
         let r = check(&sel(), &k).unwrap_err();
         assert_eq!(r.error, "`/opt/py/bin/python3.13t` (Python 3.11.2t, from $PIVOT_PYTHON) is a free-threaded build; pivot needs a default (GIL, non-debug) CPython");
     }
@@ -556,7 +585,11 @@ mod tests {
     fn a_debug_build_is_refused() {
         let k = known_from(&DEBIAN_311.replace("Py_DEBUG=", "Py_DEBUG=1"));
         let r = check(&sel(), &k).unwrap_err();
-        assert!(r.error.contains("is a debug build; pivot needs a default (GIL, non-debug) CPython"), "{r}");
+        assert!(
+            r.error
+                .contains("is a debug build; pivot needs a default (GIL, non-debug) CPython"),
+            "{r}"
+        );
     }
 
     #[test]
@@ -579,7 +612,10 @@ mod tests {
             "rebuild it with PYTHON_CONFIGURE_OPTS=--enable-shared pyenv install 3.11.2"
         );
         k.facts.base_prefix = "/opt/py".into();
-        assert_eq!(check(&sel(), &k).unwrap_err().hint, "pivot needs a CPython built with --enable-shared");
+        assert_eq!(
+            check(&sel(), &k).unwrap_err().hint,
+            "pivot needs a CPython built with --enable-shared"
+        );
     }
 
     #[test]

@@ -44,10 +44,12 @@ fn try_launch(args: &[OsString]) -> Result<std::convert::Infallible, Refusal> {
     }
     let known = interpreter::facts(&sel)?;
     let libpython = interpreter::check(&sel, &known)?;
-    let launcher_dir = exe
-        .as_deref()
-        .and_then(|e| e.parent())
-        .ok_or_else(|| Refusal::new("cannot tell where the launcher is installed", "run pivot by its full path"))?;
+    let launcher_dir = exe.as_deref().and_then(|e| e.parent()).ok_or_else(|| {
+        Refusal::new(
+            "cannot tell where the launcher is installed",
+            "run pivot by its full path",
+        )
+    })?;
     let core = core::find(launcher_dir, known.facts.minor())?;
     if scan.verbose {
         let _ = writeln!(

@@ -43,14 +43,24 @@ mod tests {
 
     #[test]
     fn the_root_is_the_top_most_pivot_dir_above_the_pipeline_file() {
-        let r = root_for(&["-p", "/nowhere/a/b/pipeline.py"], "/x", &["/nowhere/a/.pivot", "/nowhere/a/b/.pivot"]);
+        let r = root_for(
+            &["-p", "/nowhere/a/b/pipeline.py"],
+            "/x",
+            &["/nowhere/a/.pivot", "/nowhere/a/b/.pivot"],
+        );
         assert_eq!(r, Path::new("/nowhere/a"));
     }
 
     #[test]
     fn without_a_pivot_dir_the_root_is_the_start_dir() {
-        assert_eq!(root_for(&["run", "/nowhere/q/p.py"], "/x", &[]), Path::new("/nowhere/q"));
-        assert_eq!(root_for(&["status"], "/nowhere/cwd", &[]), Path::new("/nowhere/cwd"));
+        assert_eq!(
+            root_for(&["run", "/nowhere/q/p.py"], "/x", &[]),
+            Path::new("/nowhere/q")
+        );
+        assert_eq!(
+            root_for(&["status"], "/nowhere/cwd", &[]),
+            Path::new("/nowhere/cwd")
+        );
     }
 
     #[test]

@@ -102,8 +102,8 @@ pub(crate) fn select(env: &Env, fs: &dyn Fs) -> Result<Selected, Refusal> {
         return Ok(chosen(PathBuf::from(p), Source::PivotPython));
     }
     let project_venv = env.root.join(".venv");
-    let has_project_venv = fs.exists(&project_venv.join("pyvenv.cfg"))
-        || fs.lexists(&project_venv.join("bin/python"));
+    let has_project_venv =
+        fs.exists(&project_venv.join("pyvenv.cfg")) || fs.lexists(&project_venv.join("bin/python"));
     if let Some(v) = &env.virtual_env {
         let v = PathBuf::from(v);
         let mut s = chosen(v.join("bin/python"), Source::VirtualEnv);
@@ -125,7 +125,11 @@ pub(crate) fn select(env: &Env, fs: &dyn Fs) -> Result<Selected, Refusal> {
     if has_project_venv {
         return Ok(chosen(project_venv.join("bin/python"), Source::ProjectVenv));
     }
-    if let Some(installed) = env.launcher_exe.as_deref().and_then(|e| installed_env(e, fs)) {
+    if let Some(installed) = env
+        .launcher_exe
+        .as_deref()
+        .and_then(|e| installed_env(e, fs))
+    {
         return Ok(chosen(installed.join("bin/python"), Source::InstalledEnv));
     }
     if let Some(c) = &env.conda_prefix {
@@ -234,15 +238,30 @@ mod tests {
         let mut e = env();
         assert_eq!(pick(&e, &fs), ("/pp/python".into(), Source::PivotPython));
         e.pivot_python = None;
-        assert_eq!(pick(&e, &fs), ("/active/bin/python".into(), Source::VirtualEnv));
+        assert_eq!(
+            pick(&e, &fs),
+            ("/active/bin/python".into(), Source::VirtualEnv)
+        );
         e.virtual_env = None;
-        assert_eq!(pick(&e, &fs), ("/proj/.venv/bin/python".into(), Source::ProjectVenv));
+        assert_eq!(
+            pick(&e, &fs),
+            ("/proj/.venv/bin/python".into(), Source::ProjectVenv)
+        );
         e.root = "/other".into();
-        assert_eq!(pick(&e, &fs), ("/inst/bin/python".into(), Source::InstalledEnv));
+        assert_eq!(
+            pick(&e, &fs),
+            ("/inst/bin/python".into(), Source::InstalledEnv)
+        );
         e.launcher_exe = Some("/usr/lib/pivot/pivot".into());
-        assert_eq!(pick(&e, &fs), ("/conda/bin/python".into(), Source::CondaPrefix));
+        assert_eq!(
+            pick(&e, &fs),
+            ("/conda/bin/python".into(), Source::CondaPrefix)
+        );
         e.conda_prefix = None;
-        assert_eq!(pick(&e, &fs), ("/usr/bin/python3".into(), Source::PathPython3));
+        assert_eq!(
+            pick(&e, &fs),
+            ("/usr/bin/python3".into(), Source::PathPython3)
+        );
         e.path = Some("/nothing".into());
         assert!(select(&e, &fs).is_err());
     }
@@ -277,15 +296,25 @@ mod tests {
         let fs = FakeFs::new(&["/t/uvtool/uv-receipt.toml", "/t/pipx/pipx_metadata.json"]);
         assert!(is_tool_env(Path::new("/t/uvtool"), &fs));
         assert!(is_tool_env(Path::new("/t/pipx"), &fs));
-        assert!(is_tool_env(Path::new("/home/u/.cache/uv/archive-v0/abc123"), &fs));
-        assert!(is_tool_env(Path::new("/home/u/.cache/uv/environments-v2/pivot-1a2b"), &fs));
+        assert!(is_tool_env(
+            Path::new("/home/u/.cache/uv/archive-v0/abc123"),
+            &fs
+        ));
+        assert!(is_tool_env(
+            Path::new("/home/u/.cache/uv/environments-v2/pivot-1a2b"),
+            &fs
+        ));
         assert!(!is_tool_env(Path::new("/home/u/proj/.venv"), &fs));
         assert!(!is_tool_env(Path::new("/home/u/uv/stuff"), &fs));
     }
 
     #[test]
     fn a_tool_environment_is_not_the_installed_environment() {
-        let fs = FakeFs::new(&["/tool/pyvenv.cfg", "/tool/uv-receipt.toml", "/usr/bin/python3"]);
+        let fs = FakeFs::new(&[
+            "/tool/pyvenv.cfg",
+            "/tool/uv-receipt.toml",
+            "/usr/bin/python3",
+        ]);
         let e = Env {
             root: "/proj".into(),
             launcher_exe: Some("/tool/bin/pivot".into()),
