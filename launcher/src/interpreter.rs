@@ -406,16 +406,21 @@ fn libpython_of(f: &Facts) -> Option<PathBuf> {
         return None;
     }
     let libdir = Path::new(&f.libdir);
+    let shared = |name: &str| name.ends_with(".so") || name.contains(".so.");
     let mut candidates = Vec::new();
-    if !f.instsoname.is_empty() {
+    // A static build names `libpython3.Y.a` in both INSTSONAME and LDLIBRARY.
+    if shared(&f.instsoname) {
         candidates.push(libdir.join(&f.instsoname));
         if !f.multiarch.is_empty() {
             candidates.push(libdir.join(&f.multiarch).join(&f.instsoname));
         }
     }
-    if f.ldlibrary.ends_with(".so") || f.ldlibrary.contains(".so.") {
+    if shared(&f.ldlibrary) {
         candidates.push(libdir.join(&f.ldlibrary));
     }
+    // A static interpreter that still ships the shared library in its LIBDIR (conda).
+    let (major, minor, _) = f.version;
+    candidates.push(libdir.join(format!("libpython{major}.{minor}{}.so.1.0", f.abiflags)));
     candidates.into_iter().find(|p| p.is_file())
 }
 
@@ -616,6 +621,26 @@ mod tests {
             check(&sel(), &k).unwrap_err().hint,
             "pivot needs a CPython built with --enable-shared"
         );
+    }
+
+    #[test]
+    fn libpython_is_a_shared_object_in_libdir_never_a_static_archive() {
+        let dir = std::env::temp_dir().join(format!("pivot-launcher-lib-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("libpython3.12.a"), "").unwrap();
+        let mut f = parse_answer(DEBIAN_311).unwrap();
+        f.version = (3, 12, 1);
+        f.libdir = dir.to_string_lossy().into_owned();
+        f.instsoname = "libpython3.12.a".into();
+        f.ldlibrary = "libpython3.12.a".into();
+        assert_eq!(libpython_of(&f), None);
+        std::fs::write(dir.join("libpython3.12.so.1.0"), "").unwrap();
+        assert_eq!(libpython_of(&f), Some(dir.join("libpython3.12.so.1.0")));
+        f.instsoname = "libpython3.12.so.1.0".into();
+        assert_eq!(libpython_of(&f), Some(dir.join("libpython3.12.so.1.0")));
+        f.libdir = String::new();
+        assert_eq!(libpython_of(&f), None);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -37,7 +37,7 @@ fn try_launch(args: &[OsString]) -> Result<std::convert::Infallible, Refusal> {
     let start = project::start_dir(scan.pipeline.as_deref(), &cwd);
     let root = project::root(&start, |p| p.is_dir());
     let exe = std::env::current_exe().ok();
-    let env = select::Env::from_process(root, exe.clone());
+    let env = select::Env::from_process(root, exe.clone(), cwd.clone());
     let sel = select::select(&env, &select::RealFs)?;
     if let Some(w) = &sel.warning {
         let _ = writeln!(std::io::stderr(), "{w}");

@@ -40,11 +40,13 @@ pub(crate) struct Env {
     pub root: PathBuf,
     /// The launcher's own real path.
     pub launcher_exe: Option<PathBuf>,
+    /// The current directory (a relative `$PIVOT_PYTHON` is taken from it).
+    pub cwd: PathBuf,
 }
 
 impl Env {
     /// Reads the process environment.
-    pub(crate) fn from_process(root: PathBuf, launcher_exe: Option<PathBuf>) -> Env {
+    pub(crate) fn from_process(root: PathBuf, launcher_exe: Option<PathBuf>, cwd: PathBuf) -> Env {
         let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
         Env {
             pivot_python: var("PIVOT_PYTHON"),
@@ -53,6 +55,7 @@ impl Env {
             path: var("PATH"),
             root,
             launcher_exe,
+            cwd,
         }
     }
 }
@@ -99,7 +102,7 @@ pub(crate) fn select(env: &Env, fs: &dyn Fs) -> Result<Selected, Refusal> {
         warning: None,
     };
     if let Some(p) = &env.pivot_python {
-        return Ok(chosen(PathBuf::from(p), Source::PivotPython));
+        return Ok(chosen(pivot_python_path(env, fs, p), Source::PivotPython));
     }
     let project_venv = env.root.join(".venv");
     let has_project_venv =
@@ -135,21 +138,34 @@ pub(crate) fn select(env: &Env, fs: &dyn Fs) -> Result<Selected, Refusal> {
     if let Some(c) = &env.conda_prefix {
         return Ok(chosen(Path::new(c).join("bin/python"), Source::CondaPrefix));
     }
-    if let Some(path) = &env.path {
-        for dir in std::env::split_paths(path) {
-            if dir.as_os_str().is_empty() {
-                continue;
-            }
-            let candidate = dir.join("python3");
-            if fs.exists(&candidate) {
-                return Ok(chosen(candidate, Source::PathPython3));
-            }
-        }
+    if let Some(p) = on_path(env, fs, "python3") {
+        return Ok(chosen(p, Source::PathPython3));
     }
     Err(Refusal::new(
         "no python selected: $PIVOT_PYTHON, $VIRTUAL_ENV and $CONDA_PREFIX are unset, there is no `.venv` at the project root and no python3 on PATH",
         "activate a virtualenv made with Python 3.11-3.13, or set $PIVOT_PYTHON to a python executable",
     ))
+}
+
+/// `$PIVOT_PYTHON` as a path: a bare name (`python3.12`) is looked up on PATH, a relative path is
+/// taken from the cwd (the core is given an absolute path either way).
+fn pivot_python_path(env: &Env, fs: &dyn Fs, p: &std::ffi::OsStr) -> PathBuf {
+    let path = Path::new(p);
+    if path.components().count() == 1 && !path.is_absolute() {
+        if let Some(found) = on_path(env, fs, p) {
+            return found;
+        }
+    }
+    env.cwd.join(path)
+}
+
+/// The first `<dir>/name` that exists for the dirs of `$PATH` (empty entries skipped).
+fn on_path(env: &Env, fs: &dyn Fs, name: impl AsRef<Path>) -> Option<PathBuf> {
+    let path = env.path.as_ref()?;
+    std::env::split_paths(path)
+        .filter(|d| d.is_absolute())
+        .map(|d| d.join(name.as_ref()))
+        .find(|c| fs.exists(c))
 }
 
 /// The environment the launcher is installed in (`<env>/bin/pivot` with `<env>/pyvenv.cfg` or
@@ -217,6 +233,7 @@ mod tests {
             path: Some("/usr/local/bin:/usr/bin".into()),
             root: "/proj".into(),
             launcher_exe: Some("/inst/bin/pivot".into()),
+            cwd: "/cwd".into(),
         }
     }
 
@@ -264,6 +281,18 @@ mod tests {
         );
         e.path = Some("/nothing".into());
         assert!(select(&e, &fs).is_err());
+    }
+
+    #[test]
+    fn a_bare_pivot_python_name_is_looked_up_on_path_and_a_relative_one_in_the_cwd() {
+        let fs = FakeFs::new(&["/usr/bin/python3.12"]);
+        let mut e = env();
+        e.pivot_python = Some("python3.12".into());
+        assert_eq!(pick(&e, &fs).0, "/usr/bin/python3.12");
+        e.pivot_python = Some("venv/bin/python".into());
+        assert_eq!(pick(&e, &fs).0, "/cwd/venv/bin/python");
+        e.pivot_python = Some("python3.9".into());
+        assert_eq!(pick(&e, &fs).0, "/cwd/python3.9");
     }
 
     #[test]

@@ -404,3 +404,98 @@ fn launcher_finds_the_debian_libpython_of_the_system_python_and_of_its_venv() {
         r.stderr
     );
 }
+
+/// A release-style install in `<dir>/inst`: a venv with the launcher in `bin/pivot` and the dev
+/// core, not executable, as `lib/pivot/pivot-core-3.13`.
+fn release_install(s: &Setup, base: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let inst = s.dir.path().join("inst");
+    make_venv(base, &inst);
+    fs::copy(launcher(), inst.join("bin/pivot")).expect("copy the launcher");
+    fs::create_dir_all(inst.join("lib/pivot")).unwrap();
+    let core = inst.join("lib/pivot/pivot-core-3.13");
+    fs::copy(pivot_bin(), &core).expect("copy the core");
+    fs::set_permissions(&core, fs::Permissions::from_mode(0o644)).unwrap();
+    inst
+}
+
+#[test]
+fn launcher_installed_in_an_environment_uses_its_python_and_the_release_core_layout() {
+    let Some(base) = pyenv_python("3.13.0", "python3.13") else {
+        return;
+    };
+    let s = Setup::new();
+    let inst = release_install(&s, &base);
+    let mut cmd = Command::new(inst.join("bin/pivot"));
+    s.prepare(&mut cmd, &[]);
+    let r = Run::from(cmd.args(["-v", "--version"]).output().expect("run"));
+    r.success();
+    assert!(
+        r.stderr.starts_with(&format!(
+            "launcher: core `{}`, libpython `",
+            inst.join("lib/pivot/pivot-core-3.13").display()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.starts_with("pivot "), "{}", r.stdout);
+
+    let trace = s.dir.path().join("inst.trace");
+    let mut cmd = Command::new("strace");
+    s.prepare(&mut cmd, &[]);
+    let out = cmd
+        .args(["-f", "-v", "-s", "4096", "-e", "trace=execve", "-o"])
+        .arg(&trace)
+        .arg(inst.join("bin/pivot"))
+        .arg("--version")
+        .output();
+    if out.is_err() {
+        eprintln!("note: no strace; skipping the environment check");
+        return;
+    }
+    let text = fs::read_to_string(&trace).unwrap();
+    assert!(
+        text.contains("\"PIVOT_LAUNCH_SOURCE=the environment pivot is installed in\""),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "\"PIVOT_LAUNCH_PYTHON={}\"",
+            inst.join("bin/python").display()
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn launcher_installed_as_a_uv_tool_ignores_its_own_environment() {
+    let (Some(base), Some(py310)) = (
+        pyenv_python("3.13.0", "python3.13"),
+        pyenv_python("3.10.13", "python3.10"),
+    ) else {
+        return;
+    };
+    let s = Setup::new();
+    let inst = release_install(&s, &base);
+    fs::write(
+        inst.join("uv-receipt.toml"),
+        "[tool]\nrequirements = [\"pivot\"]\n",
+    )
+    .unwrap();
+    // python3 on PATH is a 3.10: the refusal shows it was chosen over the tool environment.
+    let path_dir = s.dir.path().join("path");
+    fs::create_dir(&path_dir).unwrap();
+    std::os::unix::fs::symlink(&py310, path_dir.join("python3")).unwrap();
+    let mut cmd = Command::new(inst.join("bin/pivot"));
+    s.prepare(&mut cmd, &[("PATH", path_dir.as_path())]);
+    let r = Run::from(cmd.arg("--version").output().expect("run"));
+    r.code(2);
+    assert!(
+        r.stderr.starts_with(&format!(
+            "error: no core for Python 3.10 (`{}`, from python3 on PATH)",
+            path_dir.join("python3").display()
+        )),
+        "{}",
+        r.stderr
+    );
+}
