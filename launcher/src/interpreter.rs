@@ -144,7 +144,11 @@ pub(crate) fn facts(sel: &Selected) -> Result<Known, Refusal> {
         // A wrapper (pyenv shim...): what it runs can change without the file changing, so its
         // answer is never cached, and the core is given the real interpreter.
         let facts = query(sel)?;
-        let launch_python = PathBuf::from(&facts.executable);
+        let launch_python = if facts.executable.is_empty() {
+            python.clone()
+        } else {
+            PathBuf::from(&facts.executable)
+        };
         return Ok(known(facts, Origin::Query, launch_python));
     }
     let key = cache::Key::of(&canonical);
