@@ -141,6 +141,15 @@ pub(crate) fn facts(sel: &Selected) -> Result<Known, Refusal> {
         ));
     };
     if is_script(&canonical) {
+        let cwd = std::env::current_dir().unwrap_or_default();
+        if let Some(real) = crate::pyenv::resolve_shim(&canonical, &cwd).filter(|r| !is_script(r)) {
+            let resolved = Selected {
+                python: real,
+                source: sel.source,
+                warning: None,
+            };
+            return facts(&resolved);
+        }
         // A wrapper (pyenv shim...): what it runs can change without the file changing, so its
         // answer is never cached, and the core is given the real interpreter.
         let facts = query(sel)?;

@@ -7,6 +7,7 @@ mod core;
 mod exec;
 mod interpreter;
 mod project;
+mod pyenv;
 mod refusal;
 mod select;
 

@@ -88,7 +88,7 @@ impl Setup {
     /// (each with its environment).
     fn traced(&self, args: &[&str], env: &[(&str, &Path)]) -> Option<(Run, Vec<String>)> {
         let trace = self.dir.path().join("execve.trace");
-        let mut cmd = Command::new("strace");
+        let mut cmd = Command::new(strace()?);
         self.prepare(&mut cmd, env);
         cmd.args(["-f", "-v", "-s", "4096", "-e", "trace=execve", "-o"])
             .arg(&trace)
@@ -110,6 +110,19 @@ impl Setup {
             .collect();
         Some((Run::from(out), execs))
     }
+}
+
+/// strace, found on this process's PATH (a test may give the launcher another PATH).
+fn strace() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join("strace"))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        eprintln!("note: no strace on PATH; skipping the process count");
+    }
+    found
 }
 
 /// `<pyenv root>/versions/<version>/bin/<name>`, if installed.
@@ -441,18 +454,17 @@ fn launcher_installed_in_an_environment_uses_its_python_and_the_release_core_lay
     assert!(r.stdout.starts_with("pivot "), "{}", r.stdout);
 
     let trace = s.dir.path().join("inst.trace");
-    let mut cmd = Command::new("strace");
+    let Some(strace) = strace() else { return };
+    let mut cmd = Command::new(strace);
     s.prepare(&mut cmd, &[]);
     let out = cmd
         .args(["-f", "-v", "-s", "4096", "-e", "trace=execve", "-o"])
         .arg(&trace)
         .arg(inst.join("bin/pivot"))
         .arg("--version")
-        .output();
-    if out.is_err() {
-        eprintln!("note: no strace; skipping the environment check");
-        return;
-    }
+        .output()
+        .expect("run strace");
+    Run::from(out).success();
     let text = fs::read_to_string(&trace).unwrap();
     assert!(
         text.contains("\"PIVOT_LAUNCH_SOURCE=the environment pivot is installed in\""),
@@ -497,5 +509,46 @@ fn launcher_installed_as_a_uv_tool_ignores_its_own_environment() {
         )),
         "{}",
         r.stderr
+    );
+}
+
+#[test]
+fn launcher_resolves_a_pyenv_python3_shim_without_running_it() {
+    let Some(root) = pyenv_root() else {
+        eprintln!("note: no pyenv; skipping");
+        return;
+    };
+    let shims = root.join("shims");
+    if !shims.join("python3").is_file() || pyenv_python("3.13.0", "python3").is_none() {
+        eprintln!("note: no pyenv python3 shim or 3.13.0; skipping");
+        return;
+    }
+    let s = Setup::new();
+    let env = [
+        ("PATH", shims.as_path()),
+        ("PYENV_VERSION", Path::new("3.13.0")),
+    ];
+    let r = s.run(&["-v", "--version"], &env);
+    r.success();
+    assert!(
+        r.stderr
+            .contains("libpython3.13.so.1.0` (facts from query)"),
+        "{}",
+        r.stderr
+    );
+    let Some((r, execs)) = s.traced(&["--version"], &env) else {
+        return;
+    };
+    r.success();
+    assert_only_launcher_and_loader(&execs, &r);
+    let want = format!(
+        "\"PIVOT_LAUNCH_PYTHON={}\"",
+        root.join("versions/3.13.0/bin/python3").display()
+    );
+    assert!(execs[1].contains(&want), "no {want} in\n{}", execs[1]);
+    assert!(
+        execs[1].contains("\"PIVOT_LAUNCH_SOURCE=python3 on PATH\""),
+        "{}",
+        execs[1]
     );
 }
