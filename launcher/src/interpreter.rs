@@ -120,6 +120,16 @@ fn is_default_build_name(name: &str) -> bool {
     }
 }
 
+/// False if an interpreter file name (`python3.12`) names another minor than `pyvenv.cfg` says:
+/// the base was replaced (a distribution upgrade moved `python3`), so the file is not trusted.
+fn name_agrees(name: &str, version: (u32, u32, u32)) -> bool {
+    let rest = name.strip_prefix("python").unwrap_or("");
+    match rest.split_once('.') {
+        Some((major, minor)) => major.parse() == Ok(version.0) && minor.parse() == Ok(version.1),
+        None => true,
+    }
+}
+
 /// The facts for `sel`, by the cheapest means that gives an answer.
 pub(crate) fn facts(sel: &Selected) -> Result<Known, Refusal> {
     let python = &sel.python;
@@ -249,7 +259,7 @@ fn fast_path(python: &Path, cfg: &PyvenvCfg) -> Option<Known> {
     names.extend(cfg.executable.clone());
     for n in &names {
         let name = n.file_name()?.to_string_lossy();
-        if !is_default_build_name(&name) {
+        if !is_default_build_name(&name) || !name_agrees(&name, version) {
             return None;
         }
     }
@@ -548,6 +558,14 @@ mod tests {
         assert!(!is_default_build_name("python3.13t"));
         assert!(!is_default_build_name("python3.13d"));
         assert!(!is_default_build_name("pypy3.10"));
+    }
+
+    #[test]
+    fn a_base_interpreter_of_another_minor_than_pyvenv_cfg_says_is_not_trusted() {
+        assert!(name_agrees("python3.12", (3, 12, 1)));
+        assert!(name_agrees("python3", (3, 12, 1)));
+        assert!(!name_agrees("python3.13", (3, 12, 1)));
+        assert!(!name_agrees("python3.1", (3, 12, 1)));
     }
 
     const DEBIAN_311: &str = "version=3.11.2\nabiflags=\nexecutable=/usr/bin/python3.11\nbase_prefix=/usr\nLIBDIR=/usr/lib/x86_64-linux-gnu\nINSTSONAME=libpython3.11.so.1.0\nLDLIBRARY=libpython3.11.so\nPy_ENABLE_SHARED=1\nPy_GIL_DISABLED=\nPy_DEBUG=\nMULTIARCH=x86_64-linux-gnu\nimplementation=cpython\n";

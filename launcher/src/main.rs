@@ -19,20 +19,13 @@ use refusal::{show, Refusal, EXIT_REFUSED};
 
 fn main() {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    let refusal = launch(&args);
+    let Err(refusal) = launch(&args);
     let _ = writeln!(std::io::stderr(), "{refusal}");
     std::process::exit(EXIT_REFUSED);
 }
 
-/// Execs the core; returns only why it could not.
-fn launch(args: &[OsString]) -> Refusal {
-    match try_launch(args) {
-        Ok(never) => match never {},
-        Err(r) => r,
-    }
-}
-
-fn try_launch(args: &[OsString]) -> Result<std::convert::Infallible, Refusal> {
+/// Execs the core: returns only why it could not.
+fn launch(args: &[OsString]) -> Result<std::convert::Infallible, Refusal> {
     let scan = argv::scan(args);
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let start = project::start_dir(scan.pipeline.as_deref(), &cwd);
