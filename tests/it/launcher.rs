@@ -20,18 +20,44 @@ pipeline = Pipeline("smoke")
 pipeline.register(hello)
 "#;
 
-/// The launcher cargo builds beside the dev core.
+/// The launcher beside the dev core, built first: cargo builds the binaries of the package under
+/// test only (the core), not the launcher package's, so a plain `cargo nextest run` would find a
+/// stale launcher or none. The build is a no-op when it is up to date.
 fn launcher() -> PathBuf {
-    let p = Path::new(pivot_bin())
-        .parent()
-        .expect("core dir")
-        .join("pivot");
-    assert!(
-        p.is_file(),
-        "no launcher at `{}`: build the workspace (cargo build) first",
-        p.display()
-    );
-    p
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let dir = Path::new(pivot_bin()).parent().expect("core dir");
+            let target_dir = dir.parent().expect("target dir");
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let mut build = Command::new(cargo);
+            build
+                .args([
+                    "build",
+                    "-q",
+                    "-j2",
+                    "-p",
+                    "pivot-launcher",
+                    "--bin",
+                    "pivot",
+                ])
+                .arg("--target-dir")
+                .arg(target_dir)
+                .current_dir(env!("CARGO_MANIFEST_DIR"));
+            if dir.file_name().is_some_and(|n| n == "release") {
+                build.arg("--release");
+            }
+            let out = build.output().expect("run cargo build for the launcher");
+            assert!(
+                out.status.success(),
+                "cargo build -p pivot-launcher: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let p = dir.join("pivot");
+            assert!(p.is_file(), "no launcher at `{}`", p.display());
+            p
+        })
+        .clone()
 }
 
 /// A temp dir holding `proj/pipeline.py` and a `cache/` for `$XDG_CACHE_HOME`.
