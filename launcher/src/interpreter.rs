@@ -484,7 +484,11 @@ pub(crate) fn check(sel: &Selected, k: &Known) -> Result<PathBuf, Refusal> {
                 f.minor(),
                 f.minor(),
                 f.minor(),
-                f.abiflags
+                match (f.abiflags.as_str(), free_threaded) {
+                    ("", true) => "t",
+                    ("", false) => "d",
+                    (flags, _) => flags,
+                }
             ),
         ));
     }
