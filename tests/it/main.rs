@@ -27,6 +27,7 @@ mod history;
 mod incremental;
 mod invocation;
 mod large_dirs;
+mod launcher;
 mod linking;
 mod outputs;
 mod overwrite_guard;
