@@ -33,12 +33,18 @@ pipeline = Pipeline("bench")
 pipeline.register(hello)
 PY
 cd "$work/proj"
-"$prefix/bin/pivot" repro -q
-hyperfine -N -w 10 -r "$runs" --export-markdown "$work/version.md" \
+"$prefix/bin/pivot" run pipeline.py -q >/dev/null
+hyperfine -N -w 10 -r "$runs" --export-json "$work/version.json" \
     -n "launcher: pivot --version" "$prefix/bin/pivot --version" \
     -n "core direct: --version" "${direct[*]} --version" >/dev/null
-hyperfine -N -w 5 -r "$runs" --export-markdown "$work/noop.md" \
+hyperfine -N -w 5 -r "$runs" --export-json "$work/noop.json" \
     -n "launcher: no-op repro" "$prefix/bin/pivot repro -q" \
     -n "core direct: no-op repro" "${direct[*]} repro -q" >/dev/null
-cat "$work/version.md" "$work/noop.md"
+python3 - "$work/version.json" "$work/noop.json" <<'PY'
+import json, sys
+print("| command | median (ms) | mean (ms) | min (ms) |\n|---|---|---|---|")
+for path in sys.argv[1:]:
+    for r in json.load(open(path))["results"]:
+        print(f"| {r['command']} | {r['median'] * 1e3:.1f} | {r['mean'] * 1e3:.1f} | {r['min'] * 1e3:.1f} |")
+PY
 ls -l "$prefix/bin/pivot" "$prefix"/lib/pivot/pivot-core-* | awk '{print $5, $NF}'

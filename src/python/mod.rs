@@ -88,11 +88,19 @@ fn check_launched_version(
     launch: &crate::launch::Launch,
     verbose: bool,
 ) -> Result<(), PythonError> {
-    let running: String = py
-        .import("platform")
-        .and_then(|p| p.call_method0("python_version"))
-        .and_then(|v| v.extract())
+    // `sys.version_info`, not `platform` (whose import would cost every command milliseconds).
+    let (major, minor, micro): (u32, u32, u32) = py
+        .import("sys")
+        .and_then(|s| s.getattr("version_info"))
+        .and_then(|v| {
+            Ok((
+                v.get_item(0)?.extract()?,
+                v.get_item(1)?.extract()?,
+                v.get_item(2)?.extract()?,
+            ))
+        })
         .map_err(|e| PythonError::Internal(e.to_string()))?;
+    let running = format!("{major}.{minor}.{micro}");
     let minor = |v: &str| v.splitn(3, '.').take(2).collect::<Vec<_>>().join(".");
     if minor(&running) != launch.minor() {
         return Err(PythonError::Init(format!(
