@@ -36,6 +36,7 @@ mod params_file;
 mod plan;
 mod plan_agrees;
 mod processes;
+mod python_command;
 mod run_cache;
 mod stat_identity;
 mod streaming;
