@@ -158,6 +158,17 @@ pub(crate) fn exec(l: &Launch<'_>, args: &[OsString]) -> Refusal {
 mod tests {
     use super::*;
 
+    fn envs_of(c: &Command) -> std::collections::HashMap<String, Option<String>> {
+        c.get_envs()
+            .map(|(k, v)| {
+                (
+                    k.to_string_lossy().into_owned(),
+                    v.map(|v| v.to_string_lossy().into_owned()),
+                )
+            })
+            .collect()
+    }
+
     #[test]
     fn the_glibc_version_decides_how_libpython_is_preloaded() {
         assert_eq!(mode_for(parse_glibc("2.36").unwrap()), Mode::PreloadArgv0);
@@ -208,15 +219,7 @@ mod tests {
                 "-v"
             ]
         );
-        let env: std::collections::HashMap<_, _> = c
-            .get_envs()
-            .map(|(k, v)| {
-                (
-                    k.to_string_lossy().into_owned(),
-                    v.map(|v| v.to_string_lossy().into_owned()),
-                )
-            })
-            .collect();
+        let env = envs_of(&c);
         assert_eq!(
             env["PIVOT_LAUNCH_PYTHON"].as_deref(),
             Some("/proj/.venv/bin/python")
@@ -229,15 +232,7 @@ mod tests {
 
         let c = command(&l, Path::new("/unused"), Mode::LdPreload, &args);
         assert_eq!(c.get_program(), "/i/lib/pivot/pivot-core-3.12");
-        let env: std::collections::HashMap<_, _> = c
-            .get_envs()
-            .map(|(k, v)| {
-                (
-                    k.to_string_lossy().into_owned(),
-                    v.map(|v| v.to_string_lossy().into_owned()),
-                )
-            })
-            .collect();
+        let env = envs_of(&c);
         assert_eq!(
             env["LD_PRELOAD"].as_deref(),
             Some("/py/lib/libpython3.12.so.1.0")
