@@ -211,6 +211,42 @@ fn launcher_run_with_an_active_virtualenv_runs_the_pipeline_and_a_second_run_is_
 }
 
 #[test]
+fn launcher_variables_and_preloads_never_reach_a_stage_or_its_subprocesses() {
+    let Some(venv) = venv_or_skip() else { return };
+    let s = Setup::new();
+    fs::write(
+        s.proj().join("pipeline.py"),
+        r#"import os
+import subprocess
+import sys
+from typing import Annotated
+
+from pivot import loaders, outputs
+from pivot.pipeline import Pipeline
+
+SEEN = "import os; print(sorted(k for k in os.environ if k.startswith(('PIVOT_LAUNCH_', 'LD_'))))"
+
+
+def env() -> Annotated[str, outputs.Out("env.txt", loaders.Text())]:
+    child = subprocess.run([sys.executable, "-c", SEEN], capture_output=True, text=True)
+    mine = sorted(k for k in os.environ if k.startswith(("PIVOT_LAUNCH_", "LD_")))
+    return f"{mine} {child.stdout.strip()}\n"
+
+
+pipeline = Pipeline("env")
+pipeline.register(env)
+"#,
+    )
+    .expect("write pipeline.py");
+    s.run(&["run", "pipeline.py"], &[("VIRTUAL_ENV", venv.as_path())])
+        .success();
+    assert_eq!(
+        fs::read_to_string(s.proj().join("env.txt")).expect("env.txt"),
+        "[] []\n"
+    );
+}
+
+#[test]
 fn launcher_uses_the_project_venv_when_no_virtualenv_is_active() {
     let Some(base) = pyenv_python("3.13.0", "python3.13") else {
         return;
