@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::{pivot_bin, pyenv_root, test_venv, Run};
+use crate::support::{launcher_bin as launcher, pivot_bin, pyenv_root, test_venv, Run};
 
 const PIPELINE: &str = r#"from typing import Annotated
 import sys
@@ -19,46 +19,6 @@ def hello() -> Annotated[str, outputs.Out("hello.txt", loaders.Text())]:
 pipeline = Pipeline("smoke")
 pipeline.register(hello)
 "#;
-
-/// The launcher beside the dev core, built first: cargo builds the binaries of the package under
-/// test only (the core), not the launcher package's, so a plain `cargo nextest run` would find a
-/// stale launcher or none. The build is a no-op when it is up to date.
-fn launcher() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let dir = Path::new(pivot_bin()).parent().expect("core dir");
-            let target_dir = dir.parent().expect("target dir");
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let mut build = Command::new(cargo);
-            build
-                .args([
-                    "build",
-                    "-q",
-                    "-j2",
-                    "-p",
-                    "pivot-launcher",
-                    "--bin",
-                    "pivot",
-                ])
-                .arg("--target-dir")
-                .arg(target_dir)
-                .current_dir(env!("CARGO_MANIFEST_DIR"));
-            if dir.file_name().is_some_and(|n| n == "release") {
-                build.arg("--release");
-            }
-            let out = build.output().expect("run cargo build for the launcher");
-            assert!(
-                out.status.success(),
-                "cargo build -p pivot-launcher: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let p = dir.join("pivot");
-            assert!(p.is_file(), "no launcher at `{}`", p.display());
-            p
-        })
-        .clone()
-}
 
 /// A temp dir holding `proj/pipeline.py` and a `cache/` for `$XDG_CACHE_HOME`.
 struct Setup {

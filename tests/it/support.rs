@@ -20,6 +20,46 @@ pub(crate) fn pivot_bin() -> &'static str {
     env!("CARGO_BIN_EXE_pivot-core")
 }
 
+/// The launcher beside the dev core, built first: cargo builds the binaries of the package under
+/// test only (the core), not the launcher package's, so a plain `cargo nextest run` would find a
+/// stale launcher or none. The build is a no-op when it is up to date.
+pub(crate) fn launcher_bin() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let dir = Path::new(pivot_bin()).parent().expect("core dir");
+            let target_dir = dir.parent().expect("target dir");
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let mut build = Command::new(cargo);
+            build
+                .args([
+                    "build",
+                    "-q",
+                    "-j2",
+                    "-p",
+                    "pivot-launcher",
+                    "--bin",
+                    "pivot",
+                ])
+                .arg("--target-dir")
+                .arg(target_dir)
+                .current_dir(env!("CARGO_MANIFEST_DIR"));
+            if dir.file_name().is_some_and(|n| n == "release") {
+                build.arg("--release");
+            }
+            let out = build.output().expect("run cargo build for the launcher");
+            assert!(
+                out.status.success(),
+                "cargo build -p pivot-launcher: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let p = dir.join("pivot");
+            assert!(p.is_file(), "no launcher at `{}`", p.display());
+            p
+        })
+        .clone()
+}
+
 /// What a pivot invocation did.
 #[derive(Debug)]
 pub(crate) struct Run {
@@ -319,7 +359,8 @@ impl Project {
     /// Runs `script` with `sh -c` in the project root, with pivot's directory first on PATH and
     /// the environment `command` gives pivot (for `#!/usr/bin/env pivot` scripts).
     pub(crate) fn sh(&self, script: &str) -> Run {
-        let bin_dir = Path::new(pivot_bin())
+        // `pivot` on PATH is the launcher, as for a user's `#!/usr/bin/env pivot` script.
+        let bin_dir = launcher_bin()
             .parent()
             .expect("pivot has a directory")
             .to_path_buf();
