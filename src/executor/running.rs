@@ -6,7 +6,7 @@
 //! committed value.
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// What a stage's marker says before the stage starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,11 +38,44 @@ impl std::fmt::Display for Leftover {
 /// after a crash), or is a process of another program counts as a leftover, as does a marker
 /// without a PID in it.
 pub(super) fn read(path: &Path) -> io::Result<Marker> {
-    read_for(path, std::env::current_exe().ok().as_deref())
+    read_for(path, Program::this().as_ref())
+}
+
+/// What identifies a running pivot: its executable, and under the release launcher the core it
+/// was started with (there `/proc/PID/exe` is the loader, `ld.so --preload ... CORE`, which
+/// another program could also be started by).
+#[derive(Debug)]
+struct Program {
+    exe: PathBuf,
+    core: Option<PathBuf>,
+}
+
+impl Program {
+    fn this() -> Option<Program> {
+        Some(Program {
+            exe: std::env::current_exe().ok()?,
+            core: crate::launch::get().map(|l| l.core.clone()),
+        })
+    }
+
+    /// Whether process `proc` (its `/proc/PID` directory) runs this program; unreadable (another
+    /// user's process) counts as a pivot, as SPEC 4.8 does.
+    fn runs_in(&self, proc: &Path) -> bool {
+        match std::fs::read_link(proc.join("exe")) {
+            Ok(theirs) if theirs != self.exe => false,
+            Ok(_) => self.core.as_ref().is_none_or(|core| {
+                std::fs::read(proc.join("cmdline")).map_or(true, |args| {
+                    args.split(|b| *b == 0)
+                        .any(|arg| arg == core.as_os_str().as_encoded_bytes())
+                })
+            }),
+            Err(_) => true,
+        }
+    }
 }
 
 /// [`read`], for pivot's program `program` (unknown: any live process counts as a pivot).
-fn read_for(path: &Path, program: Option<&Path>) -> io::Result<Marker> {
+fn read_for(path: &Path, program: Option<&Program>) -> io::Result<Marker> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Marker::Absent),
@@ -75,7 +108,7 @@ pub(super) fn remove(path: &Path) -> io::Result<()> {
 
 /// Whether `pid` is a live process, other than this one, running the same program as this one
 /// (a zombie is dead; a PID reused by another program is not a pivot).
-fn is_other_pivot(pid: u32, program: Option<&Path>) -> bool {
+fn is_other_pivot(pid: u32, program: Option<&Program>) -> bool {
     if pid == 0 || pid == std::process::id() {
         return false;
     }
@@ -87,11 +120,7 @@ fn is_other_pivot(pid: u32, program: Option<&Path>) -> bool {
     if !alive {
         return false;
     }
-    // Unreadable (another user's process): assume a pivot, as SPEC 4.8 does.
-    match (std::fs::read_link(proc.join("exe")), program) {
-        (Ok(theirs), Some(ours)) => theirs == ours,
-        _ => true,
-    }
+    program.is_none_or(|ours| ours.runs_in(&proc))
 }
 
 #[cfg(test)]
@@ -131,18 +160,50 @@ mod tests {
     }
 
     #[test]
+    fn under_the_loader_a_pivot_is_a_process_started_with_the_same_core() {
+        // `sh -c 'sleep 30' /opt/pivot-core-3.13` stands for `ld.so ... /opt/pivot-core-3.13`:
+        // the same executable, the core among its arguments.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 30", "/opt/pivot-core-3.13"])
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.running");
+        std::fs::write(&path, pid.to_string()).unwrap();
+        let with = |core: &str| Program {
+            exe: exe.clone(),
+            core: Some(core.into()),
+        };
+        let same = read_for(&path, Some(&with("/opt/pivot-core-3.13"))).unwrap();
+        let other = read_for(&path, Some(&with("/opt/pivot-core-3.12"))).unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(same, Marker::Live(pid));
+        assert_eq!(other, leftover(Some(pid)));
+    }
+
+    #[test]
     fn a_live_process_of_the_same_program_is_another_pivot() {
         let mut child = std::process::Command::new("sleep")
             .arg("30")
             .spawn()
             .unwrap();
         let pid = child.id();
-        let program = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+        let program = Program {
+            exe: std::fs::read_link(format!("/proc/{pid}/exe")).unwrap(),
+            core: None,
+        };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.running");
         std::fs::write(&path, pid.to_string()).unwrap();
         let as_sleep = read_for(&path, Some(&program)).unwrap();
-        let as_other = read_for(&path, Some(Path::new("/no/such/pivot"))).unwrap();
+        let other = Program {
+            exe: "/no/such/pivot".into(),
+            core: None,
+        };
+        let as_other = read_for(&path, Some(&other)).unwrap();
         child.kill().unwrap();
         child.wait().unwrap();
         assert_eq!(as_sleep, Marker::Live(pid));
