@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::{filter, pyenv_root, running_stages, sorted, test_venv, Project, PRELUDE};
+use crate::support::{
+    filter, make_venv, pyenv_root, running_stages, sorted, test_venv, Project, PRELUDE,
+};
 
 /// A venv with no packages at all (not even pip), made from the test venv's Python 3.13.
 fn bare_venv(parent: &Path) -> Option<PathBuf> {
@@ -14,17 +16,7 @@ fn bare_venv(parent: &Path) -> Option<PathBuf> {
         return None;
     };
     let dir = parent.join("bare");
-    let out = Command::new(venv.join("bin/python"))
-        .args(["-m", "venv", "--without-pip"])
-        .arg(&dir)
-        .env_remove("PYTHONPATH")
-        .output()
-        .expect("run python -m venv");
-    assert!(
-        out.status.success(),
-        "venv: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    make_venv(&venv.join("bin/python"), &dir);
     Some(dir)
 }
 

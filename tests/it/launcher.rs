@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::{launcher_bin as launcher, pivot_bin, pyenv_root, test_venv, Run};
+use crate::support::{launcher_bin as launcher, make_venv, pivot_bin, pyenv_root, test_venv, Run};
 
 const PIPELINE: &str = r#"from typing import Annotated
 import sys
@@ -246,20 +246,6 @@ fn launcher_uses_the_project_venv_when_no_virtualenv_is_active() {
         "{core_exec}"
     );
     assert!(!core_exec.contains("\"LD_LIBRARY_PATH="), "{core_exec}");
-}
-
-fn make_venv(base: &Path, dir: &Path) {
-    let out = Command::new(base)
-        .args(["-m", "venv", "--without-pip"])
-        .arg(dir)
-        .env_remove("PYTHONPATH")
-        .output()
-        .expect("python -m venv");
-    assert!(
-        out.status.success(),
-        "venv: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]

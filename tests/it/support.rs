@@ -60,6 +60,21 @@ pub(crate) fn launcher_bin() -> PathBuf {
         .clone()
 }
 
+/// `base -m venv --without-pip dir`.
+pub(crate) fn make_venv(base: &Path, dir: &Path) {
+    let out = Command::new(base)
+        .args(["-m", "venv", "--without-pip"])
+        .arg(dir)
+        .env_remove("PYTHONPATH")
+        .output()
+        .expect("python -m venv");
+    assert!(
+        out.status.success(),
+        "venv: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// What a pivot invocation did.
 #[derive(Debug)]
 pub(crate) struct Run {
