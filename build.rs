@@ -61,14 +61,32 @@ fn main() {
     // without an rpath the loader may pick another libpython of the same soname (Debian's),
     // with the wrong stdlib (BUILD-NOTES.md 2, pitfall 1).
     println!("cargo:rerun-if-env-changed=PYO3_BUILD_EXTENSION_MODULE");
+    println!("cargo:rerun-if-env-changed=RUSTC_LINKER");
+    let config = pyo3_build_config::get();
     if env::var_os("PYO3_BUILD_EXTENSION_MODULE").is_some() {
-        println!("cargo:rustc-link-arg-bins=-Wl,--unresolved-symbols=ignore-in-object-files");
+        let zig = env::var("RUSTC_LINKER").is_ok_and(|l| l.contains("zigcc"));
+        if zig {
+            // cargo-zigbuild's `zig cc` refuses `--unresolved-symbols` (and lld reports undefined
+            // symbols of an executable even with `-z undefs`), so the core is linked against the
+            // build Python's libpython, with `--allow-shlib-undefined` (that libpython's own
+            // glibc references are newer than the floor zig links against), and
+            // `GLIBC=2.X scripts/build-release` then drops the libpython NEEDED entry with
+            // patchelf: the same unversioned undefined Python symbols as with `ld`.
+            let dir = config
+                .lib_dir()
+                .expect("pyo3 knows the libpython directory");
+            let name = config.lib_name().expect("pyo3 knows the libpython name");
+            println!("cargo:rustc-link-arg-bins=-L{dir}");
+            println!("cargo:rustc-link-arg-bins=-l{name}");
+            println!("cargo:rustc-link-arg-bins=-Wl,--allow-shlib-undefined");
+        } else {
+            println!("cargo:rustc-link-arg-bins=-Wl,--unresolved-symbols=ignore-in-object-files");
+        }
         println!("cargo:rustc-cfg=pivot_unlinked_core");
     } else {
         pyo3_build_config::add_libpython_rpath_link_args();
     }
     println!("cargo:rustc-check-cfg=cfg(pivot_unlinked_core)");
-    let config = pyo3_build_config::get();
     let exe = config.executable().unwrap_or_default();
     println!("cargo:rustc-env=PIVOT_BUILD_PYTHON={exe}");
     let version = config.version();
@@ -87,8 +105,13 @@ fn main() {
 /// libm, libgcc_s and the loader beside libpython.
 fn link_rocksdb_statically() {
     println!("cargo:rerun-if-env-changed=ROCKSDB_STATIC");
+    println!("cargo:rerun-if-env-changed=ROCKSDB_COMPILE");
     let linux = env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux");
-    if env::var_os("ROCKSDB_STATIC").is_none() || !linux {
+    // With `ROCKSDB_COMPILE` librocksdb-sys builds RocksDB from its bundled source (for an older
+    // glibc floor than Debian's archives allow, `GLIBC=2.28 scripts/build-release`), with no
+    // compression library, and links the C++ runtime itself: Debian's archives are not used.
+    if env::var_os("ROCKSDB_STATIC").is_none() || env::var_os("ROCKSDB_COMPILE").is_some() || !linux
+    {
         return;
     }
     // librocksdb-sys asks for `-lstdc++`; a directory holding only the static archive, searched
