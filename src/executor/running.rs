@@ -161,10 +161,11 @@ mod tests {
 
     #[test]
     fn under_the_loader_a_pivot_is_a_process_started_with_the_same_core() {
-        // `sh -c 'sleep 30' /opt/pivot-core-3.13` stands for `ld.so ... /opt/pivot-core-3.13`:
-        // the same executable, the core among its arguments.
+        // `sh -c 'sleep 30; :' /opt/pivot-core-3.13` stands for `ld.so ... /opt/pivot-core-3.13`:
+        // the same executable, the core among its arguments (`; :` keeps the shell from
+        // exec'ing `sleep` in its place, which would change both).
         let mut child = std::process::Command::new("sh")
-            .args(["-c", "sleep 30", "/opt/pivot-core-3.13"])
+            .args(["-c", "sleep 30; :", "/opt/pivot-core-3.13"])
             .spawn()
             .unwrap();
         let pid = child.id();
