@@ -63,10 +63,13 @@ impl Program {
     fn runs_in(&self, proc: &Path) -> bool {
         match std::fs::read_link(proc.join("exe")) {
             Ok(theirs) if theirs != self.exe => false,
+            // An empty cmdline (a process in the middle of its exec) tells nothing: a pivot.
             Ok(_) => self.core.as_ref().is_none_or(|core| {
                 std::fs::read(proc.join("cmdline")).map_or(true, |args| {
-                    args.split(|b| *b == 0)
-                        .any(|arg| arg == core.as_os_str().as_encoded_bytes())
+                    args.is_empty()
+                        || args
+                            .split(|b| *b == 0)
+                            .any(|arg| arg == core.as_os_str().as_encoded_bytes())
                 })
             }),
             Err(_) => true,
@@ -126,6 +129,7 @@ fn is_other_pivot(pid: u32, program: Option<&Program>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::process::CommandExt as _;
 
     #[test]
     fn a_marker_is_absent_live_or_a_leftover() {
@@ -166,9 +170,15 @@ mod tests {
         // exec'ing `sleep` in its place, which would change both).
         let mut child = std::process::Command::new("sh")
             .args(["-c", "sleep 30; :", "/opt/pivot-core-3.13"])
+            .process_group(0)
             .spawn()
             .unwrap();
         let pid = child.id();
+        // The kernel shows the new cmdline a moment after `spawn` returns (mid-exec it is empty).
+        let cmdline = format!("/proc/{pid}/cmdline");
+        while std::fs::read(&cmdline).is_ok_and(|c| c.is_empty()) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.running");
@@ -179,7 +189,11 @@ mod tests {
         };
         let same = read_for(&path, Some(&with("/opt/pivot-core-3.13"))).unwrap();
         let other = read_for(&path, Some(&with("/opt/pivot-core-3.12"))).unwrap();
-        child.kill().unwrap();
+        // The whole group: the shell's `sleep` too.
+        std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pid}")])
+            .status()
+            .unwrap();
         child.wait().unwrap();
         assert_eq!(same, Marker::Live(pid));
         assert_eq!(other, leftover(Some(pid)));
