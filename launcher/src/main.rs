@@ -20,6 +20,12 @@ use refusal::{show, Refusal, EXIT_REFUSED};
 fn main() {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let Err(refusal) = launch(&args);
+    // `pivot --version` answers even where no usable Python is found (a bare CI image), as the
+    // core would: the two share the workspace's version.
+    if matches!(args.as_slice(), [a] if a == "--version" || a == "-V") {
+        let _ = writeln!(std::io::stdout(), "pivot {}", env!("CARGO_PKG_VERSION"));
+        std::process::exit(0);
+    }
     let _ = writeln!(std::io::stderr(), "{refusal}");
     std::process::exit(EXIT_REFUSED);
 }

@@ -66,12 +66,19 @@ pub(super) fn install(py: Python<'_>) -> PyResult<()> {
     py.run(&code, Some(&globals), None)
 }
 
-/// Whether another `pivot` distribution is importable from the environment (shadowed by ours).
+/// Where a `pivot` package other than ours is importable from the environment (shadowed by
+/// ours). The release wheel installs the same files as the embedded ones: that one is no other.
 pub(super) fn shadowed_install(py: Python<'_>) -> Option<String> {
     let code = c"__import__('importlib.machinery').machinery.PathFinder.find_spec('pivot')";
     let spec = py.eval(code, None, None).ok()?;
     if spec.is_none() {
         return None;
     }
-    spec.getattr("origin").ok()?.extract::<String>().ok()
+    let origin = spec.getattr("origin").ok()?.extract::<String>().ok()?;
+    let root = std::path::Path::new(&origin).parent()?.parent()?;
+    let same = PYLIB.iter().all(|(name, is_pkg, source)| {
+        std::fs::read(super::unpack::module_path(root, name, *is_pkg))
+            .is_ok_and(|text| text == source.as_bytes())
+    });
+    (!same).then_some(origin)
 }

@@ -62,16 +62,22 @@ fn digest() -> String {
     format!("{:016x}", h.digest())
 }
 
-/// `pivot.a.b` is `pivot/a/b.py`, or `pivot/a/b/__init__.py` for a package.
+/// Where module `name` lives below `dir` (which holds `pivot/`): `pivot.a.b` is `pivot/a/b.py`,
+/// or `pivot/a/b/__init__.py` for a package.
+pub(super) fn module_path(dir: &Path, name: &str, is_pkg: bool) -> PathBuf {
+    let mut path = dir.to_path_buf();
+    path.extend(name.split('.'));
+    if is_pkg {
+        path.push("__init__.py");
+    } else {
+        path.set_extension("py");
+    }
+    path
+}
+
 fn write_package(dir: &Path) -> io::Result<()> {
     for (name, is_pkg, source) in PYLIB {
-        let mut path = dir.to_path_buf();
-        path.extend(name.split('.'));
-        if *is_pkg {
-            path.push("__init__.py");
-        } else {
-            path.set_extension("py");
-        }
+        let path = module_path(dir, name, *is_pkg);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }

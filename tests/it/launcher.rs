@@ -327,6 +327,21 @@ fn launcher_refuses_a_pivot_python_that_does_not_exist() {
 }
 
 #[test]
+fn launcher_answers_version_like_the_core_even_without_a_usable_python() {
+    let s = Setup::new();
+    let missing = s.dir.path().join("no-such-python");
+    let r = s.run(&["--version"], &[("PIVOT_PYTHON", missing.as_path())]);
+    r.success();
+    let core = Command::new(pivot_bin())
+        .arg("--version")
+        .output()
+        .expect("run the core");
+    assert_eq!(r.stdout, String::from_utf8_lossy(&core.stdout));
+    assert_eq!(r.stdout, format!("pivot {}\n", env!("CARGO_PKG_VERSION")));
+    assert_eq!(r.stderr, "");
+}
+
+#[test]
 fn launcher_warm_call_through_a_virtualenv_starts_no_interpreter_process() {
     let Some(venv) = venv_or_skip() else { return };
     let s = Setup::new();
@@ -508,7 +523,7 @@ fn launcher_installed_as_a_uv_tool_ignores_its_own_environment() {
     std::os::unix::fs::symlink(&py310, path_dir.join("python3")).unwrap();
     let mut cmd = Command::new(inst.join("bin/pivot"));
     s.prepare(&mut cmd, &[("PATH", path_dir.as_path())]);
-    let r = Run::from(cmd.arg("--version").output().expect("run"));
+    let r = Run::from(cmd.arg("status").output().expect("run"));
     r.code(2);
     assert!(
         r.stderr.starts_with(&format!(

@@ -112,3 +112,39 @@ hint: point $PIVOT_PYTHON at an interpreter, or activate a virtualenv
 "
     );
 }
+
+#[test]
+fn verbose_notes_a_shadowed_pivot_package_only_when_its_files_differ_from_the_embedded_ones() {
+    let p = Project::new();
+    p.write(
+        "pipeline.py",
+        "from pivot.pipeline import Pipeline\n\npipeline = Pipeline('empty')\n",
+    );
+    let cache = cache_env(&p);
+    // The embedded files as a package on disk: what the release wheel installs.
+    let r = p.pivot_env(
+        &[
+            "python",
+            "-c",
+            "import os, pivot; print(os.path.dirname(os.path.dirname(pivot.__file__)))",
+        ],
+        &[("XDG_CACHE_HOME", &cache)],
+    );
+    r.success();
+    let same = r.stdout.trim().to_owned();
+    let r = p.pivot_env(&["-v", "list"], &[("PYTHONPATH", &same)]);
+    r.success();
+    assert!(!r.stderr.contains("shadows"), "{}", r.stderr);
+
+    p.write("other/pivot/__init__.py", "\"\"\"Another pivot.\"\"\"\n");
+    let other = p.path("other").to_string_lossy().into_owned();
+    let r = p.pivot_env(&["-v", "list"], &[("PYTHONPATH", &other)]);
+    r.success();
+    assert!(
+        r.stderr.contains(&format!(
+            "note: the embedded `pivot` package shadows the one installed at `{other}/pivot/__init__.py`"
+        )),
+        "{}",
+        r.stderr
+    );
+}
