@@ -82,11 +82,9 @@ fn main() {
         } else {
             println!("cargo:rustc-link-arg-bins=-Wl,--unresolved-symbols=ignore-in-object-files");
         }
-        println!("cargo:rustc-cfg=pivot_unlinked_core");
     } else {
         pyo3_build_config::add_libpython_rpath_link_args();
     }
-    println!("cargo:rustc-check-cfg=cfg(pivot_unlinked_core)");
     let exe = config.executable().unwrap_or_default();
     println!("cargo:rustc-env=PIVOT_BUILD_PYTHON={exe}");
     let version = config.version();

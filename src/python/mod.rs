@@ -78,54 +78,23 @@ impl PythonError {
     }
 }
 
-/// The running interpreter must be the one the launcher saw: the same minor, or this core's
-/// symbols are bound to the wrong libpython. A patch level differing from the launcher's is
-/// only said with `-v`: a venv's `pyvenv.cfg` keeps the version it was made with when its base
-/// is upgraded in place (Debian's `python3.11` from 3.11.2 to 3.11.9, library and stdlib
-/// together).
-fn check_launched_version(
-    py: Python<'_>,
-    launch: &crate::launch::Launch,
-    verbose: bool,
-) -> Result<(), PythonError> {
-    // `sys.version_info`, not `platform` (whose import would cost every command milliseconds).
-    let (major, minor, micro): (u32, u32, u32) = py
-        .import("sys")
-        .and_then(|s| s.getattr("version_info"))
-        .and_then(|v| {
-            Ok((
-                v.get_item(0)?.extract()?,
-                v.get_item(1)?.extract()?,
-                v.get_item(2)?.extract()?,
-            ))
-        })
-        .map_err(|e| PythonError::Internal(e.to_string()))?;
-    let running = format!("{major}.{minor}.{micro}");
-    let minor = |v: &str| v.splitn(3, '.').take(2).collect::<Vec<_>>().join(".");
-    if minor(&running) != launch.minor() {
-        return Err(PythonError::Init(format!(
-            "the launcher chose Python {} (`{}`), but the interpreter running is Python {running} \
-             (libpython `{}`)",
-            launch.version,
-            launch.python.display(),
-            launch.libpython.display()
-        )));
-    }
-    if verbose {
+/// With `-v` under the launcher: the libpython it preloaded, and a patch level differing from
+/// the one it saw. That is no error (the minor, which binds this core's symbols, is checked
+/// before): a venv's `pyvenv.cfg` keeps the version it was made with when its base is upgraded
+/// in place (Debian's `python3.11` from 3.11.2 to 3.11.9, library and stdlib together).
+fn note_launched_version(launch: &crate::launch::Launch, running: &str) {
+    let _ = writeln!(
+        std::io::stderr(),
+        "libpython: {} (Python {running})",
+        launch.libpython.display()
+    );
+    if running != launch.version {
         let _ = writeln!(
             std::io::stderr(),
-            "libpython: {} (Python {running})",
-            launch.libpython.display()
+            "note: the launcher saw Python {}, the interpreter runs {running}",
+            launch.version
         );
-        if running != launch.version {
-            let _ = writeln!(
-                std::io::stderr(),
-                "note: the launcher saw Python {}, the interpreter runs {running}",
-                launch.version
-            );
-        }
     }
-    Ok(())
 }
 
 /// The started interpreter with `pivot._runtime` imported.
@@ -206,12 +175,22 @@ impl Runtime {
                     );
                 }
             }
-            let version: (u32, u32) = py
+            // `sys.version_info`, not `platform` (whose import would cost every command
+            // milliseconds).
+            let (major, minor, micro): (u32, u32, u32) = py
                 .import("sys")
                 .and_then(|s| s.getattr("version_info"))
-                .and_then(|v| Ok((v.get_item(0)?.extract()?, v.get_item(1)?.extract()?)))
+                .and_then(|v| {
+                    Ok((
+                        v.get_item(0)?.extract()?,
+                        v.get_item(1)?.extract()?,
+                        v.get_item(2)?.extract()?,
+                    ))
+                })
                 .map_err(|e| PythonError::Internal(e.to_string()))?;
-            let running = format!("{}.{}", version.0, version.1);
+            // Under the launcher this is also the minor it saw (`interp::check_version` refused
+            // any other before start): the running one is what binds this core's symbols.
+            let running = format!("{major}.{minor}");
             if running != BUILD_MINOR {
                 return Err(PythonError::VersionMismatch {
                     env: running,
@@ -219,8 +198,8 @@ impl Runtime {
                     origin: selection.source.clone(),
                 });
             }
-            if let Some(launch) = crate::launch::get() {
-                check_launched_version(py, launch, verbose)?;
+            if let Some(launch) = crate::launch::get().filter(|_| verbose) {
+                note_launched_version(launch, &format!("{major}.{minor}.{micro}"));
             }
             let module = py.import("pivot._runtime").map_err(|e| classify(py, e))?;
             Ok(Runtime {
