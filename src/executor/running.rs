@@ -62,18 +62,19 @@ impl Program {
     /// user's process) counts as a pivot, as SPEC 4.8 does.
     fn runs_in(&self, proc: &Path) -> bool {
         match std::fs::read_link(proc.join("exe")) {
-            Ok(theirs) if theirs != self.exe => false,
-            // An empty cmdline (a process in the middle of its exec) tells nothing: a pivot.
-            Ok(_) => self.core.as_ref().is_none_or(|core| {
-                std::fs::read(proc.join("cmdline")).map_or(true, |args| {
-                    args.is_empty()
-                        || args
-                            .split(|b| *b == 0)
-                            .any(|arg| arg == core.as_os_str().as_encoded_bytes())
-                })
-            }),
-            Err(_) => true,
+            Err(_) => return true,
+            Ok(theirs) if theirs != self.exe => return false,
+            Ok(_) => {}
         }
+        let Some(core) = &self.core else {
+            return true;
+        };
+        let Ok(args) = std::fs::read(proc.join("cmdline")) else {
+            return true;
+        };
+        // An empty cmdline (a process in the middle of its exec) tells nothing: a pivot.
+        let core = core.as_os_str().as_encoded_bytes();
+        args.is_empty() || args.split(|b| *b == 0).any(|arg| arg == core)
     }
 }
 
