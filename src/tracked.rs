@@ -265,14 +265,7 @@ impl Memoised for PvtFile {
                 out.extend_from_slice(&n.to_le_bytes());
             }
         }
-        match &self.manifest {
-            None => out.push(0),
-            Some(m) => {
-                out.push(1);
-                memo::put_manifest(out, m)?;
-            }
-        }
-        Some(())
+        memo::put_opt_manifest(out, self.manifest.as_deref())
     }
 
     fn decode_body(r: &mut memo::Reader<'_>) -> Option<PvtFile> {
@@ -283,10 +276,7 @@ impl Memoised for PvtFile {
             false => None,
             true => Some(r.u64()?),
         };
-        let manifest = match r.bool()? {
-            false => None,
-            true => Some(r.manifest()?),
-        };
+        let manifest = r.opt_manifest()?;
         Some(PvtFile {
             path,
             hash,

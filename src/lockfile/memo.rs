@@ -78,7 +78,7 @@ pub(crate) trait Memoised: Sized + PartialEq {
 }
 
 /// What `bytes` (the content of the file at `path`) parse to, if the memo holds it.
-pub(crate) fn recall<T: Memoised>(memo: &dyn ParsedMemo, path: &Path, bytes: &[u8]) -> Option<T> {
+fn recall<T: Memoised>(memo: &dyn ParsedMemo, path: &Path, bytes: &[u8]) -> Option<T> {
     if bytes.len() < MIN_BYTES {
         return None;
     }
@@ -116,7 +116,7 @@ pub(crate) fn write_remembered<T: Memoised>(
 }
 
 /// Remembers that `bytes` (the file at `path`) parse to `parsed`.
-pub(crate) fn remember<T: Memoised>(memo: &dyn ParsedMemo, path: &Path, bytes: &[u8], parsed: &T) {
+fn remember<T: Memoised>(memo: &dyn ParsedMemo, path: &Path, bytes: &[u8], parsed: &T) {
     if bytes.len() < MIN_BYTES {
         return;
     }
@@ -186,18 +186,27 @@ fn put_entries(out: &mut Vec<u8>, entries: &[LockEntry]) -> Option<()> {
     for entry in entries {
         put_str(out, &entry.path)?;
         put_digest(out, &entry.hash)?;
-        match &entry.manifest {
-            None => out.push(0),
-            Some(manifest) => {
-                out.push(1);
-                put_manifest(out, manifest)?;
-            }
+        put_opt_manifest(out, entry.manifest.as_deref())?;
+    }
+    Some(())
+}
+
+/// A presence byte, then the manifest if there is one ([`Reader::opt_manifest`] reads it).
+pub(crate) fn put_opt_manifest(
+    out: &mut Vec<u8>,
+    manifest: Option<&[ManifestEntry]>,
+) -> Option<()> {
+    match manifest {
+        None => out.push(0),
+        Some(manifest) => {
+            out.push(1);
+            put_manifest(out, manifest)?;
         }
     }
     Some(())
 }
 
-pub(crate) fn put_manifest(out: &mut Vec<u8>, manifest: &[ManifestEntry]) -> Option<()> {
+fn put_manifest(out: &mut Vec<u8>, manifest: &[ManifestEntry]) -> Option<()> {
     put_len(out, manifest.len())?;
     out.reserve(manifest.len() * (MIN_MANIFEST_ENTRY_BYTES + 16));
     for m in manifest {
@@ -310,10 +319,7 @@ impl<'a> Reader<'a> {
         for _ in 0..n {
             let path = self.string()?;
             let hash = self.digest()?;
-            let manifest = match self.bool()? {
-                false => None,
-                true => Some(self.manifest()?),
-            };
+            let manifest = self.opt_manifest()?;
             entries.push(LockEntry {
                 path,
                 hash,
@@ -323,7 +329,15 @@ impl<'a> Reader<'a> {
         Some(entries)
     }
 
-    pub(crate) fn manifest(&mut self) -> Option<Vec<ManifestEntry>> {
+    /// What [`put_opt_manifest`] wrote.
+    pub(crate) fn opt_manifest(&mut self) -> Option<Option<Vec<ManifestEntry>>> {
+        match self.bool()? {
+            false => Some(None),
+            true => self.manifest().map(Some),
+        }
+    }
+
+    fn manifest(&mut self) -> Option<Vec<ManifestEntry>> {
         let n = self.count(MIN_MANIFEST_ENTRY_BYTES)?;
         let mut manifest = Vec::with_capacity(n);
         for _ in 0..n {
