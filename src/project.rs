@@ -11,13 +11,14 @@ pub(crate) const PIVOT_DIR: &str = ".pivot";
 
 /// What `pivot init` writes to `.pivot/.gitignore`: everything local-only.
 pub(crate) const GITIGNORE: &str = "\
-# Local-only pivot files: the cache, the state and transient locks.
+# Local-only pivot files: the cache, the state, transient locks and private config.
 /cache/
 /state.rocksdb/
 /state.rocksdb.corrupt-*
 /lock
 /config.lock
 /config.yaml.lock
+/config.local.yaml
 *.running
 ";
 

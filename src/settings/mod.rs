@@ -1,11 +1,19 @@
-//! Project settings from `.pivot/config.yaml` (SPEC.md 4.6): the keys this version honours.
+//! Settings from the config files (SPEC.md 4.6): the keys this version honours.
 //!
-//! The file is read with the YAML reader lock files use ([`lockfile::from_yaml`], YAML 1.1 as
+//! Three layers, each overriding the one before it key by key (nested mappings merged): the user's
+//! global config (`$XDG_CONFIG_HOME/pivot/config.yaml`, else `~/.config/pivot/config.yaml`), the
+//! project's `.pivot/config.yaml` (committed to git) and `.pivot/config.local.yaml` (git-ignored:
+//! the place for a remote's credentials in the project). Each file is validated on its own, so an
+//! error names the file and line that holds the bad value.
+//!
+//! Each file is read with the YAML reader lock files use ([`lockfile::from_yaml`], YAML 1.1 as
 //! PyYAML reads it), so a value means the same in the config as in a lock: `010` is 8, `1_000` is
 //! 1000, `yes` is a boolean and `1e3` a string. Keys this version does not know are ignored with
 //! a warning naming the closest known key ([`Settings::unknown_keys`]).
 
-use std::path::Path;
+pub(crate) mod remotes;
+
+use std::path::{Path, PathBuf};
 
 use crate::cache::{parse_checkout_modes, CheckoutMode};
 use crate::lockfile::{self, YamlValue};
@@ -24,6 +32,81 @@ pub(crate) struct Settings {
     pub run_history_retention: usize,
     /// Warnings about keys this version does not know (typos, keys of other tools).
     pub unknown_keys: Vec<String>,
+    /// `remotes`, `default_remote`, `remote`, `remote_options`.
+    pub remotes: remotes::RemoteSettings,
+}
+
+/// Which config file a value comes from, lowest precedence first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Layer {
+    Global,
+    Project,
+    Local,
+}
+
+impl Layer {
+    pub(crate) const ALL: [Layer; 3] = [Layer::Global, Layer::Project, Layer::Local];
+
+    /// The file of this layer (`None`: no home directory to find the global config in).
+    pub(crate) fn path(self, pivot_dir: &Path) -> Option<PathBuf> {
+        match self {
+            Layer::Global => global_config(),
+            Layer::Project => Some(pivot_dir.join("config.yaml")),
+            Layer::Local => Some(pivot_dir.join("config.local.yaml")),
+        }
+    }
+
+    /// How messages name the layer's file.
+    pub(crate) fn display(self, pivot_dir: &Path) -> String {
+        match self {
+            Layer::Project => "`.pivot/config.yaml`".into(),
+            Layer::Local => "`.pivot/config.local.yaml`".into(),
+            Layer::Global => match self.path(pivot_dir) {
+                Some(p) => format!("`{}`", p.display()),
+                None => "the global config".into(),
+            },
+        }
+    }
+
+    /// The name `config` shows as a value's source: SPEC 8.5's `global` and `local` (the
+    /// project file), and `private` for the git-ignored `.pivot/config.local.yaml`.
+    pub(crate) fn source(self) -> &'static str {
+        match self {
+            Layer::Global => "global",
+            Layer::Project => "local",
+            Layer::Local => "private",
+        }
+    }
+}
+
+/// The user's global config file.
+pub(crate) fn global_config() -> Option<PathBuf> {
+    let xdg = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute());
+    let base = xdg.or_else(|| {
+        std::env::var_os("HOME")
+            .filter(|v| !v.is_empty())
+            .map(|h| PathBuf::from(h).join(".config"))
+    })?;
+    Some(base.join("pivot").join("config.yaml"))
+}
+
+/// `over`'s keys on top of `base`'s: mappings merge key by key, anything else is replaced.
+pub(crate) fn merge(base: &mut YamlValue, over: &YamlValue) {
+    match (base, over) {
+        (YamlValue::Map(b), YamlValue::Map(o)) => {
+            for (k, v) in o {
+                match b.iter_mut().find(|(bk, _)| bk == k) {
+                    Some((_, bv)) => merge(bv, v),
+                    None => b.push((k.clone(), v.clone())),
+                }
+            }
+        }
+        (_, YamlValue::Null) => {}
+        (b, o) => *b = o.clone(),
+    }
 }
 
 /// The keys this version honours, by section.
@@ -38,6 +121,11 @@ const KNOWN: &[(&str, &[&str])] = &[
         ],
     ),
     ("cache", &["checkout_mode"]),
+    ("remote", remotes::OPTION_KEYS),
+    // Keys of these are names the user chose; `remotes.rs` validates them.
+    ("remotes", &["*"]),
+    ("remote_options", &["*"]),
+    ("default_remote", &["*"]),
 ];
 
 impl Default for Settings {
@@ -48,6 +136,7 @@ impl Default for Settings {
             lock_timeout: None,
             stage_timeout: None,
             unknown_keys: Vec::new(),
+            remotes: remotes::RemoteSettings::default(),
             checkout_modes: vec![
                 CheckoutMode::Hardlink,
                 CheckoutMode::Symlink,
@@ -82,41 +171,77 @@ pub(crate) enum SettingsError {
 }
 
 impl Settings {
+    /// The merged settings of every layer that exists.
     pub(crate) fn load(pivot_dir: &Path) -> Result<Settings, SettingsError> {
-        let path = pivot_dir.join("config.yaml");
-        let text = match std::fs::read(&path) {
-            Ok(bytes) => String::from_utf8(bytes).map_err(|source| SettingsError::NotUtf8 {
+        let mut merged = YamlValue::Null;
+        let mut unknown_keys = Vec::new();
+        for layer in Layer::ALL {
+            let Some(path) = layer.path(pivot_dir) else {
+                continue;
+            };
+            let Some(text) = read_layer(&path)? else {
+                continue;
+            };
+            let invalid = |e: Invalid| SettingsError::Invalid {
                 path: path.display().to_string(),
-                source,
-            })?,
-            // Only a missing file means "no settings".
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Settings::default()),
-            Err(source) => {
-                return Err(SettingsError::Unreadable {
-                    path: path.display().to_string(),
-                    source,
+                line: e.line,
+                message: e.message,
+            };
+            // Validated on its own: the error names this file and line.
+            let one =
+                Settings::from_text(&text, &layer.display(pivot_dir), layer != Layer::Project)
+                    .map_err(invalid)?;
+            unknown_keys.extend(one.unknown_keys);
+            let doc = lockfile::from_yaml(&text).map_err(|e| {
+                invalid(Invalid {
+                    line: e.line,
+                    message: e.message,
                 })
-            }
+            })?;
+            merge(&mut merged, &doc);
+        }
+        let config = Config {
+            text: "",
+            doc: &merged,
+            name: "the merged config",
         };
-        Settings::from_text(&text).map_err(|e| SettingsError::Invalid {
-            path: path.display().to_string(),
-            line: e.line,
-            message: e.message,
-        })
+        let mut settings =
+            Settings::from_config(&config, true).map_err(|e| SettingsError::Invalid {
+                path: "the merged config".into(),
+                line: None,
+                message: e.message,
+            })?;
+        settings.unknown_keys = unknown_keys;
+        Ok(settings)
     }
 
     /// The settings a config file's text gives: the defaults, overridden by the keys it sets.
-    fn from_text(text: &str) -> Result<Settings, Invalid> {
+    /// `name` is how warnings name the file; `secrets_allowed` is false for the git-tracked one.
+    fn from_text(text: &str, name: &str, secrets_allowed: bool) -> Result<Settings, Invalid> {
         let doc = lockfile::from_yaml(text).map_err(|e| Invalid {
             line: e.line,
             message: e.message,
         })?;
-        let config = Config { text, doc: &doc };
+        let config = Config {
+            text,
+            doc: &doc,
+            name,
+        };
+        Settings::from_config(&config, secrets_allowed)
+    }
+
+    fn from_config(config: &Config, secrets_allowed: bool) -> Result<Settings, Invalid> {
+        let doc = config.doc;
         if !matches!(doc, YamlValue::Map(_) | YamlValue::Null) {
             return Err(config.invalid(&[], "the document is not a mapping".into()));
         }
+        let remotes = remotes::parse(doc, secrets_allowed).map_err(|(at, message)| {
+            let at: Vec<&str> = at.iter().map(String::as_str).collect();
+            config.invalid(&at, message)
+        })?;
         let mut s = Settings {
             unknown_keys: config.unknown_keys(),
+            remotes,
             ..Settings::default()
         };
         if let Some(w) = config.int("core", "max_workers")? {
@@ -228,10 +353,30 @@ struct Invalid {
     message: String,
 }
 
+/// A config file's text, or `None` when it does not exist.
+fn read_layer(path: &Path) -> Result<Option<String>, SettingsError> {
+    match std::fs::read(path) {
+        Ok(bytes) => String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|source| SettingsError::NotUtf8 {
+                path: path.display().to_string(),
+                source,
+            }),
+        // Only a missing file means "no settings".
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(SettingsError::Unreadable {
+            path: path.display().to_string(),
+            source,
+        }),
+    }
+}
+
 /// A config document and its text (for the line of an offending key).
 struct Config<'a> {
     text: &'a str,
     doc: &'a YamlValue,
+    /// How warnings name the file.
+    name: &'a str,
 }
 
 impl Config<'_> {
@@ -255,7 +400,8 @@ impl Config<'_> {
         for (section, value) in sections {
             let Some((_, keys)) = KNOWN.iter().find(|(s, _)| s == section) else {
                 out.push(format!(
-                    "`.pivot/config.yaml`{}: unknown section `{section}`, ignored{}",
+                    "{}{}: unknown section `{section}`, ignored{}",
+                    self.name,
                     at(&[section]),
                     mean(section, &mut KNOWN.iter().map(|(s, _)| *s))
                 ));
@@ -264,12 +410,16 @@ impl Config<'_> {
             let YamlValue::Map(entries) = value else {
                 continue;
             };
+            if keys == &["*"] {
+                continue;
+            }
             for (key, _) in entries {
                 if !keys.contains(&key.as_str()) {
                     let dotted: Vec<String> =
                         keys.iter().map(|k| format!("{section}.{k}")).collect();
                     out.push(format!(
-                        "`.pivot/config.yaml`{}: unknown key `{section}.{key}`, ignored{}",
+                        "{}{}: unknown key `{section}.{key}`, ignored{}",
+                        self.name,
                         at(&[section, key]),
                         mean(
                             &format!("{section}.{key}"),
@@ -337,19 +487,20 @@ mod tests {
     use super::*;
 
     fn settings(text: &str) -> Settings {
-        Settings::from_text(text).unwrap_or_else(|e| panic!("{text:?}: {e:?}"))
+        Settings::from_text(text, "`.pivot/config.yaml`", false)
+            .unwrap_or_else(|e| panic!("{text:?}: {e:?}"))
     }
 
     #[test]
     fn unknown_sections_and_keys_are_named_with_their_line_and_the_closest_known_one() {
         let s = settings(
-            "core:\n  max_worker: 2\n  lock_timeout: 1\nremote:\n  url: x\ncach:\n  a: 1\n",
+            "core:\n  max_worker: 2\n  lock_timeout: 1\nremot:\n  url: x\ncach:\n  a: 1\n",
         );
         assert_eq!(
             s.unknown_keys,
             [
                 "`.pivot/config.yaml` (line 2): unknown key `core.max_worker`, ignored; did you mean `core.max_workers`?",
-                "`.pivot/config.yaml` (line 4): unknown section `remote`, ignored",
+                "`.pivot/config.yaml` (line 4): unknown section `remot`, ignored; did you mean `remote`?",
                 "`.pivot/config.yaml` (line 6): unknown section `cach`, ignored; did you mean `cache`?",
             ]
         );
@@ -360,7 +511,7 @@ mod tests {
     }
 
     fn refusal(text: &str) -> (Option<usize>, String) {
-        let e = Settings::from_text(text).expect_err(text);
+        let e = Settings::from_text(text, "`.pivot/config.yaml`", false).expect_err(text);
         (e.line, e.message)
     }
 
@@ -498,7 +649,7 @@ mod tests {
         let text = "\
 # core:
 #   max_workers: 4
-remote:
+other:
   max_workers: 3
 core:
   # max_workers: 2
@@ -541,7 +692,7 @@ core:
             "# core:\n#   max_workers: 2\n",
             "core:\n  # max_workers: 2\ncache:\n",
             "core:\n  max_workers: ~\n  lock_timeout: null\n",
-            "remote:\n  jobs: yes\ncore:\n  state_dir: .pivot\n  unknown: [1, 2]\n",
+            "watch:\n  debounce: yes\ncore:\n  state_dir: .pivot\n  unknown: [1, 2]\n",
         ] {
             let s = settings(text);
             assert_eq!(s.max_workers, defaults.max_workers, "{text:?}");
