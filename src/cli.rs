@@ -79,6 +79,18 @@ pub(crate) enum Command {
     Checkout(CheckoutArgs),
     /// Check that every stage is up to date and its cached outputs are in the cache (for CI).
     Verify(VerifyArgs),
+    /// Upload cached outputs and tracked data to a remote: TARGETS (stage names, output paths,
+    /// tracked paths), or every blob in the local cache. Blobs the remote is known to have are
+    /// neither checked nor sent again.
+    Push(PushArgs),
+    /// Download what TARGETS need (stage names: their cached outputs and the deps their lock
+    /// records; paths: that output or tracked data) into the cache, without touching the
+    /// workspace. Default: everything the workspace's lock and `.pvt` files refer to. Every
+    /// download is hashed before it enters the cache.
+    Fetch(FetchArgs),
+    /// Fetch TARGETS, then restore them into the workspace (as `pivot checkout` does). Nothing
+    /// is restored when a download failed.
+    Pull(PullArgs),
     /// List recorded runs, newest first.
     History(HistoryArgs),
     /// Show one recorded run: each stage's outcome, why, and how long it took.
@@ -275,6 +287,72 @@ pub(crate) struct VerifyArgs {
     /// (faster; misses content that changed under an unchanged stat, such as bit rot).
     #[arg(long)]
     pub quick: bool,
+}
+
+/// Options every transfer command takes.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct TransferArgs {
+    /// The remote to use (default: `default_remote`, else the only one configured).
+    #[arg(short = 'r', long = "remote", value_name = "NAME")]
+    pub remote: Option<String>,
+    /// Transfers in flight at once (default: the remote's `jobs` option, else `remote.jobs`,
+    /// else 20).
+    #[arg(short = 'j', long, value_name = "N", value_parser = parse_jobs)]
+    pub jobs: Option<usize>,
+    /// Say how many files would be transferred, transfer nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Machine-readable summary on stdout (counts, bytes, each failure).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct PushArgs {
+    /// Stage names, output paths or tracked paths (default: every blob in the local cache).
+    pub targets: Vec<String>,
+    #[command(flatten)]
+    pub transfer: TransferArgs,
+    /// Also upload run-cache entries (input hash -> outputs) whose outputs are all on the
+    /// remote, so `repro --pull` elsewhere restores instead of running.
+    #[arg(long)]
+    pub run_cache: bool,
+    /// Rebuild the remote index from a listing of the remote first (after objects were deleted
+    /// on the remote by something other than `pivot gc`).
+    #[arg(long)]
+    pub refresh: bool,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct FetchArgs {
+    /// Stage names, output paths or tracked paths (default: everything the workspace refers to).
+    pub targets: Vec<String>,
+    #[command(flatten)]
+    pub transfer: TransferArgs,
+    /// Also download the remote's run-cache entries (of TARGETS' stages when they are stages).
+    #[arg(long)]
+    pub run_cache: bool,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct PullArgs {
+    /// Stage names, output paths or tracked paths (default: everything the workspace refers to).
+    pub targets: Vec<String>,
+    #[command(flatten)]
+    pub transfer: TransferArgs,
+    /// Also download the remote's run-cache entries.
+    #[arg(long)]
+    pub run_cache: bool,
+    /// Restore only what is missing; leave files that exist (even modified ones) alone.
+    #[arg(long, conflicts_with = "force")]
+    pub only_missing: bool,
+    /// Replace files that differ from what is pulled (local changes are lost).
+    #[arg(short, long)]
+    pub force: bool,
+    /// How restored files appear: hardlink, symlink, copy or reflink (default:
+    /// `cache.checkout_mode`).
+    #[arg(long, value_name = "MODE", value_parser = parse_checkout_mode)]
+    pub checkout_mode: Option<crate::cache::CheckoutMode>,
 }
 
 fn parse_checkout_mode(s: &str) -> Result<crate::cache::CheckoutMode, String> {

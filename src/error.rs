@@ -72,6 +72,8 @@ fn hint(err: &anyhow::Error) -> Option<String> {
             e.hint()
         } else if let Some(e) = e.downcast_ref::<MaterialiseError>() {
             e.hint()
+        } else if let Some(e) = e.downcast_ref::<crate::remote::RemoteError>() {
+            e.hint()
         } else {
             e.downcast_ref::<Hinted>().map(|h| h.hint.clone())
         }

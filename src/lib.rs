@@ -45,13 +45,16 @@ pub(crate) mod printer;
 pub(crate) mod project;
 pub(crate) mod python;
 pub(crate) mod references;
+pub(crate) mod remote;
 pub mod repo_path;
 pub(crate) mod restore;
 pub(crate) mod settings;
 pub(crate) mod stage_key;
 pub mod state;
+pub(crate) mod sync;
 pub(crate) mod tempname;
 pub(crate) mod testhook;
+pub(crate) mod threads;
 pub(crate) mod timeout;
 pub(crate) mod tracked;
 

@@ -15,6 +15,17 @@ macro_rules! stderr_line {
 }
 pub(crate) use stderr_line;
 
+/// Like [`stderr_line`] without the newline, flushed: a progress line redrawn in place.
+macro_rules! stderr_partial {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut err = std::io::stderr();
+        let _ = write!(err, $($arg)*);
+        let _ = err.flush();
+    }};
+}
+pub(crate) use stderr_partial;
+
 /// Data could not be written to stdout for a reason other than its reader having gone away.
 #[derive(thiserror::Error, Debug)]
 #[error("cannot write to stdout")]

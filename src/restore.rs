@@ -124,6 +124,43 @@ pub(crate) fn named(
     Ok(plan)
 }
 
+/// Remote transfers' targets (SPEC.md 9.3): a name without `/` that is a stage is that stage's
+/// cached outputs, as its lock records them (plus, in `deps`, the digests its lock records for
+/// its deps: a fetch brings those too); anything else is a [`named`] target. A stage that has
+/// not run has nothing to give and is not an error.
+pub(crate) fn stages_or_named(
+    project: &Project,
+    stages: &[StageSpec],
+    tracked: &[Tracked],
+    cwd: &Path,
+    names: &[String],
+    parsed: &dyn ParsedMemo,
+) -> Result<(Plan, Vec<crate::lockfile::LockEntry>), TargetError> {
+    let mut plan = Plan::default();
+    let mut deps = Vec::new();
+    let mut others = Vec::new();
+    for name in names {
+        let stage = (!name.contains('/'))
+            .then(|| stages.iter().find(|s| s.name == *name))
+            .flatten();
+        let Some(stage) = stage else {
+            others.push(name.clone());
+            continue;
+        };
+        for (k, entry) in recorded_outputs(project, stage, parsed)? {
+            plan.push(project, stage.outs[k].abs(), entry.hash, entry.manifest);
+        }
+        if let Some(lock) = crate::lockfile::read_memo(&project.lock_file(&stage.name), parsed)? {
+            deps.extend(lock.deps);
+        }
+    }
+    let rest = named(project, stages, tracked, cwd, &others, parsed)?;
+    plan.targets.extend(rest.targets);
+    plan.skipped.extend(rest.skipped);
+    plan.dedup();
+    Ok((plan, deps))
+}
+
 /// What [`restore_missing_tracked`] did.
 #[derive(Debug)]
 pub(crate) struct Restored {

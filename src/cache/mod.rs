@@ -502,6 +502,27 @@ impl Cache {
         copied
     }
 
+    /// A fresh temp path beside where blob `d` goes (its directory created, stale debris of
+    /// killed writers removed), for content arriving from elsewhere (a remote).
+    pub(crate) fn incoming(&self, d: &Digest) -> Result<PathBuf, CacheError> {
+        let blob = self.blob_path(d);
+        let dir = blob.parent().expect("invariant: blob paths have a parent");
+        fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+        crate::tempname::clean_once(dir);
+        Ok(dir.join(crate::tempname::fresh()))
+    }
+
+    /// Makes `tmp` (from [`Cache::incoming`], whose bytes the caller hashed to `d` while writing
+    /// them) blob `d`: read-only, then linked to its name unless a blob of that name exists.
+    /// `tmp` is gone afterwards either way.
+    pub(crate) fn adopt(&self, tmp: &Path, d: &Digest) -> Result<(), CacheError> {
+        if let Err(e) = fs::set_permissions(tmp, fs::Permissions::from_mode(0o444)) {
+            checkout::remove_quietly(tmp);
+            return Err(io_err("write", tmp)(e));
+        }
+        self.publish(tmp, &self.blob_path(d)).map(|_| ())
+    }
+
     /// Gives the prepared `tmp` its blob name unless the name exists, then drops `tmp`.
     fn publish(&self, tmp: &Path, blob: &Path) -> Result<bool, CacheError> {
         crate::testhook::pause("temp-written", &blob.to_string_lossy());

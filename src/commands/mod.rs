@@ -2,17 +2,21 @@
 
 mod checkout;
 mod dag;
+mod fetch;
 mod fingerprint;
 mod history;
 mod init;
 mod list;
 mod plan_report;
+mod pull;
+mod push;
 mod python;
 mod repro;
 mod run_console;
 mod show;
 mod status;
 mod track;
+mod transfer_console;
 mod verify;
 
 use std::fs::File;
@@ -32,7 +36,7 @@ use crate::pipeline::Dag;
 use crate::printer::{quoted, Printer};
 use crate::project::{self, Project, ProjectError};
 use crate::python::{PythonError, Runtime};
-use crate::restore::{self, Skipped};
+use crate::restore::{self, Skipped, TargetError};
 use crate::state::State;
 use crate::tracked::{self, Tracked};
 
@@ -63,6 +67,9 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Track(args) => track::run(&globals, args),
         Command::Checkout(args) => checkout::run(&globals, args),
         Command::Verify(args) => verify::run(&globals, args),
+        Command::Push(args) => push::run(&globals, args),
+        Command::Fetch(args) => fetch::run(&globals, args),
+        Command::Pull(args) => pull::run(&globals, args),
         Command::History(args) => history::run(&globals, args),
         Command::Show(args) => show::run(&globals, args),
         Command::Python { args } => python::run(&globals, args),
@@ -441,6 +448,185 @@ pub(crate) fn open_state_locked(project: &Project, printer: Printer) -> anyhow::
         }
     }
     Ok(state)
+}
+
+/// What `fetch` and `pull` bring for TARGETS, under the project lock: the restore plan (a stage
+/// name: its cached outputs; default: every cached output and tracked item), the blobs it
+/// needs plus, for stage names, the blobs their locks record for their deps; and the stage
+/// names among TARGETS (for `--run-cache`).
+pub(crate) fn transfer_plan(
+    s: &Session,
+    targets: &[String],
+    state: &State,
+) -> anyhow::Result<(
+    restore::Plan,
+    Vec<crate::sync::Wanted>,
+    Option<std::collections::BTreeSet<String>>,
+)> {
+    let tracked = s.locked_tracked(state);
+    if targets.is_empty() {
+        let mut plan = restore::everything(&s.project, &s.dag.stages, tracked, state);
+        s.warn_skipped(std::mem::take(&mut plan.skipped));
+        let wanted = crate::sync::plan_blobs(&plan);
+        return Ok((plan, wanted, None));
+    }
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let cwd = std::fs::canonicalize(&cwd).unwrap_or(cwd);
+    let (mut plan, deps) =
+        restore::stages_or_named(&s.project, &s.dag.stages, tracked, &cwd, targets, state)
+            .map_err(target_error)?;
+    s.warn_skipped(std::mem::take(&mut plan.skipped));
+    let mut wanted = crate::sync::plan_blobs(&plan);
+    wanted.extend(crate::sync::dep_blobs(&deps));
+    let stages = targets
+        .iter()
+        .filter(|t| s.dag.stages.iter().any(|st| st.name == **t))
+        .cloned()
+        .collect();
+    Ok((plan, crate::sync::dedup(wanted), Some(stages)))
+}
+
+/// `Run cache: N entries pulled` (and how many were refused as invalid).
+pub(crate) fn report_runs_pulled(printer: Printer, stored: usize, refused: usize) {
+    printer.result(format!(
+        "Run cache: {stored} entr{} pulled{}",
+        if stored == 1 { "y" } else { "ies" },
+        if refused > 0 {
+            format!(", {refused} refused (not valid entries)")
+        } else {
+            String::new()
+        }
+    ));
+}
+
+/// The remote a transfer command uses: `-r NAME`, else the default, else the only one. A bad
+/// name or URL is the user's to fix (exit 2, with the next step).
+pub(crate) fn open_remote(
+    project: &Project,
+    settings: &crate::settings::Settings,
+    name: Option<&str>,
+) -> anyhow::Result<crate::remote::Remote> {
+    let selected = settings
+        .remotes
+        .select(name)
+        .map_err(|e| hinted(e.to_string(), e.hint()))?;
+    Ok(crate::remote::Remote::open(&selected, &project.root)?)
+}
+
+/// A remote operation that failed: the user's configuration exits 2 (as an error); the
+/// network or the server exits 1, after saying what failed.
+pub(crate) fn remote_failed(
+    e: crate::sync::SyncError,
+    printer: Printer,
+) -> anyhow::Result<ExitStatus> {
+    match e {
+        crate::sync::SyncError::Remote(r) if r.is_usage() => Err(r.into()),
+        crate::sync::SyncError::State(s) => {
+            Err(anyhow::Error::from(s).context("cannot write the state"))
+        }
+        other => {
+            crate::printer::stderr_line!("error: {}", crate::error::with_causes(&other));
+            let _ = printer;
+            Ok(ExitStatus::Failure)
+        }
+    }
+}
+
+/// A named target that cannot be restored, with the next step.
+pub(crate) fn target_error(e: TargetError) -> anyhow::Error {
+    match &e {
+        TargetError::NotCached { stage, .. } => hinted(
+            e.to_string(),
+            format!("run its stage again: `pivot repro {stage}`"),
+        ),
+        TargetError::NotRun { stage, .. } => {
+            hinted(e.to_string(), format!("run it: `pivot repro {stage}`"))
+        }
+        TargetError::Unknown { .. } => hinted(
+            e.to_string(),
+            "`pivot list --deps` shows stage outputs; `pivot track PATH` tracks data",
+        ),
+        TargetError::Lock(_) => e.into(),
+    }
+}
+
+/// How a restore went, as `checkout` and `pull` say it: counts, missing files, then the first
+/// error or the conflicts (a refusal to overwrite exits 2, naming the paths and `--force`).
+pub(crate) fn report_restore(
+    printer: Printer,
+    outcome: crate::cache::RestoreOutcome,
+    again: &str,
+) -> anyhow::Result<ExitStatus> {
+    if outcome.restored > 0 {
+        printer.info(format!("Restored {} file(s)", outcome.restored));
+    }
+    if outcome.skipped > 0 {
+        printer.info(format!(
+            "Skipped {} file(s) (already exist)",
+            outcome.skipped
+        ));
+    }
+    if outcome.interrupted {
+        printer.warn(format!(
+            "interrupted: the files restored so far are complete; run `{again}` again to finish"
+        ));
+        return Ok(ExitStatus::Interrupted);
+    }
+    let nothing_done = outcome.restored == 0 && outcome.skipped == 0 && outcome.is_clean();
+    if nothing_done {
+        printer.info("Nothing to restore");
+    }
+    if !outcome.missing.is_empty() {
+        printer.result(missing_report(&outcome.missing));
+    }
+    if let Some(dest) = outcome.reflink_unsupported {
+        return Err(hinted(
+            format!("cannot check out `{dest}` as a reflink: its filesystem does not support reflink copies"),
+            "use `--checkout-mode copy`, or leave out `--checkout-mode` to use the configured modes with fallback",
+        ));
+    }
+    if let Some(first) = outcome.errors.into_iter().next() {
+        return Err(first.into());
+    }
+    match outcome.conflicts.as_slice() {
+        [] => {}
+        [one] => {
+            return Err(hinted(
+                format!("`{one}` already exists and differs from the cache"),
+                "use `--force` to overwrite it, or `--only-missing` to skip existing files",
+            ))
+        }
+        many => {
+            return Err(hinted(
+                format!(
+                    "{} paths already exist and differ from the cache: {}",
+                    many.len(),
+                    quoted(many)
+                ),
+                "use `--force` to overwrite them, or `--only-missing` to skip existing files",
+            ))
+        }
+    }
+    Ok(if outcome.missing.is_empty() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Failure
+    })
+}
+
+/// How many missing files are named before `... and N more`.
+const MAX_LISTED: usize = 15;
+
+fn missing_report(missing: &[String]) -> String {
+    let mut out = format!("Missing {} file(s):\n", missing.len());
+    for m in missing.iter().take(MAX_LISTED) {
+        out.push_str(&format!("  {m}\n"));
+    }
+    if missing.len() > MAX_LISTED {
+        out.push_str(&format!("  ... and {} more\n", missing.len() - MAX_LISTED));
+    }
+    out.push_str("Their content is not in the local cache.");
+    out
 }
 
 /// The project's settings, warning about keys this version does not know.

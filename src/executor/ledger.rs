@@ -124,6 +124,43 @@ pub(crate) fn run_cache_entries(
         .collect())
 }
 
+/// Every run-cache entry in the state, of every stage: `(stage, input hash, raw bytes)` (for
+/// `push --run-cache`; the caller validates what it sends with [`parse_run_cache_bytes`]).
+pub(crate) fn all_run_cache_entries(
+    state: &State,
+) -> Result<Vec<(String, String, Vec<u8>)>, StateError> {
+    let prefix = b"runcache:";
+    Ok(state
+        .scan_prefix(prefix)?
+        .into_iter()
+        .filter_map(|(key, raw)| {
+            let rest = std::str::from_utf8(&key[prefix.len()..]).ok()?;
+            let (stage, hash) = rest.split_once('\0')?;
+            Some((stage.to_owned(), hash.to_owned(), raw))
+        })
+        .collect())
+}
+
+/// A run-cache entry's bytes, validated as [`run_cache`] validates what it reads.
+pub(crate) fn parse_run_cache_bytes(raw: &[u8]) -> Result<RunCacheEntry, String> {
+    parse_run_cache(raw)
+}
+
+/// Stores a run-cache entry that came from elsewhere (a remote), once it is valid.
+pub(crate) fn import_run_cache(
+    state: &State,
+    stage: &str,
+    input_hash: &str,
+    raw: &[u8],
+) -> Result<RunCacheEntry, String> {
+    let entry = parse_run_cache(raw)?;
+    let value = serde_json::to_vec(&entry).expect("entry serialises");
+    state
+        .write_batch(vec![(run_cache_key(stage, input_hash), value)], Vec::new())
+        .map_err(|e| e.to_string())?;
+    Ok(entry)
+}
+
 fn parse_run_cache(raw: &[u8]) -> Result<RunCacheEntry, String> {
     let entry: RunCacheEntry = serde_json::from_slice(raw).map_err(|e| e.to_string())?;
     for (i, o) in entry.outputs.iter().enumerate() {

@@ -83,6 +83,14 @@ pub(crate) fn spawn_stage(
 ) -> Result<StageProcess, PythonError> {
     let io =
         |e: std::io::Error| PythonError::Internal(format!("cannot start stage `{stage}`: {e}"));
+    // A remote transfer's runtime is shut down, its threads joined, before the call that made
+    // it returns (`remote/mod.rs`); one alive here would leave the child its locks.
+    let transfer_threads = crate::threads::named(crate::threads::TRANSFER_THREAD_PREFIX);
+    if transfer_threads > 0 {
+        return Err(PythonError::Internal(format!(
+            "cannot start stage `{stage}`: {transfer_threads} remote transfer thread(s) are alive (a bug: they must be gone before a fork)"
+        )));
+    }
     // Started before the stage's pipes exist, so it never holds one of them.
     let reaper = reaper::get().map_err(|e| {
         PythonError::Internal(format!(

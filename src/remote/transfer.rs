@@ -1,0 +1,298 @@
+//! Many transfers in flight: uploads from local files (one PUT up to 8 MiB, multipart above),
+//! downloads streamed into the cache and hashed on the way. A failed item is reported and the
+//! others go on; retries with backoff are the client's (`RetryConfig`).
+
+use std::io::{Read, Write};
+
+use futures::StreamExt;
+use object_store::{PutPayload, WriteMultipart};
+use xxhash_rust::xxh64::Xxh64;
+
+use super::{Download, Store, Upload};
+use crate::cache::Cache;
+use crate::digest::Digest;
+
+/// SPEC 9.2: files up to this size are one PUT; larger ones are multipart with parts this size.
+pub(crate) const PART: usize = 8 * 1024 * 1024;
+/// Parts of one multipart upload in flight at once.
+const PARTS_IN_FLIGHT: usize = 4;
+
+/// Told as transfers complete (the console draws a progress bar from it).
+pub(crate) trait Progress: Sync {
+    /// `files` items of `bytes` bytes (when known) are about to go.
+    fn start(&self, _files: usize, _bytes: Option<u64>) {}
+    /// One item is done (transferred or failed), `bytes` more bytes moved.
+    fn advance(&self, _bytes: u64) {}
+    fn finish(&self) {}
+}
+
+/// No progress shown.
+pub(crate) struct Quiet;
+impl Progress for Quiet {}
+
+/// One item that failed, and why.
+#[derive(Debug, Clone)]
+pub(crate) struct Failure {
+    pub shown: String,
+    pub digest: Digest,
+    pub message: String,
+}
+
+/// What a batch did.
+#[derive(Debug, Default)]
+pub(crate) struct Report {
+    /// The digests that now are where they were sent.
+    pub transferred: Vec<Digest>,
+    pub bytes: u64,
+    pub failed: Vec<Failure>,
+    /// SIGINT/SIGTERM arrived: items not started were left.
+    pub interrupted: bool,
+}
+
+type Explain<'a> = &'a (dyn Fn(String) -> String + Sync);
+
+enum Outcome {
+    Done(Digest, u64),
+    Failed(Failure),
+    Skipped,
+}
+
+pub(super) async fn upload(
+    store: &Store,
+    items: Vec<Upload>,
+    jobs: usize,
+    progress: &dyn Progress,
+    explain: Explain<'_>,
+) -> Report {
+    let total: u64 = items
+        .iter()
+        .filter_map(|u| std::fs::metadata(&u.path).ok())
+        .map(|m| m.len())
+        .sum();
+    progress.start(items.len(), Some(total));
+    let outcomes = futures::stream::iter(items)
+        .map(|item| async move {
+            if crate::interrupt::interrupted() {
+                return Outcome::Skipped;
+            }
+            let out = match upload_one(store, &item).await {
+                Ok(bytes) => Outcome::Done(item.digest.clone(), bytes),
+                Err(message) => Outcome::Failed(Failure {
+                    shown: item.shown.clone(),
+                    digest: item.digest.clone(),
+                    message: explain(message),
+                }),
+            };
+            if let Outcome::Done(_, b) = &out {
+                progress.advance(*b);
+            } else {
+                progress.advance(0);
+            }
+            out
+        })
+        .buffer_unordered(jobs)
+        .collect::<Vec<_>>()
+        .await;
+    progress.finish();
+    collect(outcomes)
+}
+
+fn collect(outcomes: Vec<Outcome>) -> Report {
+    let mut r = Report::default();
+    for o in outcomes {
+        match o {
+            Outcome::Done(d, b) => {
+                r.transferred.push(d);
+                r.bytes += b;
+            }
+            Outcome::Failed(f) => r.failed.push(f),
+            Outcome::Skipped => r.interrupted = true,
+        }
+    }
+    r
+}
+
+/// Sends one file; its bytes are hashed as they are read, and an upload whose content is not
+/// its digest is aborted (a corrupt local blob must not spread).
+async fn upload_one(store: &Store, item: &Upload) -> Result<u64, String> {
+    let key = store.blob_key(&item.digest);
+    let mut file = std::fs::File::open(&item.path)
+        .map_err(|e| format!("cannot read `{}`: {e}", item.path.display()))?;
+    let len = file
+        .metadata()
+        .map_err(|e| format!("cannot read `{}`: {e}", item.path.display()))?
+        .len();
+    let mismatch = |got: Digest| {
+        format!(
+            "`{}` does not hold content {} (it hashes to {got}); not uploaded",
+            item.path.display(),
+            item.digest
+        )
+    };
+    if len as usize <= PART {
+        let mut buf = Vec::with_capacity(len as usize);
+        file.read_to_end(&mut buf)
+            .map_err(|e| format!("cannot read `{}`: {e}", item.path.display()))?;
+        let got = Digest::of_bytes(&buf);
+        if got != item.digest {
+            return Err(mismatch(got));
+        }
+        let n = buf.len() as u64;
+        store
+            .inner
+            .put(&key, PutPayload::from(buf))
+            .await
+            .map_err(|e| e.to_string())?;
+        return Ok(n);
+    }
+    let upload = store
+        .inner
+        .put_multipart(&key)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut writer = WriteMultipart::new_with_chunk_size(upload, PART);
+    let mut hasher = Xxh64::new(0);
+    let mut sent = 0u64;
+    let mut buf = vec![0u8; PART];
+    loop {
+        if let Err(e) = writer.wait_for_capacity(PARTS_IN_FLIGHT).await {
+            return Err(e.to_string());
+        }
+        let n = match read_full(&mut file, &mut buf) {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = writer.abort().await;
+                return Err(format!("cannot read `{}`: {e}", item.path.display()));
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        writer.write(&buf[..n]);
+        sent += n as u64;
+    }
+    let got = Digest::from_u64(hasher.digest());
+    if got != item.digest {
+        let _ = writer.abort().await;
+        return Err(mismatch(got));
+    }
+    writer.finish().await.map_err(|e| e.to_string())?;
+    Ok(sent)
+}
+
+/// Reads until `buf` is full or the file ends.
+fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+pub(super) async fn download(
+    store: &Store,
+    items: Vec<Download>,
+    cache: &Cache,
+    jobs: usize,
+    progress: &dyn Progress,
+    explain: Explain<'_>,
+) -> Report {
+    progress.start(items.len(), None);
+    let outcomes = futures::stream::iter(items)
+        .map(|item| async move {
+            if crate::interrupt::interrupted() {
+                return Outcome::Skipped;
+            }
+            let out = match download_one(store, &item, cache).await {
+                Ok(bytes) => Outcome::Done(item.digest.clone(), bytes),
+                Err(Fault::Remote(message)) => Outcome::Failed(Failure {
+                    shown: item.shown.clone(),
+                    digest: item.digest.clone(),
+                    message: explain(message),
+                }),
+                Err(Fault::Local(message)) => Outcome::Failed(Failure {
+                    shown: item.shown.clone(),
+                    digest: item.digest.clone(),
+                    message,
+                }),
+            };
+            if let Outcome::Done(_, b) = &out {
+                progress.advance(*b);
+            } else {
+                progress.advance(0);
+            }
+            out
+        })
+        .buffer_unordered(jobs)
+        .collect::<Vec<_>>()
+        .await;
+    progress.finish();
+    collect(outcomes)
+}
+
+enum Fault {
+    /// The remote's error (explained with the remote's name).
+    Remote(String),
+    /// Ours: the local disk, or content that is not what it claims.
+    Local(String),
+}
+
+/// Streams one blob into a temp file in the cache, hashing it; it becomes the blob only if
+/// the bytes are its digest.
+async fn download_one(store: &Store, item: &Download, cache: &Cache) -> Result<u64, Fault> {
+    let key = store.blob_key(&item.digest);
+    let got = match store.inner.get(&key).await {
+        Ok(g) => g,
+        Err(object_store::Error::NotFound { .. }) => {
+            return Err(Fault::Local(format!(
+                "not on the remote (blob {})",
+                item.digest
+            )))
+        }
+        Err(e) => return Err(Fault::Remote(e.to_string())),
+    };
+    let tmp = cache
+        .incoming(&item.digest)
+        .map_err(|e| Fault::Local(e.to_string()))?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(|e| Fault::Local(format!("cannot create `{}`: {e}", tmp.display())))?;
+    let remove = |f: Fault| {
+        let _ = std::fs::remove_file(&tmp);
+        f
+    };
+    let mut hasher = Xxh64::new(0);
+    let mut n = 0u64;
+    let mut stream = got.into_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| remove(Fault::Remote(e.to_string())))?;
+        hasher.update(&chunk);
+        n += chunk.len() as u64;
+        file.write_all(&chunk).map_err(|e| {
+            remove(Fault::Local(format!(
+                "cannot write `{}`: {e}",
+                tmp.display()
+            )))
+        })?;
+    }
+    drop(file);
+    let digest = Digest::from_u64(hasher.digest());
+    if digest != item.digest {
+        return Err(remove(Fault::Local(format!(
+            "corrupt on the remote: blob {} holds content {digest} ({n} bytes); not stored",
+            item.digest
+        ))));
+    }
+    cache
+        .adopt(&tmp, &item.digest)
+        .map_err(|e| Fault::Local(e.to_string()))?;
+    Ok(n)
+}
