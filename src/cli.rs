@@ -170,6 +170,14 @@ pub(crate) struct ExecArgs {
     /// nothing.
     #[arg(long, value_name = "SECONDS", value_parser = parse_timeout, allow_negative_numbers = true)]
     pub timeout: Option<crate::timeout::StageTimeout>,
+    /// Before a stage runs, look for its results on the remote: its committed outputs, or a
+    /// run-cache entry someone pushed with `push --run-cache`. Found, they are downloaded
+    /// (verified) and restored instead of running the stage.
+    #[arg(long)]
+    pub pull: bool,
+    /// The remote for `--pull` (default: `default_remote`, else the only one configured).
+    #[arg(short = 'r', long = "remote", value_name = "NAME", requires = "pull")]
+    pub remote: Option<String>,
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use crate::executor::events::JsonlSink;
 use crate::executor::keys::Inputs;
-use crate::executor::{Executor, Fanout, RunObserver, RunOptions};
+use crate::executor::{Executor, Fanout, RemoteResults, RunObserver, RunOptions};
 
 use super::run_console::Console;
 use crate::history;
@@ -149,6 +149,7 @@ fn executor<'a>(
         run_id: history::new_run_id(started),
         observer,
         read_before: Default::default(),
+        remote: None,
     }
 }
 
@@ -189,8 +190,19 @@ fn execute(
         observers.push(r);
     }
     let fanout = Fanout(observers);
+    let pull = match exec.pull {
+        true => Some(PullThrough {
+            remote: super::open_remote(&s.project, &prepared.settings, exec.remote.as_deref())?,
+            state: &prepared.state,
+            cache: &prepared.cache,
+            printer: s.printer,
+            gave_up: std::cell::Cell::new(false),
+        }),
+        false => None,
+    };
     let mut executor = executor(s, &prepared, &inputs, &fanout, started);
     executor.read_before = locks.into();
+    executor.remote = pull.as_ref().map(|p| p as &dyn RemoteResults);
     let opts = RunOptions {
         jobs: prepared.settings.jobs(exec.jobs),
         force: exec.force,
@@ -217,6 +229,67 @@ fn execute(
     } else {
         ExitStatus::Success
     })
+}
+
+/// `repro --pull`'s remote. A remote that cannot be reached is said once, and not asked again
+/// in this run (stages then run as they would without `--pull`).
+struct PullThrough<'a> {
+    remote: crate::remote::Remote,
+    state: &'a crate::state::State,
+    cache: &'a Cache,
+    printer: crate::printer::Printer,
+    gave_up: std::cell::Cell<bool>,
+}
+
+impl PullThrough<'_> {
+    fn answer(&self, got: Result<bool, crate::sync::SyncError>) -> bool {
+        match got {
+            Ok(b) => b,
+            Err(e) => {
+                self.printer.warn(format!(
+                    "--pull: {}; stages run without it",
+                    crate::error::with_causes(&e)
+                ));
+                self.gave_up.set(true);
+                false
+            }
+        }
+    }
+}
+
+impl RemoteResults for PullThrough<'_> {
+    fn name(&self) -> &str {
+        &self.remote.name
+    }
+
+    fn fetch_outputs(&self, entries: &[crate::lockfile::LockEntry]) -> bool {
+        if self.gave_up.get() {
+            return false;
+        }
+        let jobs = self.remote.jobs(None);
+        self.answer(crate::sync::fetch_entries(
+            &self.remote,
+            self.state,
+            self.cache,
+            entries,
+            jobs,
+        ))
+    }
+
+    fn fetch_run(&self, stage: &str, input_hash: &str) -> bool {
+        if self.gave_up.get() {
+            return false;
+        }
+        let jobs = self.remote.jobs(None);
+        self.answer(crate::sync::fetch_run(
+            &self.remote,
+            self.state,
+            self.cache,
+            stage,
+            input_hash,
+            jobs,
+        ))
+    }
 }
 
 /// The locks of the stages about to run, as read (with any damage, reported when decided).

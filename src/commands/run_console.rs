@@ -32,6 +32,14 @@ impl RunObserver for Console {
             .info(format!("{stage}: restored `{path}` from the cache"));
     }
 
+    fn fetched_from_remote(&self, stage: &str, remote: &str, from_run_cache: bool) {
+        self.printer.info(if from_run_cache {
+            format!("{stage}: restored from the remote run cache ('{remote}')")
+        } else {
+            format!("{stage}: fetched its outputs from '{remote}'")
+        });
+    }
+
     fn output_line(&self, stage: &str, _stream: Stream, line: &[u8]) {
         self.printer.stage_output(stage, line);
     }

@@ -6,13 +6,15 @@ use std::collections::BTreeMap;
 
 use crate::cache::{CheckoutMode, Policy, RestoreTarget};
 use crate::lockfile::LockFile;
-use crate::planner::{self, Planned, Restore, RunReason, Skip, Tier, Verdict, Views, Written};
+use crate::planner::{
+    self, LockView, Planned, Restore, RunReason, Skip, Tier, Verdict, Views, Written,
+};
 use crate::stage_key::StageKey;
 
 use super::keys::{self, out_lock_path};
 use super::ledger::{self, CachedOutput, Deferred, RunCacheEntry};
 use super::running::{self, Leftover, Marker};
-use super::{Executor, RunOptions};
+use super::{Executor, RemoteResults, RunOptions};
 
 /// What deciding a stage led to.
 pub(super) enum Decision {
@@ -57,7 +59,18 @@ impl Executor<'_> {
     pub(super) fn decide(&self, i: usize, opts: RunOptions, written: &mut Written) -> Decision {
         let stage = &self.dag.stages[i];
         let lock = self.decision_lock(i);
-        let planned = planner::plan_stage(&self.views(), i, &lock, opts.force, written);
+        let mut planned = planner::plan_stage(&self.views(), i, &lock, opts.force, written);
+        if let (Some(remote), Verdict::Run(reason)) = (self.remote, &planned.verdict) {
+            if let Some(from_run_cache) = self.fetch_from_remote(remote, i, &lock, reason, &planned)
+            {
+                let again = planner::plan_stage(&self.views(), i, &lock, opts.force, written);
+                if matches!(again.verdict, Verdict::Skip { .. }) {
+                    self.observer
+                        .fetched_from_remote(&stage.name, remote.name(), from_run_cache);
+                    planned = again;
+                }
+            }
+        }
         for w in &planned.warnings {
             self.observer.warning(w);
         }
@@ -110,6 +123,44 @@ impl Executor<'_> {
             self.unmark_running(i);
         }
         Decision::Skipped(via.tier())
+    }
+
+    /// For a stage about to run under `repro --pull`: its committed outputs when only their
+    /// blobs are missing, else the remote run cache for its input hash. `Some(from_run_cache)`
+    /// when something was brought (the caller plans again); `None` when the remote has nothing.
+    fn fetch_from_remote(
+        &self,
+        remote: &dyn RemoteResults,
+        i: usize,
+        lock: &LockView,
+        reason: &RunReason,
+        planned: &Planned,
+    ) -> Option<bool> {
+        let stage = &self.dag.stages[i];
+        if matches!(reason, RunReason::Forced) || planner::has_incremental(stage) {
+            return None;
+        }
+        if let (RunReason::Unrestorable(_), Some(lock)) = (reason, lock.lock()) {
+            // Only cached outputs have blobs (a `Metric`'s digest names no blob anywhere).
+            let cached: Vec<String> = planner::out_specs(self.project, stage)
+                .into_iter()
+                .filter_map(|(path, cached)| cached.then_some(path))
+                .collect();
+            let outs: Vec<_> = lock
+                .outs
+                .iter()
+                .filter(|e| cached.contains(&e.path))
+                .cloned()
+                .collect();
+            if remote.fetch_outputs(&outs) {
+                return Some(false);
+            }
+        }
+        if matches!(lock, LockView::Damaged) {
+            return None;
+        }
+        let input_hash = planned.input_hash.as_deref()?;
+        remote.fetch_run(&stage.name, input_hash).then_some(true)
     }
 
     /// The stage runs for `reason`, with the planned key (computed now for a tier-1 verdict).

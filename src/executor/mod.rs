@@ -66,6 +66,22 @@ pub(crate) struct Executor<'a> {
     /// Locks read before the run (by the overwrite guard, under the same project lock), each
     /// handed to its stage's decision instead of reading the file again.
     pub read_before: Mutex<HashMap<usize, (LockView, Option<lockfile::LockError>)>>,
+    /// `repro --pull`: where a stage about to run may find its results instead.
+    pub remote: Option<&'a dyn RemoteResults>,
+}
+
+/// A remote the run may take results from (`repro --pull`), asked just before a stage would
+/// run. Each call is a whole remote operation: nothing of it is alive when it returns (the next
+/// fork checks).
+pub(crate) trait RemoteResults {
+    /// The remote's name, for messages.
+    fn name(&self) -> &str;
+    /// Brings the blobs of `entries` (the outputs a lock records) the cache lacks; true when
+    /// every one is now in the cache.
+    fn fetch_outputs(&self, entries: &[lockfile::LockEntry]) -> bool;
+    /// Brings the remote's run-cache entry of `stage` for `input_hash`, with every blob it
+    /// names, into the local run cache; true on a hit.
+    fn fetch_run(&self, stage: &str, input_hash: &str) -> bool;
 }
 
 /// Outcomes so far, and what failures have blocked.

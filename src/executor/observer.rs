@@ -43,6 +43,9 @@ pub(crate) trait RunObserver {
     fn stage_running(&self, _stage: &str, _reason: &str) {}
     /// A skipped stage's output `path` (as the lock records it) was put back from the cache.
     fn output_restored(&self, _stage: &str, _path: &str) {}
+    /// `repro --pull` brought what the stage needed from remote `remote`: its committed outputs
+    /// (`from_run_cache` false) or a run-cache entry someone pushed (true).
+    fn fetched_from_remote(&self, _stage: &str, _remote: &str, _from_run_cache: bool) {}
     /// One line the running stage printed on `stream`, newline included when it had one. A line
     /// longer than the coordinator buffers comes in pieces as it arrives, all but its last
     /// without a newline (and a stream's last line may have none).
@@ -73,6 +76,12 @@ impl RunObserver for Fanout<'_> {
 
     fn output_restored(&self, stage: &str, path: &str) {
         self.0.iter().for_each(|o| o.output_restored(stage, path));
+    }
+
+    fn fetched_from_remote(&self, stage: &str, remote: &str, from_run_cache: bool) {
+        self.0
+            .iter()
+            .for_each(|o| o.fetched_from_remote(stage, remote, from_run_cache));
     }
 
     fn output_line(&self, stage: &str, stream: Stream, line: &[u8]) {
