@@ -227,6 +227,14 @@ pub(crate) struct StatusArgs {
     /// Machine-readable output on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Also compare the cache with a remote: how many files the workspace refers to are only
+    /// here (to push), only there (to pull), or nowhere. `--remote=NAME` names the remote
+    /// (default: `default_remote`, else the only one).
+    #[arg(short = 'r', long = "remote", value_name = "NAME", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    pub remote: Option<String>,
+    /// Only the remote comparison (implies `--remote`).
+    #[arg(long)]
+    pub remote_only: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -295,6 +303,19 @@ pub(crate) struct VerifyArgs {
     /// (faster; misses content that changed under an unchanged stat, such as bit rot).
     #[arg(long)]
     pub quick: bool,
+    /// Pass when blobs missing from the local cache are on the remote (one batched check): the
+    /// committed results exist and `pivot pull` gets them. Outputs missing from the workspace
+    /// then pass too, when their content is in the cache or on the remote.
+    #[arg(long)]
+    pub allow_missing: bool,
+    /// The remote for `--allow-missing` (default: `default_remote`, else the only one).
+    #[arg(
+        short = 'r',
+        long = "remote",
+        value_name = "NAME",
+        requires = "allow_missing"
+    )]
+    pub remote: Option<String>,
 }
 
 /// Options every transfer command takes.

@@ -506,21 +506,25 @@ pub(crate) struct RemoteStatus {
 /// one existence check, whose answers join the index).
 pub(crate) fn remote_status(
     remote: &Remote,
-    state: &State,
+    state: Option<&State>,
     cache: &Cache,
     wanted: &[Wanted],
     jobs: usize,
 ) -> Result<RemoteStatus, SyncError> {
     let id = remote.identity();
-    let known = index::known(state, &id)?;
+    let known = match state {
+        Some(st) => index::known(st, &id)?,
+        None => HashSet::new(),
+    };
     let unsure: Vec<Digest> = wanted
         .iter()
         .filter(|w| !known.contains(&w.digest))
         .map(|w| w.digest.clone())
         .collect();
     let present = remote.exists(&unsure, jobs)?;
-    if !state.is_read_only() {
-        index::record(state, &id, &present)?;
+    if let Some(st) = state.filter(|st| !st.is_read_only()) {
+        index::record(st, &id, &present)?;
+        st.flush()?;
     }
     let on_remote: HashSet<&Digest> = known.iter().chain(present.iter()).collect();
     let mut s = RemoteStatus::default();

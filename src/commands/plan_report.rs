@@ -48,7 +48,7 @@ pub(crate) fn compute(
     force: bool,
     explain: bool,
 ) -> anyhow::Result<Vec<StageReport>> {
-    compute_with(s, order, force, explain, false)
+    compute_with(s, order, force, explain, false, None)
 }
 
 /// [`compute`]; with `rehash`, every dep and output the verdicts read is hashed, the digest memo
@@ -61,6 +61,7 @@ pub(crate) fn compute_with(
     force: bool,
     explain: bool,
     rehash: bool,
+    remote_blobs: Option<&std::collections::HashSet<crate::digest::Digest>>,
 ) -> anyhow::Result<Vec<StageReport>> {
     let (state, _lock) = s.state_for_reading();
     let memo: &dyn DigestMemo = match &state {
@@ -76,6 +77,7 @@ pub(crate) fn compute_with(
         memo,
         state: state.as_ref(),
         cache: &cache,
+        remote_blobs,
     };
     // Keyed by content, the parsed-lock memo serves a re-hashing `verify` too.
     let parsed = state.as_ref();

@@ -12,11 +12,13 @@ use serde::Serialize;
 use super::{plan_report, Globals, Session};
 use crate::cache::{BlobHealth, Cache};
 use crate::cli::VerifyArgs;
+use crate::digest::Digest;
 use crate::digest::{DigestMemo, NoMemo};
 use crate::error::{hinted, ExitStatus};
 use crate::printer::quoted;
 use crate::references::{referenced_blobs, Scope, Sources};
 use crate::state::State;
+use std::collections::{BTreeSet, HashSet};
 
 /// One stage's verdict (text and `--json`).
 #[derive(Serialize)]
@@ -53,7 +55,14 @@ pub(super) fn run(globals: &Globals, args: VerifyArgs) -> anyhow::Result<ExitSta
     // By default every file a verdict relies on is hashed: a gate must not take a stat's word
     // for content (`--quick` does, like `status`).
     let rehash = !args.quick;
-    let plans = plan_report::compute_with(&s, &order, false, false, rehash)?;
+    let on_remote = match args.allow_missing {
+        true => match on_remote(&s, &order, args.remote.as_deref())? {
+            Ok(set) => Some(set),
+            Err(status) => return Ok(status),
+        },
+        false => None,
+    };
+    let plans = plan_report::compute_with(&s, &order, false, false, rehash, on_remote.as_ref())?;
     // The state is read either way: its parsed-lock memo is keyed by content, not by stat.
     let (state, _lock) = s.state_for_reading();
     let memo: &dyn DigestMemo = match &state {
@@ -64,8 +73,23 @@ pub(super) fn run(globals: &Globals, args: VerifyArgs) -> anyhow::Result<ExitSta
     let mut stages = Vec::with_capacity(order.len());
     for (&i, report) in order.iter().zip(plans) {
         let plan = report.plan;
-        let stale = plan.is_stale();
-        let blobs = blob_problems(&s, i, &cache, memo, state.as_ref())?;
+        // With `--allow-missing`, outputs that only need restoring (from the cache or the
+        // remote) are recorded results, not stale ones.
+        let restorable = on_remote.is_some()
+            && matches!(report.planned.verdict, crate::planner::Verdict::Skip { .. });
+        let stale = plan.is_stale() && !restorable;
+        let mut blobs = blob_problems(&s, i, &cache, memo, state.as_ref())?;
+        if let Some(remote) = &on_remote {
+            blobs.missing.retain(|(_, d)| !remote.contains(d));
+        }
+        let blobs = BlobProblems {
+            missing: blobs
+                .missing
+                .into_iter()
+                .map(|(p, _)| p)
+                .collect::<Vec<String>>(),
+            corrupt: blobs.corrupt,
+        };
         let corrupt = blobs.corrupt;
         // A stale stage runs again whatever its blobs: only damage to the cache is news.
         let (stale_reason, missing) = if stale {
@@ -128,10 +152,55 @@ pub(super) fn run(globals: &Globals, args: VerifyArgs) -> anyhow::Result<ExitSta
     })
 }
 
-/// Workspace paths of a stage's cached-output files whose blob is missing or corrupt.
-struct BlobProblems {
-    missing: Vec<String>,
+/// Workspace paths of a stage's cached-output files whose blob is missing (with the digest) or
+/// corrupt.
+struct BlobProblems<M = (String, Digest)> {
+    missing: Vec<M>,
     corrupt: Vec<String>,
+}
+
+/// For `--allow-missing`: which of the blobs the locks of `order` name, missing from the cache,
+/// the remote has (the remote index first, then one existence check). `Err(status)`: the remote
+/// could not be asked (said on stderr).
+fn on_remote(
+    s: &Session,
+    order: &[usize],
+    name: Option<&str>,
+) -> anyhow::Result<Result<HashSet<Digest>, ExitStatus>> {
+    let settings = super::load_settings(&s.project, s.printer)?;
+    let remote = super::open_remote(&s.project, &settings, name)?;
+    let (state, _lock) = s.state_for_reading();
+    let cache = Cache::new(s.project.cache_dir());
+    let sources = Sources {
+        project: &s.project,
+        stages: &s.dag.stages,
+        tracked: &s.tracked,
+        state: state.as_ref(),
+    };
+    let refs = referenced_blobs(&sources, &Scope::outputs_of(order.to_vec()));
+    let missing: BTreeSet<Digest> = refs
+        .blobs
+        .into_iter()
+        .map(|b| b.digest)
+        .filter(|d| !cache.contains(d))
+        .collect();
+    let known = match &state {
+        Some(st) => crate::remote::index::known(st, &remote.identity())?,
+        None => HashSet::new(),
+    };
+    let unsure: Vec<Digest> = missing
+        .iter()
+        .filter(|d| !known.contains(*d))
+        .cloned()
+        .collect();
+    let present = match remote.exists(&unsure, remote.jobs(None)) {
+        Ok(p) => p,
+        Err(e) => return super::remote_failed(e.into(), s.printer).map(Err),
+    };
+    Ok(Ok(missing
+        .into_iter()
+        .filter(|d| known.contains(d) || present.contains(d))
+        .collect()))
 }
 
 /// The files of stage `i`'s cached outputs (as its lock records them) whose blob is not in the
@@ -155,19 +224,19 @@ fn blob_problems(
     if let Some(e) = refs.problems.into_iter().next() {
         return Err(e.into());
     }
-    let bad: Vec<(BlobHealth, String)> = refs
+    let bad: Vec<(BlobHealth, String, Digest)> = refs
         .blobs
         .par_iter()
         .filter_map(|b| match cache.blob_health(&b.digest, memo) {
             BlobHealth::Intact => None,
-            health => Some((health, b.workspace_path())),
+            health => Some((health, b.workspace_path(), b.digest.clone())),
         })
         .collect();
     let (mut missing, mut corrupt) = (Vec::new(), Vec::new());
-    for (health, path) in bad {
+    for (health, path, digest) in bad {
         match health {
             BlobHealth::Corrupt => corrupt.push(path),
-            _ => missing.push(path),
+            _ => missing.push((path, digest)),
         }
     }
     missing.sort();

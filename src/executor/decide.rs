@@ -45,6 +45,7 @@ impl Executor<'_> {
             memo: self.state,
             state: Some(self.state),
             cache: self.cache,
+            remote_blobs: None,
         }
     }
 

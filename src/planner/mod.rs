@@ -51,6 +51,9 @@ pub(crate) struct Views<'a> {
     /// Generations and the run cache; `None` when there is no state (never run here).
     pub(crate) state: Option<&'a State>,
     pub(crate) cache: &'a Cache,
+    /// Blobs a remote is known to hold (`verify --allow-missing`): a restore may count on them
+    /// as on the cache's. `None` for a run, which restores from the cache only.
+    pub(crate) remote_blobs: Option<&'a std::collections::HashSet<Digest>>,
 }
 
 /// A stage's lock file as read by the caller (who reports a damaged one).
@@ -348,7 +351,14 @@ fn check_outputs(
         }
         let present = current.is_some();
         let current_files = current.and_then(|(_, m)| m).unwrap_or_default();
-        if let Some((path, blob)) = broken_blob(views.cache, views.memo, locked, &current_files) {
+        let broken = broken_blob(
+            views.cache,
+            views.memo,
+            locked,
+            &current_files,
+            views.remote_blobs,
+        );
+        if let Some((path, blob)) = broken {
             return Err(RunReason::Unrestorable(Unrestorable {
                 path,
                 present,
@@ -379,6 +389,7 @@ fn broken_blob(
     memo: &dyn DigestMemo,
     locked: &LockEntry,
     current: &[ManifestEntry],
+    remote: Option<&std::collections::HashSet<Digest>>,
 ) -> Option<(String, BlobHealth)> {
     let needed: Vec<(String, &Digest)> = match &locked.manifest {
         None => vec![(locked.path.clone(), &locked.hash)],
@@ -393,7 +404,7 @@ fn broken_blob(
     };
     let (path, d) = needed
         .into_iter()
-        .find(|(_, d)| !cache.blob_intact(d, memo))?;
+        .find(|(_, d)| !cache.blob_intact(d, memo) && !remote.is_some_and(|r| r.contains(*d)))?;
     // Only now tell a missing blob from a corrupt one (a read without recording anything).
     let health = match cache.blob_health(d, &crate::digest::NoMemo) {
         BlobHealth::Intact => BlobHealth::Missing,

@@ -138,6 +138,7 @@ impl Fixture {
             memo: &self.state,
             state: Some(&self.state),
             cache: &self.cache,
+            remote_blobs: None,
         }
     }
 
