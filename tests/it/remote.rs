@@ -1,0 +1,419 @@
+//! Remotes end to end: push, fetch, pull, the remote index, the shared run cache, `status
+//! --remote` and `verify --allow-missing`, against a directory remote and an HTTP server here;
+//! the same round trip runs against S3 and Azure servers in `remote_cloud.rs`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::support::{snapshot, Project, PRELUDE};
+
+/// A pipeline with a file output (`prep`), a directory output (`train`), a stage nobody asks
+/// for (`other`) and a metric (`score`: never pushed, it is not cached).
+pub(crate) const PIPELINE: &str = "
+def prep(raw: Annotated[str, outputs.Dep('data/raw.txt', loaders.Text())]
+         ) -> Annotated[str, outputs.Out('data/clean.txt', loaders.Text())]:
+    _ran('prep')
+    return raw.upper() * 100
+
+
+def train(clean: Annotated[str, outputs.Dep('data/clean.txt', loaders.Text())]
+          ) -> Annotated[dict, outputs.DirectoryOut('model/', loaders.JSON())]:
+    _ran('train')
+    return {'weights.json': {'w': len(clean)}, 'sub/bias.json': [1, 2]}
+
+
+def score(clean: Annotated[str, outputs.Dep('data/clean.txt', loaders.Text())]
+          ) -> Annotated[dict, outputs.Metric('metrics/score.json')]:
+    _ran('score')
+    return {'acc': len(clean) / 1000}
+
+
+def other() -> Annotated[str, outputs.Out('other.txt', loaders.Text())]:
+    _ran('other')
+    return 'other\\n'
+
+
+pipeline = Pipeline('remote')
+pipeline.register(prep)
+pipeline.register(train)
+pipeline.register(other)
+pipeline.register(score)
+";
+
+/// The cached blobs `PIPELINE` produces: clean.txt, the model's two files, other.txt.
+pub(crate) const BLOBS: usize = 4;
+
+/// A project with `PIPELINE` run once, its remote configured by `config` (the text of
+/// `.pivot/config.yaml`).
+pub(crate) fn origin(config: &str) -> Project {
+    let p = Project::new();
+    p.write("data/raw.txt", "abc\n");
+    p.write("pipeline.py", &format!("{PRELUDE}{PIPELINE}"));
+    p.write(".pivot/config.yaml", config);
+    p.pivot(&["repro"]).success();
+    p.take_runs();
+    p
+}
+
+/// What a fresh clone of `p` has: the files git would hold (the pipeline, its input, the metric,
+/// the lock files and the config), no cache, no state, no cached outputs.
+pub(crate) fn clone_of(p: &Project) -> Project {
+    let q = clone_without_locks(p);
+    q.write("metrics/score.json", &p.read("metrics/score.json"));
+    let stages = p.path(".pivot/stages");
+    for e in fs::read_dir(&stages).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".lock") {
+            q.write(
+                &format!(".pivot/stages/{name}"),
+                &fs::read_to_string(e.path()).unwrap(),
+            );
+        }
+    }
+    q
+}
+
+/// A checkout of the code only: no lock files (nothing committed yet), no outputs. (The metric
+/// is left out too: a metric in the workspace that no lock records is the user's file.)
+pub(crate) fn clone_without_locks(p: &Project) -> Project {
+    let q = Project::new();
+    for rel in ["pipeline.py", "data/raw.txt", ".pivot/config.yaml"] {
+        if p.exists(rel) {
+            q.write(rel, &p.read(rel));
+        }
+    }
+    q
+}
+
+fn counts(json: &serde_json::Value) -> (u64, u64, u64) {
+    (
+        json["transferred"].as_u64().unwrap(),
+        json["skipped"].as_u64().unwrap(),
+        json["failed"].as_u64().unwrap(),
+    )
+}
+
+/// The round trip every backend must pass: push (all sent), push again (nothing sent), a fresh
+/// clone pulls one stage's outputs and `repro` of it runs nothing; then the shared run cache:
+/// a clone whose `repro --pull` runs no stage and ends with byte-identical outputs.
+pub(crate) fn round_trip(config: &str, env: &[(&str, &str)]) {
+    let p = origin(config);
+    let push = p.pivot_env(&["push", "--json"], env);
+    push.success();
+    assert_eq!(
+        counts(&push.json()),
+        (BLOBS as u64, 0, 0),
+        "{}",
+        push.stderr
+    );
+    let again = p.pivot_env(&["push", "--json"], env);
+    again.success();
+    assert_eq!(counts(&again.json()), (0, BLOBS as u64, 0));
+
+    let q = clone_of(&p);
+    let pull = q.pivot_env(&["pull", "train"], env);
+    pull.success();
+    assert!(
+        pull.stderr.contains("Fetched from 'origin'"),
+        "{}",
+        pull.stderr
+    );
+    assert_eq!(q.read("model/weights.json"), p.read("model/weights.json"));
+    assert_eq!(q.read("model/sub/bias.json"), p.read("model/sub/bias.json"));
+    assert!(!q.exists("other.txt"), "only train's outputs are restored");
+    assert!(
+        !q.exists("data/clean.txt"),
+        "train's dep is fetched, not checked out"
+    );
+    let repro = q.pivot_env(&["repro", "train"], env);
+    repro.success();
+    assert!(q.take_runs().is_empty(), "{}", repro.stderr);
+    assert_eq!(q.read("data/clean.txt"), p.read("data/clean.txt"));
+
+    // A clone with the lock files: `repro --pull` fetches the committed outputs.
+    let c = clone_of(&p);
+    let run = c.pivot_env(&["repro", "--pull"], env);
+    run.success();
+    assert!(
+        c.take_runs().is_empty(),
+        "no stage may run:\n{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("fetched its outputs from 'origin'"),
+        "{}",
+        run.stderr
+    );
+
+    // The shared run cache: a checkout without lock files finds the runs someone pushed.
+    let pushed = p.pivot_env(&["push", "--run-cache", "--json"], env);
+    pushed.success();
+    // One entry per stage; `score`'s names no blob, so it is complete as well.
+    assert_eq!(pushed.json()["run_cache"]["pushed"], 4, "{}", pushed.stdout);
+    let r = clone_without_locks(&p);
+    let run = r.pivot_env(&["repro", "--pull"], env);
+    run.success();
+    // `score`'s metric is not cached, so no run cache can restore it: it alone runs.
+    assert_eq!(r.take_runs(), ["score"], "{}", run.stderr);
+    assert!(
+        run.stderr.contains("restored from the remote run cache"),
+        "{}",
+        run.stderr
+    );
+    for rel in [
+        "data/clean.txt",
+        "model/weights.json",
+        "model/sub/bias.json",
+        "other.txt",
+    ] {
+        assert_eq!(r.read(rel), p.read(rel), "{rel}");
+    }
+    // The skip was committed: the next plain repro is a no-op from the lock files.
+    r.pivot_env(&["repro"], env).success();
+    assert!(r.take_runs().is_empty());
+}
+
+fn dir_config(dir: &Path) -> String {
+    format!("remotes:\n  origin: {}\n", dir.display())
+}
+
+fn remote_dir() -> (tempfile::TempDir, PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("store");
+    (d, path)
+}
+
+#[test]
+fn a_directory_remote_does_the_whole_round_trip() {
+    let (_d, dir) = remote_dir();
+    round_trip(&dir_config(&dir), &[]);
+    // The reference's layout: files/ab/cdef...
+    let shards: Vec<String> = fs::read_dir(dir.join("files"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(shards.iter().all(|s| s.len() == 2), "{shards:?}");
+    assert!(dir.join("runs/train").is_dir());
+}
+
+#[test]
+fn a_corrupt_remote_blob_is_reported_by_path_and_nothing_is_restored() {
+    let (_d, dir) = remote_dir();
+    let p = origin(&dir_config(&dir));
+    p.pivot(&["push"]).success();
+    // Corrupt the blob of `data/clean.txt` on the remote.
+    let digest = blob_digest(&p, "data/clean.txt");
+    let blob = dir.join("files").join(&digest[..2]).join(&digest[2..]);
+    fs::write(&blob, "not the content\n").unwrap();
+    let q = clone_of(&p);
+    let before = snapshot(q.root());
+    let pull = q.pivot(&["pull"]);
+    pull.code(1);
+    assert!(pull.stderr.contains("data/clean.txt"), "{}", pull.stderr);
+    assert!(
+        pull.stderr.contains("corrupt on the remote"),
+        "{}",
+        pull.stderr
+    );
+    // Nothing restored, nothing corrupt in the cache.
+    assert!(!q.exists("data/clean.txt") && !q.exists("model"));
+    let after = snapshot(q.root());
+    let outside_pivot = |m: &std::collections::BTreeMap<String, Option<Vec<u8>>>| {
+        m.iter()
+            .filter(|(k, _)| !k.starts_with(".pivot"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(outside_pivot(&before), outside_pivot(&after));
+    assert!(!q
+        .path(".pivot/cache/files")
+        .join(&digest[..2])
+        .join(&digest[2..])
+        .exists());
+}
+
+/// The digest `prep`'s lock file records for its output `rel` (`- path: REL` then `hash: X`).
+pub(crate) fn blob_digest(p: &Project, rel: &str) -> String {
+    let lock = fs::read_to_string(p.path(".pivot/stages/prep.lock")).unwrap();
+    let at = lock
+        .find(&format!("- path: {rel}\n"))
+        .expect("output in lock");
+    let rest = &lock[at..];
+    let hash = rest.find("hash: ").expect("hash after path") + 6;
+    rest[hash..hash + 16].to_owned()
+}
+
+#[test]
+fn pull_over_existing_files_follows_checkouts_rules() {
+    let (_d, dir) = remote_dir();
+    let p = origin(&dir_config(&dir));
+    p.pivot(&["push"]).success();
+    let q = clone_of(&p);
+    q.write("other.txt", "mine\n");
+    let refused = q.pivot(&["pull"]);
+    refused.code(2);
+    assert!(refused.stderr.contains("other.txt"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("--force"), "{}", refused.stderr);
+    assert_eq!(q.read("other.txt"), "mine\n");
+    q.pivot(&["pull", "--only-missing"]).success();
+    assert_eq!(q.read("other.txt"), "mine\n");
+    assert_eq!(q.read("data/clean.txt"), p.read("data/clean.txt"));
+    q.pivot(&["pull", "--force"]).success();
+    assert_eq!(q.read("other.txt"), "other\n");
+}
+
+#[test]
+fn bad_remote_names_and_urls_exit_2_with_a_hint() {
+    let (_d, dir) = remote_dir();
+    let p = origin(&dir_config(&dir));
+    let unknown = p.pivot(&["push", "-r", "nope"]);
+    unknown.code(2);
+    assert!(
+        unknown.stderr.contains("unknown remote `nope`"),
+        "{}",
+        unknown.stderr
+    );
+    assert!(unknown.stderr.contains("hint:"), "{}", unknown.stderr);
+    p.write(".pivot/config.yaml", "remotes:\n  origin: ftp://host/x\n");
+    let bad = p.pivot(&["push"]);
+    bad.code(2);
+    assert!(
+        bad.stderr.contains("unknown scheme `ftp`"),
+        "{}",
+        bad.stderr
+    );
+    p.write(".pivot/config.yaml", "");
+    let none = p.pivot(&["pull"]);
+    none.code(2);
+    assert!(
+        none.stderr.contains("no remotes configured"),
+        "{}",
+        none.stderr
+    );
+    p.write(".pivot/config.yaml", "remotes:\n  a: /tmp/a\n  b: /tmp/b\n");
+    let two = p.pivot(&["fetch"]);
+    two.code(2);
+    assert!(two.stderr.contains("no default remote"), "{}", two.stderr);
+}
+
+#[test]
+fn fetch_fills_the_cache_only_and_dry_runs_count_without_sending() {
+    let (_d, dir) = remote_dir();
+    let p = origin(&dir_config(&dir));
+    let dry = p.pivot(&["push", "-n"]);
+    dry.success();
+    assert!(
+        dry.stderr
+            .contains(&format!("Would push {BLOBS} file(s) to 'origin'")),
+        "{}",
+        dry.stderr
+    );
+    assert!(!dir.join("files").exists(), "a dry run sends nothing");
+    p.pivot(&["push"]).success();
+    let q = clone_of(&p);
+    let fetch = q.pivot(&["fetch", "--json"]);
+    fetch.success();
+    assert_eq!(counts(&fetch.json()), (BLOBS as u64, 0, 0));
+    assert!(
+        !q.exists("data/clean.txt"),
+        "fetch leaves the workspace alone"
+    );
+    let again = q.pivot(&["fetch", "--json"]);
+    assert_eq!(counts(&again.json()), (0, BLOBS as u64, 0));
+    q.pivot(&["checkout"]).success();
+    assert_eq!(q.read("other.txt"), "other\n");
+}
+
+#[test]
+fn status_remote_counts_what_to_push_and_pull_and_verify_allow_missing_trusts_the_remote() {
+    let (_d, dir) = remote_dir();
+    let p = origin(&dir_config(&dir));
+    let before = p.pivot(&["status", "--remote-only", "--json"]);
+    before.success();
+    let r = &before.json()["remote"];
+    assert_eq!(r["push_count"], BLOBS as u64);
+    assert_eq!(r["pull_count"], 0);
+    p.pivot(&["push"]).success();
+    let q = clone_of(&p);
+    let st = q.pivot(&["status", "--remote-only", "--json"]);
+    assert_eq!(st.json()["remote"]["pull_count"], BLOBS as u64);
+    assert_eq!(st.json()["remote"]["missing_count"], 0);
+    q.pivot(&["verify"]).code(1);
+    let v = q.pivot(&["verify", "--allow-missing", "--json"]);
+    v.success();
+    assert_eq!(v.json()["passed"], true);
+    // A blob gone from the remote too fails it, naming the stage.
+    let digest = blob_digest(&p, "data/clean.txt");
+    fs::remove_file(dir.join("files").join(&digest[..2]).join(&digest[2..])).unwrap();
+    let q2 = clone_of(&p);
+    let v2 = q2.pivot(&["verify", "--allow-missing"]);
+    v2.code(1);
+    assert!(v2.stdout.contains("prep: failed"), "{}", v2.stdout);
+}
+
+#[test]
+fn an_http_remote_serves_pull_and_refuses_push() {
+    let (_d, dir) = remote_dir();
+    let p = origin(&dir_config(&dir));
+    p.pivot(&["push", "--run-cache"]).success();
+    let server = HttpServer::start(&dir);
+    let config = format!("remotes:\n  origin: {}\n", server.url());
+    let q = clone_of(&p);
+    q.write(".pivot/config.yaml", &config);
+    let pushed = q.pivot(&["push"]);
+    pushed.code(2);
+    assert!(pushed.stderr.contains("read-only"), "{}", pushed.stderr);
+    q.pivot(&["pull", "train"]).success();
+    assert_eq!(q.read("model/weights.json"), p.read("model/weights.json"));
+    let r = clone_of(&p);
+    r.write(".pivot/config.yaml", &config);
+    r.pivot(&["repro", "--pull"]).success();
+    assert!(r.take_runs().is_empty());
+    assert_eq!(r.read("other.txt"), "other\n");
+}
+
+/// `python3 -m http.server` serving a directory, on a free port.
+pub(crate) struct HttpServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl HttpServer {
+    pub(crate) fn start(dir: &Path) -> HttpServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                &port.to_string(),
+                "--directory",
+            ])
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 -m http.server");
+        crate::support::wait_for(
+            || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+            "the HTTP server",
+        );
+        HttpServer { child, port }
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
