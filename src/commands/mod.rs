@@ -638,6 +638,13 @@ pub(crate) fn load_settings(
     for w in &settings.unknown_keys {
         printer.warn(w);
     }
+    // The private layer holds credentials: it must never be committed (projects made before it
+    // existed lack the `.gitignore` entry).
+    if project.pivot_dir().join("config.local.yaml").exists() {
+        if let Err(e) = project.ensure_ignored("/config.local.yaml") {
+            printer.warn(format!("cannot add `/config.local.yaml` to `.pivot/.gitignore`: {e}"));
+        }
+    }
     Ok(settings)
 }
 
