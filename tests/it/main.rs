@@ -37,6 +37,7 @@ mod plan;
 mod plan_agrees;
 mod processes;
 mod python_command;
+mod remote_servers;
 mod run_cache;
 mod stat_identity;
 mod streaming;
