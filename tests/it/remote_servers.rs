@@ -215,6 +215,30 @@ fn drop_after_closes_every_later_connection_unanswered() {
 }
 
 #[test]
+fn set_header_lets_an_empty_bearer_through_to_moto() {
+    let Some(moto) = Moto::start() else { return };
+    moto.create_bucket("gcs");
+    assert_eq!(
+        s3_put(moto.addr(), "/gcs/o", b"obj").expect("seed").status,
+        200
+    );
+    // object_store's GCS client with `disable_oauth` sends an empty bearer; moto fails on it.
+    let bearer = [("Authorization", "Bearer ")];
+    let proxy = Proxy::start(moto.addr(), FaultPlan::none());
+    let r = http::request(proxy.addr(), "GET", "/gcs/o", &bearer, &[]).expect("bearer");
+    assert_eq!(r.status, 500, "{}", r.text());
+    proxy.set_header(Moto::AUTH.0, Moto::AUTH.1);
+    let r = http::request(proxy.addr(), "GET", "/gcs/o", &bearer, &[]).expect("rewritten");
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (200, &b"obj"[..]),
+        "{}",
+        r.text()
+    );
+    assert_eq!(proxy.count("GET"), 2);
+}
+
+#[test]
 fn a_proxy_whose_upstream_is_down_closes_the_connection() {
     let upstream = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let proxy = Proxy::start(upstream, FaultPlan::none());

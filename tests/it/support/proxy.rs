@@ -66,6 +66,8 @@ struct State {
     /// Requests forwarded since the plan was set.
     forwarded: usize,
     log: Vec<String>,
+    /// Headers set on every forwarded request, in place of the client's.
+    set_headers: Vec<(String, String)>,
 }
 
 impl State {
@@ -163,6 +165,18 @@ impl Proxy {
         state.forwarded = 0;
     }
 
+    /// Sets `name: value` on every request forwarded from now on, replacing the client's
+    /// header of that name. E.g. `proxy.set_header(Moto::AUTH.0, Moto::AUTH.1)` in front of moto
+    /// lets object_store's GCS client (whose XML API moto speaks) through with its empty
+    /// `Authorization: Bearer ` (service-account JSON with `disable_oauth`), which moto rejects.
+    pub(crate) fn set_header(&self, name: &str, value: &str) {
+        let mut state = self.lock();
+        state
+            .set_headers
+            .retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+        state.set_headers.push((name.to_owned(), value.to_owned()));
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -205,7 +219,10 @@ fn serve(client: TcpStream, upstream: SocketAddr, state: &Mutex<State>) -> io::R
         parts.next().unwrap_or(""),
         parts.next().unwrap_or("")
     );
-    let action = state.lock().unwrap_or_else(|e| e.into_inner()).decide(line);
+    let (action, set_headers) = {
+        let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+        (state.decide(line), state.set_headers.clone())
+    };
     match action {
         Action::Drop => {
             let _ = client_out.shutdown(Shutdown::Both);
@@ -223,9 +240,15 @@ fn serve(client: TcpStream, upstream: SocketAddr, state: &Mutex<State>) -> io::R
         Action::Forward => {
             let mut head = format!("{request_line}\r\n");
             for (k, v) in &headers {
-                if is_hop_by_hop(k) || (expect_continue && k.eq_ignore_ascii_case("expect")) {
+                if is_hop_by_hop(k)
+                    || (expect_continue && k.eq_ignore_ascii_case("expect"))
+                    || set_headers.iter().any(|(s, _)| s.eq_ignore_ascii_case(k))
+                {
                     continue;
                 }
+                head.push_str(&format!("{k}: {v}\r\n"));
+            }
+            for (k, v) in &set_headers {
                 head.push_str(&format!("{k}: {v}\r\n"));
             }
             head.push_str("Connection: close\r\n\r\n");
