@@ -38,6 +38,7 @@ mod plan_agrees;
 mod processes;
 mod python_command;
 mod remote;
+mod remote_servers;
 mod run_cache;
 mod stat_identity;
 mod streaming;

@@ -6,6 +6,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
+pub(crate) mod azure_auth;
+pub(crate) mod http;
+mod proxy;
+mod servers;
+
+pub(crate) use http::free_port;
+pub(crate) use proxy::{FaultPlan, Proxy};
+pub(crate) use servers::{resolve_tool, Azurite, HttpServer, Moto};
+
 /// The venv tests run pivot in (pydantic, PyYAML, numpy, pandas): `$PIVOT_TEST_VENV`, else the
 /// one `.ci/run` makes in `target/`.
 pub(crate) fn test_venv() -> Option<PathBuf> {
