@@ -12,6 +12,7 @@
 //! a warning naming the closest known key ([`Settings::unknown_keys`]).
 
 pub(crate) mod edit;
+pub(crate) mod keys;
 pub(crate) mod remotes;
 
 use std::path::{Path, PathBuf};
