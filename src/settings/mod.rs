@@ -14,6 +14,7 @@
 pub(crate) mod edit;
 pub(crate) mod keys;
 pub(crate) mod remotes;
+pub(crate) mod store;
 
 use std::path::{Path, PathBuf};
 
