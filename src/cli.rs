@@ -88,6 +88,9 @@ pub(crate) enum Command {
     /// credentials). Later files win, key by key.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Add, remove and list remote storage (where `push` and `pull` send and fetch the cache).
+    #[command(subcommand)]
+    Remote(RemoteCommand),
     /// Run the interpreter pivot runs stages with, with the `pivot` package importable: `pivot
     /// python -m pytest` tests stage functions (called directly, they are plain functions)
     /// without installing pivot into the environment.
@@ -191,6 +194,72 @@ pub(crate) enum ConfigCommand {
     Unset {
         /// The dotted key.
         key: String,
+        #[command(flatten)]
+        scope: WriteScope,
+    },
+}
+
+const REMOTE_EXAMPLES: &str = "\
+Examples:
+  pivot remote add origin s3://bucket/prefix --default
+  pivot remote add shared /mnt/team/pivot-cache
+  pivot remote modify origin endpoint http://127.0.0.1:9000
+  pivot remote modify origin secret_access_key KEY --private
+  pivot remote list";
+
+#[derive(Debug, Subcommand)]
+#[command(after_help = REMOTE_EXAMPLES)]
+pub(crate) enum RemoteCommand {
+    /// Add a remote: `remotes.NAME: URL` in the config.
+    Add {
+        /// Letters, digits, `_` and `-`.
+        name: String,
+        /// `s3://bucket[/prefix]`, `gs://bucket[/prefix]`, `azure://container[/prefix]` (or
+        /// `az://`), `https://host/path`, `file:///dir`, or a directory (relative to the project
+        /// root).
+        url: String,
+        /// Also make it the default remote.
+        #[arg(long)]
+        default: bool,
+        /// Replace a remote of that name.
+        #[arg(short, long)]
+        force: bool,
+        #[command(flatten)]
+        scope: WriteScope,
+    },
+    /// Remove a remote, its options and, if it was the default, `default_remote`.
+    Remove {
+        name: String,
+        #[command(flatten)]
+        scope: WriteScope,
+    },
+    /// List the remotes of every config file, as `  NAME: URL`, `(default)` marking the one
+    /// `push` and `pull` use without `-r`.
+    List {
+        /// Machine-readable output on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the default remote, or make NAME the default.
+    Default {
+        name: Option<String>,
+        #[command(flatten)]
+        scope: WriteScope,
+    },
+    /// Set or remove one option of a remote (`remote_options.NAME.KEY`): endpoint, region,
+    /// profile, account, jobs, retries, timeout, connect_timeout, allow_http, use_emulator,
+    /// skip_signature, virtual_hosted_style, service_account, or a credential (with --private
+    /// or --global only).
+    Modify {
+        name: String,
+        /// The option.
+        key: String,
+        /// Its value (omit with --unset).
+        #[arg(required_unless_present = "unset", conflicts_with = "unset")]
+        value: Option<String>,
+        /// Remove the option instead of setting it.
+        #[arg(long)]
+        unset: bool,
         #[command(flatten)]
         scope: WriteScope,
     },

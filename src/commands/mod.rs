@@ -9,6 +9,7 @@ mod init;
 mod list;
 mod plan_report;
 mod python;
+mod remote;
 mod repro;
 mod run_console;
 mod show;
@@ -71,6 +72,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::History(args) => history::run(&globals, args),
         Command::Show(args) => show::run(&globals, args),
         Command::Config(cmd) => config::run(&globals, cmd),
+        Command::Remote(cmd) => remote::run(&globals, cmd),
         Command::Python { args } => python::run(&globals, args),
     }
 }
