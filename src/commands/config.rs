@@ -74,7 +74,7 @@ fn entries(files: &ConfigFiles, layer: Option<Layer>) -> anyhow::Result<Vec<Entr
             }
         }
     }
-    out.sort_by(|a, b| a.path.join(".").cmp(&b.path.join(".")));
+    out.sort_by_key(|e| e.path.join("."));
     Ok(out)
 }
 
