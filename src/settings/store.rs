@@ -143,7 +143,7 @@ impl ConfigFile {
             |e| StoreError::Invalid {
                 file: self.shown.clone(),
                 line: e.line,
-                message: e.message,
+                message: without_secrets(&new, e.message),
             },
         )?;
         if new != text {
@@ -188,6 +188,30 @@ impl ConfigFile {
             source,
         })
     }
+}
+
+/// `message` with every credential value of the document `text` replaced by `****`: a
+/// message that describes a bad value (`must be a string, not the integer 1234`) must not show
+/// a credential.
+fn without_secrets(text: &str, mut message: String) -> String {
+    let Ok(doc) = lockfile::from_yaml(text) else {
+        return message;
+    };
+    for (path, value) in super::keys::leaves(&doc) {
+        if !super::keys::is_secret(&path) {
+            continue;
+        }
+        let spelled = match &value {
+            YamlValue::Str(s) => s.clone(),
+            YamlValue::Int(i) => i.to_string(),
+            YamlValue::Float(f) => lockfile::float_repr(*f),
+            _ => continue,
+        };
+        if !spelled.is_empty() {
+            message = message.replace(&spelled, super::keys::MASK);
+        }
+    }
+    message
 }
 
 #[cfg(test)]
@@ -238,6 +262,21 @@ mod tests {
         assert_eq!(
             fs::metadata(&f.path).unwrap().permissions().mode() & 0o777,
             0o644
+        );
+    }
+
+    #[test]
+    fn a_refusal_never_shows_a_credential_the_file_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = project_file(dir.path(), Layer::Local);
+        fs::write(&f.path, "remote:\n  secret_access_key: 73915\n").unwrap();
+        let message = f
+            .change(|_| Ok((set("core.max_workers", YamlValue::Int(2)), ())))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("must be a string") && !message.contains("73915"),
+            "{message}"
         );
     }
 
