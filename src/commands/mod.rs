@@ -540,7 +540,7 @@ pub(crate) fn write_layer(scope: WriteScope) -> Layer {
 pub(crate) fn refuse_tracked_secret(dotted: &str, layer: Layer) -> anyhow::Result<()> {
     if layer == Layer::Project {
         return Err(hinted(
-            format!("`{dotted}` is a credential, and `.pivot/config.yaml` is committed to git: it is refused there"),
+            format!("`{dotted}` holds a credential, and `.pivot/config.yaml` is committed to git: it is refused there"),
             "use `--private` (the git-ignored `.pivot/config.local.yaml`) or `--global`",
         ));
     }
@@ -594,7 +594,7 @@ pub(crate) fn set_key(
     layer: Layer,
 ) -> anyhow::Result<()> {
     let dotted = key.dotted();
-    if key.is_secret() {
+    if key.is_secret() || (key.kind == keys::Kind::Url && keys::url_has_credentials(value)) {
         refuse_tracked_secret(&dotted, layer)?;
     }
     let value = keys::coerce(key, value).map_err(|m| match key.kind {

@@ -246,6 +246,11 @@ pub(crate) fn check_url(url: &str) -> Result<(), String> {
     }
 }
 
+/// Whether `url` carries credentials (`https://user:pass@host`, `https://token@host`).
+pub(crate) fn url_has_credentials(url: &str) -> bool {
+    mask_url(url) != url
+}
+
 /// `url` with a password in it (`https://user:pass@host`) replaced by [`MASK`], for every place a
 /// URL is shown.
 pub(crate) fn mask_url(url: &str) -> String {

@@ -165,7 +165,7 @@ fn credentials_are_refused_in_the_project_file_and_never_shown() {
     e.no_secret(&run);
     assert_eq!(
         run.stderr,
-        "error: `remote_options.origin.secret_access_key` is a credential, and `.pivot/config.yaml` is committed to git: it is refused there\n\
+        "error: `remote_options.origin.secret_access_key` holds a credential, and `.pivot/config.yaml` is committed to git: it is refused there\n\
          hint: use `--private` (the git-ignored `.pivot/config.local.yaml`) or `--global`\n"
     );
     assert_eq!(e.project_config(), "remotes:\n  origin: s3://b\n");
@@ -216,10 +216,21 @@ fn credentials_are_refused_in_the_project_file_and_never_shown() {
 }
 
 #[test]
-fn a_password_in_a_remote_url_is_masked() {
+fn a_password_in_a_remote_url_is_refused_in_the_project_file_and_masked() {
     let e = Env::new();
     let url = format!("https://user:{SECRET}@example.com/cache");
-    e.no_secret(e.pivot(&["remote", "add", "web", &url]).success());
+    let run = e.pivot(&["remote", "add", "web", &url]);
+    e.no_secret(run.code(2));
+    assert!(
+        run.stderr.contains("`remotes.web` holds a credential"),
+        "{}",
+        run.stderr
+    );
+    assert!(!e.p.exists(".pivot/config.yaml") || !e.project_config().contains("web"));
+    e.no_secret(
+        e.pivot(&["remote", "add", "web", &url, "--private"])
+            .success(),
+    );
     for args in [
         &["remote", "list"][..],
         &["remote", "list", "--json"],
@@ -504,3 +515,4 @@ fn concurrent_sets_all_land() {
         .collect();
     assert!(names.is_empty(), "temp files left: {names:?}");
 }
+
