@@ -504,6 +504,31 @@ impl ConfigFiles {
         ConfigFile::of(layer, &dir).map_err(config_error)
     }
 
+    /// The file of `layer`, to be written: a project file's entries in `.pivot/.gitignore` are
+    /// made sure of first (a project made by an older pivot may lack them, and the private file
+    /// holds credentials).
+    pub(crate) fn file_to_write(
+        &self,
+        layer: Layer,
+        printer: Printer,
+    ) -> anyhow::Result<ConfigFile> {
+        let file = self.file(layer)?;
+        if let (Some(dir), true) = (&self.pivot_dir, layer != Layer::Global) {
+            let root = dir.parent().unwrap_or(dir).to_path_buf();
+            let project = Project {
+                pipeline_file: root.join("pipeline.py"),
+                root,
+                implicit: false,
+            };
+            for line in ["/config.lock", "/config.local.yaml"] {
+                if let Err(e) = project.ensure_ignored(line) {
+                    printer.warn(format!("cannot add `{line}` to `.pivot/.gitignore`: {e}"));
+                }
+            }
+        }
+        Ok(file)
+    }
+
     /// Each file that exists, lowest precedence first, with its document.
     pub(crate) fn documents(&self) -> anyhow::Result<Vec<(Layer, YamlValue)>> {
         let mut out = Vec::new();
@@ -604,7 +629,7 @@ pub(crate) fn set_key(
             "`pivot config set --help` lists the keys and what they take",
         ),
     })?;
-    let file = files.file(layer)?;
+    let file = files.file_to_write(layer, globals.printer)?;
     let (changed, ()) = file
         .change(|_| Ok((vec![Edit::Set(key.path.clone(), value.clone())], ())))
         .map_err(config_error)?;
@@ -624,7 +649,7 @@ pub(crate) fn unset_path(
     path: &[String],
     layer: Layer,
 ) -> anyhow::Result<bool> {
-    let file = files.file(layer)?;
+    let file = files.file_to_write(layer, globals.printer)?;
     let dotted = path.join(".");
     let (changed, was_set) = file
         .change(|doc| {

@@ -149,7 +149,7 @@ fn remove(
 ) -> anyhow::Result<ExitStatus> {
     check_name(name)?;
     let layer = write_layer(scope);
-    let file = files.file(layer)?;
+    let file = files.file_to_write(layer, globals.printer)?;
     let url_path = vec!["remotes".to_owned(), name.to_owned()];
     let options_path = vec!["remote_options".to_owned(), name.to_owned()];
     let (changed, found) = file

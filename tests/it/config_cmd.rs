@@ -516,3 +516,15 @@ fn concurrent_sets_all_land() {
     assert!(names.is_empty(), "temp files left: {names:?}");
 }
 
+#[test]
+fn writing_the_private_file_makes_sure_git_ignores_it() {
+    let e = Env::new();
+    // A project made by an older pivot.
+    e.p.write(".pivot/.gitignore", "/cache\n");
+    e.pivot(&["config", "set", "remote.access_key_id", "AKIA", "--private"])
+        .success();
+    assert_eq!(
+        e.p.read(".pivot/.gitignore"),
+        "/cache\n/config.lock\n/config.local.yaml\n"
+    );
+}
