@@ -200,17 +200,23 @@ fn key_len(content: &str, key: &str) -> Option<usize> {
     None
 }
 
-/// One past the last line nested under the key at `line` (indented deeper than `indent`).
+/// One past the last line nested under the key at `line`: indented deeper than `indent`, or
+/// sequence items at its own indentation (`key:` then `- item`, as PyYAML writes a list).
 fn block_end(lines: &[String], line: usize, indent: usize) -> usize {
     let mut end = line + 1;
     for (i, l) in lines.iter().enumerate().skip(line + 1) {
         match content_indent(l) {
+            Some(d) if d == indent && is_item(&l[d..]) => end = i + 1,
             Some(d) if d <= indent => break,
             Some(_) => end = i + 1,
             None => {}
         }
     }
     end
+}
+
+fn is_item(content: &str) -> bool {
+    content == "-" || content.starts_with("- ")
 }
 
 /// The indentation of the first child in `lines[start..end]`, if the block has one.
@@ -536,6 +542,21 @@ cache:
             out,
             "cache:\n  checkout_mode: [hardlink, copy]\ncore:\n  max_workers: 1\n"
         );
+    }
+
+    #[test]
+    fn a_list_written_the_way_pyyaml_writes_it_is_replaced_and_removed_whole() {
+        let text =
+            "cache:\n  checkout_mode:\n  - copy\n  - symlink\n  # after\ncore:\n  max_workers: 1\n";
+        let out = preserved(set(text, "cache.checkout_mode", "hardlink".into()));
+        assert_eq!(
+            out,
+            "cache:\n  checkout_mode: hardlink\n  # after\ncore:\n  max_workers: 1\n"
+        );
+        let out = preserved(remove(text, "cache.checkout_mode"));
+        assert_eq!(out, "  # after\ncore:\n  max_workers: 1\n");
+        let root = "modes:\n- copy\nother: 1\n";
+        assert_eq!(preserved(remove(root, "modes")), "other: 1\n");
     }
 
     #[test]
