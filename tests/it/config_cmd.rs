@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::support::{Project, Run};
+use crate::support::{test_venv, Project, Run};
 
 const SECRET: &str = "wJalrXUtnFEMI-K7MDENG-bPxRfiCY";
 
@@ -422,6 +422,7 @@ fn a_global_remote_is_listed_and_selected() {
         "error: remote `team` is not in local config\nhint: it is in global config: add `--global`\n"
     );
     e.pivot(&["remote", "remove", "team", "--global"]).success();
+    assert!(e.global_path().with_file_name("config.yaml.lock").is_file());
     assert_eq!(std::fs::read_to_string(e.global_path()).unwrap(), "");
 }
 
@@ -527,4 +528,54 @@ fn writing_the_private_file_makes_sure_git_ignores_it() {
         e.p.read(".pivot/.gitignore"),
         "/cache\n/config.lock\n/config.local.yaml\n"
     );
+}
+
+#[test]
+fn pyyaml_reads_the_values_written_as_they_were_given() {
+    let Some(venv) = test_venv() else {
+        eprintln!("note: no test venv; skipping");
+        return;
+    };
+    let e = Env::new();
+    e.p.write(".pivot/config.yaml", "# team\nremotes:\n  origin: s3://b\n");
+    let strings = [
+        "yes",
+        "1e3",
+        "010",
+        "2001-01-01",
+        "a: b",
+        "x #y",
+        "null",
+        "it's",
+        "1:30",
+    ];
+    for (i, v) in strings.iter().enumerate() {
+        let key = if i % 2 == 0 { "region" } else { "profile" };
+        let name = format!("r{i}");
+        e.pivot(&["remote", "add", &name, "s3://b"]).success();
+        e.pivot(&["remote", "modify", &name, key, v]).success();
+    }
+    e.pivot(&["config", "set", "core.max_workers", "010"])
+        .success();
+    e.pivot(&["config", "set", "remote.allow_http", "on"])
+        .success();
+    let out = std::process::Command::new(venv.join("bin/python"))
+        .arg("-c")
+        .arg("import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1])), default=str))")
+        .arg(e.p.path(".pivot/config.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (i, v) in strings.iter().enumerate() {
+        let key = if i % 2 == 0 { "region" } else { "profile" };
+        assert_eq!(doc["remote_options"][format!("r{i}")][key], *v, "{doc}");
+    }
+    assert_eq!(doc["core"]["max_workers"], 8);
+    assert_eq!(doc["remote"]["allow_http"], true);
+    assert!(e.project_config().starts_with("# team\n"));
 }
