@@ -194,7 +194,13 @@ fn remove(
         }
     }
     let configured = Configured::read(files)?;
-    if configured.settings.default.as_deref() == Some(name) && configured.source(name).is_none() {
+    if let Some(other) = configured.source(name) {
+        globals.printer.warn(format!(
+            "remote `{name}` is still configured in {} config ({} to remove it there too)",
+            other.source(),
+            scope_flag(other)
+        ));
+    } else if configured.settings.default.as_deref() == Some(name) {
         globals.printer.warn(format!(
             "`default_remote` is still `{name}` in another config file; `pivot remote default NAME` sets another"
         ));

@@ -421,6 +421,14 @@ fn a_global_remote_is_listed_and_selected() {
         run.code(2).stderr,
         "error: remote `team` is not in local config\nhint: it is in global config: add `--global`\n"
     );
+    // The same name in two files: removing one says the other remains.
+    e.pivot(&["remote", "add", "team", "/srv/t", "--private", "--force"])
+        .success();
+    let run = e.pivot(&["remote", "remove", "team", "--private"]);
+    assert_eq!(
+        run.success().stderr,
+        "Removed remote team from private config\nwarning: remote `team` is still configured in global config (add `--global` to remove it there too)\n"
+    );
     e.pivot(&["remote", "remove", "team", "--global"]).success();
     assert!(e.global_path().with_file_name("config.yaml.lock").is_file());
     assert_eq!(std::fs::read_to_string(e.global_path()).unwrap(), "");
