@@ -95,6 +95,14 @@ pub(crate) enum Command {
     History(HistoryArgs),
     /// Show one recorded run: each stage's outcome, why, and how long it took.
     Show(ShowArgs),
+    /// Read and change settings in the config files: the global one, the project's
+    /// `.pivot/config.yaml` (committed to git) and `.pivot/config.local.yaml` (git-ignored: for
+    /// credentials). Later files win, key by key.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Add, remove and list remote storage (where `push` and `pull` send and fetch the cache).
+    #[command(subcommand)]
+    Remote(RemoteCommand),
     /// Run the interpreter pivot runs stages with, with the `pivot` package importable: `pivot
     /// python -m pytest` tests stage functions (called directly, they are plain functions)
     /// without installing pivot into the environment.
@@ -106,6 +114,166 @@ pub(crate) enum Command {
             value_name = "ARGS"
         )]
         args: Vec<OsString>,
+    },
+}
+
+/// Which config file to read (default: all of them, merged).
+#[derive(Debug, Args, Clone, Copy, Default)]
+pub(crate) struct ReadScope {
+    /// Only the global config (`$XDG_CONFIG_HOME/pivot/config.yaml`, else
+    /// `~/.config/pivot/config.yaml`).
+    #[arg(long, conflicts_with_all = ["local", "private"])]
+    pub global: bool,
+    /// Only the project's `.pivot/config.yaml`.
+    #[arg(long, conflicts_with = "private")]
+    pub local: bool,
+    /// Only the project's git-ignored `.pivot/config.local.yaml`.
+    #[arg(long)]
+    pub private: bool,
+}
+
+/// Which config file to change (default: the project's `.pivot/config.yaml`, committed to git).
+#[derive(Debug, Args, Clone, Copy, Default)]
+pub(crate) struct WriteScope {
+    /// Write the global config (`$XDG_CONFIG_HOME/pivot/config.yaml`, else
+    /// `~/.config/pivot/config.yaml`), for every project of this user.
+    #[arg(long, conflicts_with = "private")]
+    pub global: bool,
+    /// Write the project's git-ignored `.pivot/config.local.yaml`: the place for credentials
+    /// and settings of this clone only.
+    #[arg(long)]
+    pub private: bool,
+}
+
+const CONFIG_KEYS: &str = "\
+Keys:
+  core.max_workers               stages at once (negative: usable cores minus that many)
+  core.run_history_retention     how many run records to keep (default 100)
+  core.lock_timeout              seconds to wait for another pivot in the project
+  core.stage_timeout             seconds a stage may run
+  cache.checkout_mode            hardlink, symlink, copy, reflink: in order of preference
+  remotes.<name>                 a remote's URL (s3://, gs://, azure://, https://, a directory)
+  default_remote                 the remote push and pull use without -r
+  remote.<option>                an option of every remote (jobs, retries, timeout, ...)
+  remote_options.<name>.<option> an option of one remote (endpoint, region, profile, ...)
+
+Credentials (access_key_id, secret_access_key, session_token, access_key, sas_token) are
+refused in `.pivot/config.yaml`, which is committed to git: use --private or --global. They are
+shown as `****`.
+
+Examples:
+  pivot config set core.max_workers 4
+  pivot config set remote_options.origin.secret_access_key KEY --private
+  pivot config get cache.checkout_mode
+  pivot config list --json";
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Show every value set, as `key = value (source)`, sorted; the source is `global`,
+    /// `local` (`.pivot/config.yaml`), `private` (`.pivot/config.local.yaml`) or `default`.
+    #[command(after_help = CONFIG_KEYS)]
+    List {
+        #[command(flatten)]
+        scope: ReadScope,
+        /// Machine-readable output on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one value and where it comes from (`(not set)` when no file sets it).
+    #[command(after_help = CONFIG_KEYS)]
+    Get {
+        /// The dotted key: `core.max_workers`, `remotes.origin`, ...
+        key: String,
+        #[command(flatten)]
+        scope: ReadScope,
+        /// Machine-readable output on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a value. It is checked as pivot reads it (YAML 1.1: `010` is 8, `yes` is true) and
+    /// the file is edited in place: its comments and order are kept.
+    #[command(after_help = CONFIG_KEYS)]
+    Set {
+        /// The dotted key: `core.max_workers`, `remotes.origin`, ...
+        key: String,
+        /// The value (a list as `a,b`).
+        value: String,
+        #[command(flatten)]
+        scope: WriteScope,
+    },
+    /// Remove a value (and mappings it leaves empty).
+    #[command(after_help = CONFIG_KEYS)]
+    Unset {
+        /// The dotted key.
+        key: String,
+        #[command(flatten)]
+        scope: WriteScope,
+    },
+}
+
+const REMOTE_EXAMPLES: &str = "\
+Examples:
+  pivot remote add origin s3://bucket/prefix --default
+  pivot remote add shared /mnt/team/pivot-cache
+  pivot remote modify origin endpoint http://127.0.0.1:9000
+  pivot remote modify origin secret_access_key KEY --private
+  pivot remote list";
+
+#[derive(Debug, Subcommand)]
+#[command(after_help = REMOTE_EXAMPLES)]
+pub(crate) enum RemoteCommand {
+    /// Add a remote: `remotes.NAME: URL` in the config.
+    Add {
+        /// Letters, digits, `_` and `-`.
+        name: String,
+        /// `s3://bucket[/prefix]`, `gs://bucket[/prefix]`, `azure://container[/prefix]` (or
+        /// `az://`), `https://host/path`, `file:///dir`, or a directory (relative to the project
+        /// root).
+        url: String,
+        /// Also make it the default remote.
+        #[arg(long)]
+        default: bool,
+        /// Replace a remote of that name.
+        #[arg(short, long)]
+        force: bool,
+        #[command(flatten)]
+        scope: WriteScope,
+    },
+    /// Remove a remote, its options and, if it was the default, `default_remote`.
+    Remove {
+        name: String,
+        #[command(flatten)]
+        scope: WriteScope,
+    },
+    /// List the remotes of every config file, as `  NAME: URL`, `(default)` marking the one
+    /// `push` and `pull` use without `-r`.
+    List {
+        /// Machine-readable output on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the default remote, or make NAME the default.
+    Default {
+        name: Option<String>,
+        #[command(flatten)]
+        scope: WriteScope,
+    },
+    /// Set or remove one option of a remote (`remote_options.NAME.KEY`): endpoint, region,
+    /// profile, account, jobs, retries, timeout, connect_timeout, allow_http, use_emulator,
+    /// skip_signature, virtual_hosted_style, service_account, or a credential (with --private
+    /// or --global only).
+    Modify {
+        name: String,
+        /// The option.
+        key: String,
+        /// Its value (omit with --unset).
+        #[arg(required_unless_present = "unset", conflicts_with = "unset")]
+        value: Option<String>,
+        /// Remove the option instead of setting it.
+        #[arg(long)]
+        unset: bool,
+        #[command(flatten)]
+        scope: WriteScope,
     },
 }
 

@@ -1,6 +1,7 @@
 //! One module per subcommand: arguments -> plain options -> domain -> render.
 
 mod checkout;
+mod config;
 mod dag;
 mod fetch;
 mod fingerprint;
@@ -11,6 +12,7 @@ mod plan_report;
 mod pull;
 mod push;
 mod python;
+mod remote;
 mod repro;
 mod run_console;
 mod show;
@@ -28,15 +30,19 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::cache::{Cache, CheckoutMode};
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, WriteScope};
 use crate::error::{hinted, ExitStatus};
 use crate::executor::keys::Inputs;
-use crate::lockfile::ParsedMemo;
+use crate::lockfile::{ParsedMemo, YamlValue};
 use crate::pipeline::Dag;
 use crate::printer::{quoted, Printer};
 use crate::project::{self, Project, ProjectError};
 use crate::python::{PythonError, Runtime};
 use crate::restore::{self, Skipped, TargetError};
+use crate::settings::edit::{self, Edit};
+use crate::settings::keys::{self, Key, KeyError};
+use crate::settings::store::{Changed, ConfigFile, StoreError};
+use crate::settings::Layer;
 use crate::state::State;
 use crate::tracked::{self, Tracked};
 
@@ -72,6 +78,8 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Pull(args) => pull::run(&globals, args),
         Command::History(args) => history::run(&globals, args),
         Command::Show(args) => show::run(&globals, args),
+        Command::Config(cmd) => config::run(&globals, cmd),
+        Command::Remote(cmd) => remote::run(&globals, cmd),
         Command::Python { args } => python::run(&globals, args),
     }
 }
@@ -658,4 +666,202 @@ fn state_for_large_pvts(project: &Project, pvts: &[PathBuf]) -> Option<State> {
     large
         .then(|| State::open_read_only(&project.state_db()).ok().flatten())
         .flatten()
+}
+
+/// The config files `config` and `remote` read and write: the global one, and the project's two
+/// when the command runs in a project (which they need not: `--global` works anywhere).
+pub(crate) struct ConfigFiles {
+    /// The project's `.pivot`, if there is a project.
+    pivot_dir: Option<PathBuf>,
+    cwd: PathBuf,
+}
+
+impl ConfigFiles {
+    pub(crate) fn locate(globals: &Globals) -> anyhow::Result<ConfigFiles> {
+        let cwd = std::env::current_dir().context("cannot read the current directory")?;
+        let cwd = std::fs::canonicalize(&cwd).unwrap_or(cwd);
+        let pivot_dir = match &globals.pipeline {
+            Some(file) => Some(project::locate(&cwd, Some(file))?.pivot_dir()),
+            None => project::find_root(&cwd).map(|root| root.join(project::PIVOT_DIR)),
+        };
+        Ok(ConfigFiles { pivot_dir, cwd })
+    }
+
+    /// The file of `layer`; a project file outside a project is an error.
+    pub(crate) fn file(&self, layer: Layer) -> anyhow::Result<ConfigFile> {
+        let dir = match (&self.pivot_dir, layer) {
+            (Some(d), _) => d.clone(),
+            (None, Layer::Global) => PathBuf::new(),
+            (None, _) => return Err(ProjectError::NoProject(self.cwd.clone()).into()),
+        };
+        ConfigFile::of(layer, &dir).map_err(config_error)
+    }
+
+    /// The file of `layer`, to be written: a project file's entries in `.pivot/.gitignore` are
+    /// made sure of first (a project made by an older pivot may lack them, and the private file
+    /// holds credentials).
+    pub(crate) fn file_to_write(
+        &self,
+        layer: Layer,
+        printer: Printer,
+    ) -> anyhow::Result<ConfigFile> {
+        let file = self.file(layer)?;
+        if let (Some(dir), true) = (&self.pivot_dir, layer != Layer::Global) {
+            let root = dir.parent().unwrap_or(dir).to_path_buf();
+            let project = Project {
+                pipeline_file: root.join("pipeline.py"),
+                root,
+                implicit: false,
+            };
+            for line in ["/config.lock", "/config.local.yaml"] {
+                if let Err(e) = project.ensure_ignored(line) {
+                    printer.warn(format!("cannot add `{line}` to `.pivot/.gitignore`: {e}"));
+                }
+            }
+        }
+        Ok(file)
+    }
+
+    /// Each file that exists, lowest precedence first, with its document.
+    pub(crate) fn documents(&self) -> anyhow::Result<Vec<(Layer, YamlValue)>> {
+        let mut out = Vec::new();
+        for layer in Layer::ALL {
+            if layer != Layer::Global && self.pivot_dir.is_none() {
+                continue;
+            }
+            let file = match self.file(layer) {
+                Ok(f) => f,
+                // No home: no global config to read.
+                Err(_) => continue,
+            };
+            let doc = file.document().map_err(config_error)?;
+            if doc != YamlValue::Null {
+                out.push((layer, doc));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The file a writing command changes: the project's `.pivot/config.yaml` unless told otherwise.
+pub(crate) fn write_layer(scope: WriteScope) -> Layer {
+    if scope.global {
+        Layer::Global
+    } else if scope.private {
+        Layer::Local
+    } else {
+        Layer::Project
+    }
+}
+
+/// A credential is never written to the git-tracked project config.
+pub(crate) fn refuse_tracked_secret(dotted: &str, layer: Layer) -> anyhow::Result<()> {
+    if layer == Layer::Project {
+        return Err(hinted(
+            format!("`{dotted}` holds a credential, and `.pivot/config.yaml` is committed to git: it is refused there"),
+            "use `--private` (the git-ignored `.pivot/config.local.yaml`) or `--global`",
+        ));
+    }
+    Ok(())
+}
+
+/// A config error as the user sees it, with a hint where there is an obvious next step.
+pub(crate) fn config_error(e: StoreError) -> anyhow::Error {
+    match &e {
+        StoreError::NoHome => hinted(
+            e.to_string(),
+            "set `XDG_CONFIG_HOME` or `HOME`, or write the project's config instead",
+        ),
+        StoreError::Invalid { .. } => {
+            let message = e.to_string();
+            hinted(
+                message,
+                "nothing was changed; `pivot config set --help` lists the keys and what they take",
+            )
+        }
+        StoreError::Edit { .. } | StoreError::Read(_) => {
+            let message = crate::error::with_causes(&e);
+            hinted(message, "fix the file by hand first; nothing was changed")
+        }
+        StoreError::Io { .. } => e.into(),
+    }
+}
+
+/// Says when a change could not keep the file's comments.
+pub(crate) fn note_rewritten(printer: Printer, file: &ConfigFile, changed: Option<&Changed>) {
+    if changed.is_some_and(|c| !c.preserved) {
+        printer.info(format!(
+            "note: {} was rewritten from its parsed value (its layout is beyond the line editor): comments and formatting were not preserved",
+            file.shown
+        ));
+    }
+}
+
+/// An unknown or malformed config key, with the closest known one.
+pub(crate) fn key_error(e: KeyError) -> anyhow::Error {
+    let hint = e.hint();
+    hinted(e.to_string(), hint)
+}
+
+/// Sets `key` in `layer`'s file, saying so; shared with `remote`.
+pub(crate) fn set_key(
+    globals: &Globals,
+    files: &ConfigFiles,
+    key: &Key,
+    value: &str,
+    layer: Layer,
+) -> anyhow::Result<()> {
+    let dotted = key.dotted();
+    if key.is_secret() || (key.kind == keys::Kind::Url && keys::url_has_credentials(value)) {
+        refuse_tracked_secret(&dotted, layer)?;
+    }
+    let value = keys::coerce(key, value).map_err(|m| match key.kind {
+        keys::Kind::Url => hinted(m, format!("a remote URL is one of {}", keys::URL_FORMS)),
+        _ => hinted(
+            m,
+            "`pivot config set --help` lists the keys and what they take",
+        ),
+    })?;
+    let file = files.file_to_write(layer, globals.printer)?;
+    let (changed, ()) = file
+        .change(|_| Ok((vec![Edit::Set(key.path.clone(), value.clone())], ())))
+        .map_err(config_error)?;
+    note_rewritten(globals.printer, &file, changed.as_ref());
+    globals.printer.info(format!(
+        "Set {dotted} = {} in {} config",
+        keys::display(&key.path, &value),
+        layer.source()
+    ));
+    Ok(())
+}
+
+/// Removes `path` from `layer`'s file, saying so; false when it was not set there.
+pub(crate) fn unset_path(
+    globals: &Globals,
+    files: &ConfigFiles,
+    path: &[String],
+    layer: Layer,
+) -> anyhow::Result<bool> {
+    let file = files.file_to_write(layer, globals.printer)?;
+    let dotted = path.join(".");
+    let (changed, was_set) = file
+        .change(|doc| {
+            Ok(if edit::lookup(doc, path).is_some() {
+                (vec![Edit::Remove(path.to_vec())], true)
+            } else {
+                (Vec::new(), false)
+            })
+        })
+        .map_err(config_error)?;
+    note_rewritten(globals.printer, &file, changed.as_ref());
+    if was_set {
+        globals
+            .printer
+            .info(format!("Removed {dotted} from {} config", layer.source()));
+    } else {
+        globals
+            .printer
+            .info(format!("Key {dotted} not set in {} config", layer.source()));
+    }
+    Ok(was_set)
 }

@@ -11,7 +11,10 @@
 //! 1000, `yes` is a boolean and `1e3` a string. Keys this version does not know are ignored with
 //! a warning naming the closest known key ([`Settings::unknown_keys`]).
 
+pub(crate) mod edit;
+pub(crate) mod keys;
 pub(crate) mod remotes;
+pub(crate) mod store;
 
 use std::path::{Path, PathBuf};
 

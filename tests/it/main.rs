@@ -10,6 +10,7 @@ mod code_deps;
 mod commit;
 mod compat;
 mod concurrency;
+mod config_cmd;
 mod containment;
 mod corrupt_lock;
 mod corrupt_state;
