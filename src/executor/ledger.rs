@@ -124,6 +124,48 @@ pub(crate) fn run_cache_entries(
         .collect())
 }
 
+/// One run-cache entry of any stage, with its state key (for [`remove_run_cache_entries`]).
+#[derive(Debug)]
+pub(crate) struct KeyedEntry {
+    pub key: Vec<u8>,
+    pub stage: String,
+    pub stored: StoredEntry,
+}
+
+/// Every run-cache entry in the state, of every stage (those no longer in the pipeline too), in
+/// key order.
+pub(crate) fn all_run_cache_entries(state: &State) -> Result<Vec<KeyedEntry>, StateError> {
+    let prefix = run_cache_key("", "");
+    // `run_cache_key("", "")` ends with the separator: the family's prefix is what precedes it.
+    let prefix = &prefix[..prefix.len() - 1];
+    Ok(state
+        .scan_prefix(prefix)?
+        .into_iter()
+        .filter_map(|(key, raw)| {
+            let rest = &key[prefix.len()..];
+            let at = rest.iter().position(|&b| b == 0)?;
+            let stage = String::from_utf8_lossy(&rest[..at]).into_owned();
+            let input_hash = String::from_utf8_lossy(&rest[at + 1..]).into_owned();
+            Some(KeyedEntry {
+                stage,
+                stored: StoredEntry {
+                    input_hash,
+                    entry: parse_run_cache(&raw),
+                },
+                key,
+            })
+        })
+        .collect())
+}
+
+/// Deletes run-cache entries by their keys, in one state batch.
+pub(crate) fn remove_run_cache_entries(
+    state: &State,
+    keys: Vec<Vec<u8>>,
+) -> Result<(), StateError> {
+    state.write_batch(Vec::new(), keys)
+}
+
 fn parse_run_cache(raw: &[u8]) -> Result<RunCacheEntry, String> {
     let entry: RunCacheEntry = serde_json::from_slice(raw).map_err(|e| e.to_string())?;
     for (i, o) in entry.outputs.iter().enumerate() {
