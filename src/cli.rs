@@ -79,6 +79,19 @@ pub(crate) enum Command {
     Checkout(CheckoutArgs),
     /// Check that every stage is up to date and its cached outputs are in the cache (for CI).
     Verify(VerifyArgs),
+    /// Delete the blobs in the local cache that nothing in scope refers to.
+    ///
+    /// Always kept, whatever the flags: the outputs every lock file in the workspace records
+    /// (each file of a directory output) and the data every `.pvt` file tracks; unless
+    /// `--no-run-cache`, also what the run-cache entries of the pipeline's stages would restore.
+    /// The scope is the workspace unless `--all-commits` says otherwise. If anything that says
+    /// what to keep cannot be read (a corrupt lock or `.pvt` file; git failing with
+    /// `--all-commits`), nothing is deleted and gc exits 1 naming it.
+    ///
+    /// Only blobs pivot wrote (`files/ab/cdef...` names) are deleted; anything else in the cache
+    /// is left alone, but pivot's own temp files older than an hour (debris of a killed
+    /// writer) are removed. Holds the project lock while it runs.
+    Gc(GcArgs),
     /// List recorded runs, newest first.
     History(HistoryArgs),
     /// Show one recorded run: each stage's outcome, why, and how long it took.
@@ -275,6 +288,34 @@ pub(crate) struct VerifyArgs {
     /// (faster; misses content that changed under an unchanged stat, such as bit rot).
     #[arg(long)]
     pub quick: bool,
+}
+
+/// `pivot gc`: what to keep and how to report.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct GcArgs {
+    /// Keep only what the workspace refers to (the default).
+    #[arg(short = 'w', long, conflicts_with = "all_commits")]
+    pub workspace: bool,
+    /// Also keep what the lock files and `.pvt` files of every commit reachable from a git ref
+    /// refer to (`git rev-list --all`), so checking out an older commit can still restore its
+    /// outputs. The working tree and index are not touched.
+    #[arg(short = 'A', long)]
+    pub all_commits: bool,
+    /// List what would be deleted (digest and size, on stdout) and delete nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Machine-readable output on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Do not keep blobs that only run-cache entries refer to; the entries whose blobs are
+    /// deleted are removed from the state too, so returning to an earlier input runs the stage
+    /// again instead of restoring its outputs.
+    #[arg(long)]
+    pub no_run_cache: bool,
+    /// Collect a cache directory outside the project (`PIVOT_CACHE_DIR`) anyway. Such a cache
+    /// may be shared: blobs only another project refers to would be deleted.
+    #[arg(long)]
+    pub shared_cache_ok: bool,
 }
 
 fn parse_checkout_mode(s: &str) -> Result<crate::cache::CheckoutMode, String> {

@@ -3,6 +3,7 @@
 mod checkout;
 mod dag;
 mod fingerprint;
+mod gc;
 mod history;
 mod init;
 mod list;
@@ -63,6 +64,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Track(args) => track::run(&globals, args),
         Command::Checkout(args) => checkout::run(&globals, args),
         Command::Verify(args) => verify::run(&globals, args),
+        Command::Gc(args) => gc::run(&globals, args),
         Command::History(args) => history::run(&globals, args),
         Command::Show(args) => show::run(&globals, args),
         Command::Python { args } => python::run(&globals, args),
