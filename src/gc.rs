@@ -154,9 +154,7 @@ pub(crate) fn roots(src: &Sources, scope: &Scope) -> Result<Roots, GcError> {
     }
     if scope.all_commits {
         let top = git_history::toplevel(&src.project.root)?;
-        for file in git_history::lock_and_pvt_files(&top)? {
-            history_roots(&file, &mut roots);
-        }
+        git_history::for_each_lock_and_pvt_file(&top, |file| history_roots(&file, &mut roots))?;
     }
     Ok(roots)
 }

@@ -72,11 +72,15 @@ pub(crate) fn toplevel(dir: &Path) -> Result<PathBuf, HistoryError> {
     }
 }
 
-/// Every distinct lock file and `.pvt` file in the commits reachable from any ref of the
-/// repository at `top` (see the module doc), ordered by kind, then path, then blob id. A
-/// repository with no commit has none. Any git failure is an error: a history that cannot be
-/// read fully cannot say what it keeps.
-pub(crate) fn lock_and_pvt_files(top: &Path) -> Result<Vec<HistoryFile>, HistoryError> {
+/// Calls `each` with every distinct lock file and `.pvt` file in the commits reachable from any
+/// ref of the repository at `top` (see the module doc), one at a time as `git cat-file` returns
+/// it (the history's manifests are never all in memory at once), ordered by kind, then blob id.
+/// A repository with no commit has none. Any git failure is an error, possibly after some
+/// calls: a history that cannot be read fully cannot say what it keeps.
+pub(crate) fn for_each_lock_and_pvt_file(
+    top: &Path,
+    mut each: impl FnMut(HistoryFile),
+) -> Result<(), HistoryError> {
     let commits = git(top, &["rev-list", "--all"])?;
     let commits = String::from_utf8_lossy(&commits).into_owned();
     // Keyed by (kind, blob): the first commit and path seen name it.
@@ -91,21 +95,18 @@ pub(crate) fn lock_and_pvt_files(top: &Path) -> Result<Vec<HistoryFile>, History
             }
         }
     }
-    let blobs: Vec<&str> = found.keys().map(|(_, blob)| blob.as_str()).collect();
-    let contents = cat_file_batch(top, &blobs)?;
-    let mut files: Vec<HistoryFile> = found
-        .into_iter()
-        .zip(contents)
-        .map(|(((kind, blob), (path, commit)), bytes)| HistoryFile {
-            kind,
-            path,
-            commit,
-            blob,
+    let found: Vec<((FileKind, String), (String, String))> = found.into_iter().collect();
+    let blobs: Vec<&str> = found.iter().map(|((_, blob), _)| blob.as_str()).collect();
+    cat_file_batch(top, &blobs, |i, bytes| {
+        let ((kind, blob), (path, commit)) = &found[i];
+        each(HistoryFile {
+            kind: *kind,
+            path: path.clone(),
+            commit: commit.clone(),
+            blob: blob.clone(),
             bytes,
-        })
-        .collect();
-    files.sort_by(|a, b| (a.kind, &a.path, &a.blob).cmp(&(b.kind, &b.path, &b.blob)));
-    Ok(files)
+        });
+    })
 }
 
 /// Whether a repository path is a lock file or a `.pvt` file (see the module doc).
@@ -134,12 +135,16 @@ fn tree_blobs(listing: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The contents of `blobs`, in order, from one `git cat-file --batch` process. Its input is
-/// written from a thread while its output is read here: git writes as it reads, and a full
-/// pipe either way would otherwise stop both.
-fn cat_file_batch(top: &Path, blobs: &[&str]) -> Result<Vec<Vec<u8>>, HistoryError> {
+/// Calls `each(i, content)` for each of `blobs`, in order, from one `git cat-file --batch`
+/// process. Its input is written from a thread while its output is read here: git writes as it
+/// reads, and a full pipe either way would otherwise stop both.
+fn cat_file_batch(
+    top: &Path,
+    blobs: &[&str],
+    each: impl FnMut(usize, Vec<u8>),
+) -> Result<(), HistoryError> {
     if blobs.is_empty() {
-        return Ok(Vec::new());
+        return Ok(());
     }
     let mut child = Command::new("git")
         .arg("-C")
@@ -157,14 +162,14 @@ fn cat_file_batch(top: &Path, blobs: &[&str]) -> Result<Vec<Vec<u8>>, HistoryErr
         .collect();
     let writer = std::thread::spawn(move || stdin.write_all(&request));
     let stdout = child.stdout.take().expect("invariant: stdout is piped");
-    let read = read_batch(BufReader::new(stdout), blobs);
+    let read = read_batch(BufReader::new(stdout), blobs, each);
     if read.is_err() {
         // Its stdout is closed already; make sure it is not left waiting on its stdin either.
         let _ = child.kill();
     }
     let written = writer.join();
     let status = child.wait().map_err(HistoryError::Spawn)?;
-    let contents = read?;
+    read?;
     let failed = |message: String| HistoryError::Git {
         command: "cat-file --batch".into(),
         message,
@@ -181,13 +186,17 @@ fn cat_file_batch(top: &Path, blobs: &[&str]) -> Result<Vec<Vec<u8>>, HistoryErr
         }
         return Err(failed(format!("{status}: {}", stderr.trim())));
     }
-    Ok(contents)
+    Ok(())
 }
 
-/// Reads one `<id> <type> <size>\n<content>\n` answer per requested blob.
-fn read_batch(mut out: impl BufRead, blobs: &[&str]) -> Result<Vec<Vec<u8>>, HistoryError> {
-    let mut contents = Vec::with_capacity(blobs.len());
-    for &blob in blobs {
+/// Reads one `<id> <type> <size>\n<content>\n` answer per requested blob, handing each to
+/// `each` with its index.
+fn read_batch(
+    mut out: impl BufRead,
+    blobs: &[&str],
+    mut each: impl FnMut(usize, Vec<u8>),
+) -> Result<(), HistoryError> {
+    for (i, &blob) in blobs.iter().enumerate() {
         let bad = |message: String| HistoryError::Blob {
             blob: blob.to_owned(),
             message,
@@ -209,9 +218,9 @@ fn read_batch(mut out: impl BufRead, blobs: &[&str]) -> Result<Vec<Vec<u8>>, His
         let mut newline = [0u8; 1];
         out.read_exact(&mut newline)
             .map_err(|e| bad(e.to_string()))?;
-        contents.push(bytes);
+        each(i, bytes);
     }
-    Ok(contents)
+    Ok(())
 }
 
 /// Runs `git -C dir ARGS` and returns its stdout; a non-zero exit is [`HistoryError::Git`]
@@ -271,13 +280,68 @@ mod tests {
         );
     }
 
+    fn git_in(dir: &Path, args: &[&str]) {
+        let out = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(["-c", "commit.gpgsign=false"])
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    fn each_distinct_file_of_every_commit_is_read_once_and_the_work_tree_is_not() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path();
+        git_in(dir, &["init", "-q"]);
+        let top = toplevel(dir).unwrap();
+        std::fs::create_dir_all(dir.join(".pivot/stages")).unwrap();
+        std::fs::write(dir.join(".pivot/stages/a.lock"), "one").unwrap();
+        std::fs::write(dir.join("data.pvt"), "same").unwrap();
+        std::fs::write(dir.join("other.txt"), "x").unwrap();
+        git_in(dir, &["add", "-A"]);
+        git_in(dir, &["commit", "-q", "-m", "1"]);
+        std::fs::write(dir.join(".pivot/stages/a.lock"), "two").unwrap();
+        git_in(dir, &["commit", "-q", "-am", "2"]);
+        // Uncommitted content is not history.
+        std::fs::write(dir.join(".pivot/stages/a.lock"), "three").unwrap();
+        let mut seen = Vec::new();
+        for_each_lock_and_pvt_file(&top, |f| seen.push((f.kind, f.path, f.bytes))).unwrap();
+        seen.sort();
+        let lock = ".pivot/stages/a.lock".to_owned();
+        assert_eq!(
+            seen,
+            vec![
+                (FileKind::Lock, lock.clone(), b"one".to_vec()),
+                (FileKind::Lock, lock, b"two".to_vec()),
+                (FileKind::Pvt, "data.pvt".to_owned(), b"same".to_vec()),
+            ]
+        );
+        let elsewhere = tempfile::tempdir().unwrap();
+        let not_a_repo = toplevel(elsewhere.path());
+        // A temp dir inside some repository would find that one: only check when it does not.
+        if let Err(e) = not_a_repo {
+            assert!(matches!(e, HistoryError::NotARepository { .. }), "{e:?}");
+        }
+    }
+
     #[test]
     fn batch_answers_are_read_by_their_sizes_and_a_missing_blob_is_an_error() {
         let answers = b"aa blob 3\nx\ny\nbb blob 0\n\n";
-        let got = read_batch(&answers[..], &["aa", "bb"]).unwrap();
-        assert_eq!(got, vec![b"x\ny".to_vec(), Vec::new()]);
-        let missing = read_batch(&b"cc missing\n"[..], &["cc"]).unwrap_err();
+        let mut got = Vec::new();
+        read_batch(&answers[..], &["aa", "bb"], |i, b| got.push((i, b))).unwrap();
+        assert_eq!(got, vec![(0, b"x\ny".to_vec()), (1, Vec::new())]);
+        let missing = read_batch(&b"cc missing\n"[..], &["cc"], |_, _| {}).unwrap_err();
         assert!(matches!(missing, HistoryError::Blob { ref blob, .. } if blob == "cc"));
-        assert!(read_batch(&b""[..], &["dd"]).is_err());
+        assert!(read_batch(&b""[..], &["dd"], |_, _| {}).is_err());
     }
 }
