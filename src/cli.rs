@@ -307,7 +307,8 @@ pub(crate) struct GcArgs {
     /// Machine-readable output on stdout.
     #[arg(long)]
     pub json: bool,
-    /// Do not keep blobs that only run-cache entries refer to; the entries whose blobs are
+    /// Do not keep blobs that only run-cache entries refer to (by default, what the run-cache
+    /// entries of the pipeline's stages would restore is kept). The entries whose blobs are
     /// deleted are removed from the state too, so returning to an earlier input runs the stage
     /// again instead of restoring its outputs.
     #[arg(long)]
