@@ -82,7 +82,8 @@ pub(crate) enum Command {
     /// Delete the blobs in the local cache that nothing in scope refers to.
     ///
     /// Always kept, whatever the flags: the outputs every lock file in the workspace records
-    /// (each file of a directory output) and the data every `.pvt` file tracks; unless
+    /// (each file of a directory output; a stage removed from the pipeline keeps its outputs
+    /// until its lock file is deleted) and the data every `.pvt` file tracks; unless
     /// `--no-run-cache`, also what the run-cache entries of the pipeline's stages would restore.
     /// The scope is the workspace unless `--all-commits` says otherwise. If anything that says
     /// what to keep cannot be read (a corrupt lock or `.pvt` file; git failing with

@@ -108,6 +108,11 @@ pub(crate) fn roots(src: &Sources, scope: &Scope) -> Result<Roots, GcError> {
         Some(state) => state,
         None => &crate::lockfile::NoParsedMemo,
     };
+    // A usage error comes before anything is read.
+    let git_top = match scope.all_commits {
+        true => Some(git_history::toplevel(&src.project.root)?),
+        false => None,
+    };
     let mut roots = Roots::default();
     for lock in workspace_lock_files(&src.project.root)? {
         let lock = crate::lockfile::read_memo(&lock, memo)
@@ -152,8 +157,7 @@ pub(crate) fn roots(src: &Sources, scope: &Scope) -> Result<Roots, GcError> {
             .digests
             .extend(refs.blobs.into_iter().map(|b| b.digest));
     }
-    if scope.all_commits {
-        let top = git_history::toplevel(&src.project.root)?;
+    if let Some(top) = git_top {
         git_history::for_each_lock_and_pvt_file(&top, |file| history_roots(&file, &mut roots))?;
     }
     Ok(roots)

@@ -261,6 +261,8 @@ fn all_commits_keeps_a_blob_only_an_older_commits_lock_names() {
 #[test]
 fn all_commits_outside_a_git_repository_is_an_error() {
     let p = rerun_project();
+    // Refused as a usage error before any lock file is read.
+    p.write(".pivot/stages/other.lock", "outs: [\n");
     let before = snapshot(&p.path(".pivot/cache"));
     let r = p.pivot_env(
         &["gc", "--all-commits"],
