@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::process::Command;
 
-use crate::support::{snapshot, Project, PRELUDE};
+use crate::support::{snapshot, Paused, Project, Waiting, PRELUDE};
 
 /// One stage whose output's content follows its param `n` (set in `params.yaml`).
 fn project() -> Project {
@@ -403,4 +403,28 @@ fn a_corrupt_pvt_file_makes_gc_delete_nothing() {
         r.stderr
     );
     assert_eq!(snapshot(&p.path(".pivot/cache")), before);
+}
+
+#[test]
+fn gc_waits_for_a_running_repro_and_keeps_what_it_commits() {
+    let p = project();
+    p.pivot(&["repro"]).success();
+    assert_eq!(p.take_runs(), ["make"]);
+    let first = lock_digests(&p, "make");
+    set_n(&p, 2);
+    let repro = Paused::start(&p, &["repro"], "stage-commit:make");
+    let gc = Waiting::start(&p, &["gc", "--no-run-cache"]);
+    repro.resume().success();
+    let r = gc.finish();
+    r.success();
+    // gc read the lock once the repro had committed: the n=1 output went, n=2 stays.
+    assert!(r.stderr.contains("Removed 1 file(s)"), "{}", r.stderr);
+    assert_eq!(cached_digests(&p), lock_digests(&p, "make"));
+    assert!(cached_digests(&p).is_disjoint(&first));
+    p.pivot(&["repro"]).success();
+    assert_eq!(
+        p.take_runs(),
+        ["make"],
+        "the paused run ran, and nothing since"
+    );
 }
