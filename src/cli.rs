@@ -91,6 +91,20 @@ pub(crate) enum Command {
     /// Fetch TARGETS, then restore them into the workspace (as `pivot checkout` does). Nothing
     /// is restored when a download failed.
     Pull(PullArgs),
+    /// Delete the blobs in the local cache that nothing in scope refers to.
+    ///
+    /// Always kept, whatever the flags: the outputs every lock file in the workspace records
+    /// (each file of a directory output; a stage removed from the pipeline keeps its outputs
+    /// until its lock file is deleted) and the data every `.pvt` file tracks; unless
+    /// `--no-run-cache`, also what the run-cache entries of the pipeline's stages would restore.
+    /// The scope is the workspace unless `--all-commits` says otherwise. If anything that says
+    /// what to keep cannot be read (a corrupt lock or `.pvt` file; git failing with
+    /// `--all-commits`), nothing is deleted and gc exits 1 naming it.
+    ///
+    /// Only blobs pivot wrote (`files/ab/cdef...` names) are deleted; anything else in the cache
+    /// is left alone, but pivot's own temp files older than an hour (debris of a killed
+    /// writer) are removed. Holds the project lock while it runs.
+    Gc(GcArgs),
     /// List recorded runs, newest first.
     History(HistoryArgs),
     /// Show one recorded run: each stage's outcome, why, and how long it took.
@@ -550,6 +564,35 @@ pub(crate) struct PullArgs {
     /// `cache.checkout_mode`).
     #[arg(long, value_name = "MODE", value_parser = parse_checkout_mode)]
     pub checkout_mode: Option<crate::cache::CheckoutMode>,
+}
+
+/// `pivot gc`: what to keep and how to report.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct GcArgs {
+    /// Keep only what the workspace refers to (the default).
+    #[arg(short = 'w', long, conflicts_with = "all_commits")]
+    pub workspace: bool,
+    /// Also keep what the lock files and `.pvt` files of every commit reachable from a git ref
+    /// refer to (`git rev-list --all`), so checking out an older commit can still restore its
+    /// outputs. The working tree and index are not touched.
+    #[arg(short = 'A', long)]
+    pub all_commits: bool,
+    /// List what would be deleted (digest and size, on stdout) and delete nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Machine-readable output on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Do not keep blobs that only run-cache entries refer to (by default, what the run-cache
+    /// entries of the pipeline's stages would restore is kept). The entries whose blobs are
+    /// deleted are removed from the state too, so returning to an earlier input runs the stage
+    /// again instead of restoring its outputs.
+    #[arg(long)]
+    pub no_run_cache: bool,
+    /// Collect a cache directory outside the project (`PIVOT_CACHE_DIR`) anyway. Such a cache
+    /// may be shared: blobs only another project refers to would be deleted.
+    #[arg(long)]
+    pub shared_cache_ok: bool,
 }
 
 fn parse_checkout_mode(s: &str) -> Result<crate::cache::CheckoutMode, String> {

@@ -34,6 +34,8 @@ pub mod digest;
 pub(crate) mod error;
 pub(crate) mod executor;
 pub(crate) mod fingerprint;
+pub(crate) mod gc;
+pub(crate) mod git_history;
 pub(crate) mod guard;
 pub(crate) mod history;
 pub(crate) mod interrupt;

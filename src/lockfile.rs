@@ -158,18 +158,21 @@ pub fn read_memo(path: &Path, memo: &dyn ParsedMemo) -> Result<Option<LockFile>,
             })
         }
     };
+    memo::recall_or_parse(memo, path, &bytes, |bytes| parse_bytes(path, bytes)).map(Some)
+}
+
+/// Parses and validates the bytes of a lock file as [`read`] does; `path` is what errors name
+/// (a lock read from somewhere other than the file system, such as a git commit, names its
+/// path there).
+pub fn parse_bytes(path: &Path, bytes: &[u8]) -> Result<LockFile, LockError> {
     let corrupt = |line, message: String| LockError::Corrupt {
         path: path.to_owned(),
         line,
         message,
     };
-    memo::recall_or_parse(memo, path, &bytes, |bytes| {
-        let text =
-            std::str::from_utf8(bytes).map_err(|_| corrupt(None, "not valid UTF-8".into()))?;
-        let doc = from_yaml(text).map_err(|e| corrupt(e.line, e.message))?;
-        from_value(&doc).map_err(|e| corrupt(e.needle.and_then(|n| line_of(text, &n)), e.message))
-    })
-    .map(Some)
+    let text = std::str::from_utf8(bytes).map_err(|_| corrupt(None, "not valid UTF-8".into()))?;
+    let doc = from_yaml(text).map_err(|e| corrupt(e.line, e.message))?;
+    from_value(&doc).map_err(|e| corrupt(e.needle.and_then(|n| line_of(text, &n)), e.message))
 }
 
 /// Why a document is not a valid lock or `.pvt` file, and a piece of its text that locates the

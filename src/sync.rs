@@ -320,13 +320,15 @@ pub(crate) fn push_runs(
     let mut out = RunsPushed::default();
     let mut items = Vec::new();
     let mut keys = Vec::new();
-    for (stage, hash, raw) in ledger::all_run_cache_entries(state)? {
+    for keyed in ledger::all_run_cache_entries(state)? {
+        let (stage, hash) = (keyed.stage, keyed.stored.input_hash);
         if stages.is_some_and(|s| !s.contains(&stage)) || !valid_input_hash(&hash) {
             continue;
         }
-        let Ok(entry) = ledger::parse_run_cache_bytes(&raw) else {
+        let Ok(entry) = keyed.stored.entry else {
             continue;
         };
+        let raw = serde_json::to_vec(&entry).expect("entry serialises");
         if known_runs.contains(&(stage.clone(), hash.clone())) {
             out.already += 1;
             continue;

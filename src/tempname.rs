@@ -69,6 +69,16 @@ pub(crate) fn is_stale(name: &str, ctime: SystemTime) -> bool {
     old || !Path::new("/proc").join(pid.to_string()).exists()
 }
 
+/// Whether `name` is a pivot temp name last changed at `ctime` more than [`MAX_AGE`] ago: the
+/// rule for a directory other pivots may write into at the same time (a shared cache), where
+/// a live writer in another pid namespace would look dead to [`is_stale`]'s pid check.
+pub(crate) fn is_old(name: &str, ctime: SystemTime) -> bool {
+    pid_of(name).is_some_and(|pid| pid != std::process::id())
+        && SystemTime::now()
+            .duration_since(ctime)
+            .is_ok_and(|age| age > MAX_AGE)
+}
+
 /// A stat's ctime as a `SystemTime` (the epoch for one before it).
 pub(crate) fn ctime_of(secs: i64, nsecs: i64) -> SystemTime {
     let secs = u64::try_from(secs).unwrap_or(0);
@@ -152,6 +162,20 @@ mod tests {
         assert!(is_stale(".pivot-tmp-1-0-00000000", now - MAX_AGE * 2));
         // Above any pid_max (2^22).
         assert!(is_stale(".pivot-tmp-99999999-0-00000000", now));
+    }
+
+    #[test]
+    fn only_age_makes_a_temp_name_old() {
+        let now = SystemTime::now();
+        assert!(!is_old(".pivot-tmp-99999999-0-00000000", now));
+        assert!(is_old(".pivot-tmp-99999999-0-00000000", now - MAX_AGE * 2));
+        assert!(is_old(".pivot-tmp-1-0-00000000", now - MAX_AGE * 2));
+        assert!(!is_old(".x.pivot-tmp", now - MAX_AGE * 2));
+        let me = std::process::id();
+        assert!(!is_old(
+            &format!(".pivot-tmp-{me}-0-00000000"),
+            now - MAX_AGE * 2
+        ));
     }
 
     #[test]

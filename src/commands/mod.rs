@@ -5,6 +5,7 @@ mod config;
 mod dag;
 mod fetch;
 mod fingerprint;
+mod gc;
 mod history;
 mod init;
 mod list;
@@ -76,6 +77,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Push(args) => push::run(&globals, args),
         Command::Fetch(args) => fetch::run(&globals, args),
         Command::Pull(args) => pull::run(&globals, args),
+        Command::Gc(args) => gc::run(&globals, args),
         Command::History(args) => history::run(&globals, args),
         Command::Show(args) => show::run(&globals, args),
         Command::Config(cmd) => config::run(&globals, cmd),

@@ -124,19 +124,36 @@ pub(crate) fn run_cache_entries(
         .collect())
 }
 
-/// Every run-cache entry in the state, of every stage: `(stage, input hash, raw bytes)` (for
-/// `push --run-cache`; the caller validates what it sends with [`parse_run_cache_bytes`]).
-pub(crate) fn all_run_cache_entries(
-    state: &State,
-) -> Result<Vec<(String, String, Vec<u8>)>, StateError> {
-    let prefix = b"runcache:";
+/// One run-cache entry of any stage, with its state key (for [`remove_run_cache_entries`]).
+#[derive(Debug)]
+pub(crate) struct KeyedEntry {
+    pub key: Vec<u8>,
+    pub stage: String,
+    pub stored: StoredEntry,
+}
+
+/// Every run-cache entry in the state, of every stage (those no longer in the pipeline too), in
+/// key order.
+pub(crate) fn all_run_cache_entries(state: &State) -> Result<Vec<KeyedEntry>, StateError> {
+    let prefix = run_cache_key("", "");
+    // `run_cache_key("", "")` ends with the separator: the family's prefix is what precedes it.
+    let prefix = &prefix[..prefix.len() - 1];
     Ok(state
         .scan_prefix(prefix)?
         .into_iter()
         .filter_map(|(key, raw)| {
-            let rest = std::str::from_utf8(&key[prefix.len()..]).ok()?;
-            let (stage, hash) = rest.split_once('\0')?;
-            Some((stage.to_owned(), hash.to_owned(), raw))
+            let rest = &key[prefix.len()..];
+            let at = rest.iter().position(|&b| b == 0)?;
+            let stage = String::from_utf8_lossy(&rest[..at]).into_owned();
+            let input_hash = String::from_utf8_lossy(&rest[at + 1..]).into_owned();
+            Some(KeyedEntry {
+                stage,
+                stored: StoredEntry {
+                    input_hash,
+                    entry: parse_run_cache(&raw),
+                },
+                key,
+            })
         })
         .collect())
 }
@@ -159,6 +176,14 @@ pub(crate) fn import_run_cache(
         .write_batch(vec![(run_cache_key(stage, input_hash), value)], Vec::new())
         .map_err(|e| e.to_string())?;
     Ok(entry)
+}
+
+/// Deletes run-cache entries by their keys, in one state batch.
+pub(crate) fn remove_run_cache_entries(
+    state: &State,
+    keys: Vec<Vec<u8>>,
+) -> Result<(), StateError> {
+    state.write_batch(Vec::new(), keys)
 }
 
 fn parse_run_cache(raw: &[u8]) -> Result<RunCacheEntry, String> {

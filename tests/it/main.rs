@@ -23,6 +23,7 @@ mod explain;
 mod failure;
 mod fingerprint;
 mod full_disk;
+mod gc;
 mod hashing;
 mod history;
 mod incremental;
