@@ -593,6 +593,19 @@ pub(crate) struct GcArgs {
     /// may be shared: blobs only another project refers to would be deleted.
     #[arg(long)]
     pub shared_cache_ok: bool,
+    /// Also delete from remote NAME what nothing in scope refers to, with the remote's run-cache
+    /// entries that name it. A remote is shared by a team, so this needs `--all-commits` (what
+    /// every commit of this repository refers to is kept; blobs only another clone's unpushed
+    /// work refers to are lost) and asks for confirmation (`-f` skips it). Other clones' pushes
+    /// notice the gc (the remote's `gc-epoch`) and check again what the remote has.
+    #[arg(long = "remote", value_name = "NAME")]
+    pub remote: Option<String>,
+    /// With `--remote`: do not ask for confirmation.
+    #[arg(short = 'f', long, requires = "remote")]
+    pub force: bool,
+    /// With `--remote`: requests in flight at once.
+    #[arg(short = 'j', long, value_name = "N", value_parser = parse_jobs, requires = "remote")]
+    pub jobs: Option<usize>,
 }
 
 fn parse_checkout_mode(s: &str) -> Result<crate::cache::CheckoutMode, String> {

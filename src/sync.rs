@@ -492,6 +492,96 @@ pub(crate) fn fetch_entries(
     Ok(got.failed.is_empty() && !got.interrupted)
 }
 
+/// What a remote gc found (and, unless a dry run, deleted).
+#[derive(Debug, Default)]
+pub(crate) struct RemoteGc {
+    /// Blobs nothing in scope refers to, with their sizes.
+    pub blobs: Vec<(Digest, u64)>,
+    /// Run-cache entries (`stage`, input hash) that name one of them.
+    pub runs: Vec<(String, String)>,
+}
+
+/// Deletes from the remote every blob not in `roots`, and every run-cache entry there that
+/// names one of them (entries first: never an entry promising what is gone). Then writes the
+/// remote's gc epoch, so other clones' indexes drop what they recorded before it, and rebuilds
+/// this clone's index from the listing.
+pub(crate) fn gc_remote(
+    remote: &Remote,
+    state: &State,
+    roots: &BTreeSet<Digest>,
+    dry_run: bool,
+    jobs: usize,
+) -> Result<RemoteGc, SyncError> {
+    remote.require_writable("garbage-collected")?;
+    let listed = remote.list_blobs(jobs)?;
+    let doomed: std::collections::BTreeMap<Digest, u64> = listed
+        .iter()
+        .filter(|(d, _)| !roots.contains(d))
+        .map(|(d, n)| (d.clone(), *n))
+        .collect();
+    let mut runs = Vec::new();
+    let mut run_keys = Vec::new();
+    if !doomed.is_empty() {
+        for (key, stage, hash, entry) in remote_runs(remote, jobs)? {
+            let needs_doomed = entry.outputs.iter().filter(|o| o.cached).any(|o| match &o.manifest {
+                Some(files) => files.iter().any(|f| doomed.contains_key(&f.hash)),
+                None => Digest::parse(&o.hash).is_some_and(|d| doomed.contains_key(&d)),
+            });
+            if needs_doomed {
+                run_keys.push(key);
+                runs.push((stage, hash));
+            }
+        }
+    }
+    let out = RemoteGc {
+        blobs: doomed.iter().map(|(d, n)| (d.clone(), *n)).collect(),
+        runs,
+    };
+    if dry_run {
+        return Ok(out);
+    }
+    let id = remote.identity();
+    remote.delete_objects(&run_keys)?;
+    index::forget_runs(state, &id, &out.runs)?;
+    let digests: Vec<Digest> = doomed.keys().cloned().collect();
+    remote.delete_blobs(&digests)?;
+    let epoch = index::now_ms();
+    remote.put_objects(vec![(GC_EPOCH.to_owned(), epoch.to_string().into_bytes())], 1)?;
+    index::honour_epoch(state, &id, epoch)?;
+    let kept = listed.keys().filter(|d| !doomed.contains_key(*d));
+    index::record(state, &id, kept)?;
+    Ok(out)
+}
+
+/// Every valid run-cache entry on the remote: `(key, stage, input hash, entry)`; keys that are
+/// not entries and entries that do not validate are left out.
+fn remote_runs(
+    remote: &Remote,
+    jobs: usize,
+) -> Result<Vec<(String, String, String, ledger::RunCacheEntry)>, SyncError> {
+    let mut named = Vec::new();
+    for key in remote.list_objects("runs")? {
+        let mut parts = key.split('/');
+        if let (Some("runs"), Some(seg), Some(hash), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        {
+            if let (Some(stage), true) = (decode_stage(seg), valid_input_hash(hash)) {
+                named.push((key.clone(), stage, hash.to_owned()));
+            }
+        }
+    }
+    let rels: Vec<String> = named.iter().map(|(k, _, _)| k.clone()).collect();
+    let got: std::collections::HashMap<String, Vec<u8>> =
+        remote.get_objects(&rels, jobs)?.into_iter().collect();
+    Ok(named
+        .into_iter()
+        .filter_map(|(key, stage, hash)| {
+            let entry = ledger::parse_run_cache_bytes(got.get(&key)?).ok()?;
+            Some((key, stage, hash, entry))
+        })
+        .collect())
+}
+
 /// What `status --remote` reports: of the blobs the workspace refers to, how many are only
 /// local, only on the remote, on both, or nowhere.
 #[derive(Debug, Default, serde::Serialize)]

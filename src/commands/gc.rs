@@ -27,6 +27,18 @@ struct Doc<'a> {
     run_cache_entries: usize,
     /// Pivot temp files over an hour old removed (that would be).
     temp_files: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remote: Option<RemoteDoc>,
+}
+
+/// What `--remote` removed (or would).
+#[derive(Serialize)]
+struct RemoteDoc {
+    name: String,
+    removed: Vec<Blob>,
+    count: usize,
+    bytes: u64,
+    run_cache_entries: usize,
 }
 
 pub(super) fn run(globals: &Globals, args: GcArgs) -> anyhow::Result<ExitStatus> {
@@ -43,6 +55,21 @@ pub(super) fn run(globals: &Globals, args: GcArgs) -> anyhow::Result<ExitStatus>
         ));
     }
     let settings = super::load_settings(&s.project, s.printer)?;
+    let remote = match &args.remote {
+        Some(name) => {
+            if !args.all_commits {
+                return Err(hinted(
+                    "`gc --remote` needs `--all-commits`: the remote is shared, and what older \
+                     commits or other branches refer to must stay on it",
+                    format!("run `pivot gc --all-commits --remote {name}`"),
+                ));
+            }
+            let remote = super::open_remote(&s.project, &settings, Some(name))?;
+            remote.require_writable("garbage-collected")?;
+            Some(remote)
+        }
+        None => None,
+    };
     // Lock and `.pvt` files are read under the project lock: a repro committing meanwhile
     // would otherwise add a blob that no root read before names.
     let _lock = s.lock_project(false, settings.lock_timeout)?;
@@ -95,6 +122,13 @@ pub(super) fn run(globals: &Globals, args: GcArgs) -> anyhow::Result<ExitStatus>
         state.flush()?;
     }
     let report = gc::sweep(&cache, doomed, args.dry_run);
+    let remote_doc = match &remote {
+        None => None,
+        Some(remote) => match gc_remote(&s, &state, remote, &roots.digests, &args)? {
+            Ok(doc) => Some(doc),
+            Err(status) => return Ok(status),
+        },
+    };
     let doc = Doc {
         removed: &report.removed,
         count: report.removed.len(),
@@ -102,15 +136,22 @@ pub(super) fn run(globals: &Globals, args: GcArgs) -> anyhow::Result<ExitStatus>
         dry_run: args.dry_run,
         run_cache_entries,
         temp_files: report.temp_files,
+        remote: remote_doc,
     };
     if args.json {
         s.printer.json(&doc)?;
     } else if args.dry_run {
-        let lines: String = doc
+        let mut lines: String = doc
             .removed
             .iter()
             .map(|b| format!("{} {}\n", b.digest, b.size))
             .collect();
+        if let Some(r) = &doc.remote {
+            // The remote's, after the cache's: `<remote>: <digest> <size>`.
+            for b in &r.removed {
+                lines.push_str(&format!("{}: {} {}\n", r.name, b.digest, b.size));
+            }
+        }
         s.printer.data(lines)?;
     } else {
         for b in doc.removed {
@@ -119,6 +160,19 @@ pub(super) fn run(globals: &Globals, args: GcArgs) -> anyhow::Result<ExitStatus>
         }
     }
     render(&s, &doc);
+    if let Some(r) = &doc.remote {
+        let verb = if doc.dry_run { "Would remove" } else { "Removed" };
+        s.printer.info(format!(
+            "{verb} {} file(s) ({}) from remote '{}'{}",
+            r.count,
+            megabytes(r.bytes),
+            r.name,
+            match r.run_cache_entries {
+                0 => String::new(),
+                n => format!(", and {n} of its run-cache entries"),
+            }
+        ));
+    }
     if let Some((path, error)) = report.failed.first() {
         anyhow::bail!(
             "cannot remove `{}` from the cache ({} file(s) could not be removed): {error}",
@@ -127,6 +181,77 @@ pub(super) fn run(globals: &Globals, args: GcArgs) -> anyhow::Result<ExitStatus>
         );
     }
     Ok(ExitStatus::Success)
+}
+
+/// The remote part of `gc --remote`, after the local one: asks first (unless `-f` or a dry
+/// run), then deletes. `Err(status)`: declined, or the remote failed (said on stderr).
+fn gc_remote(
+    s: &Session,
+    state: &crate::state::State,
+    remote: &crate::remote::Remote,
+    roots: &std::collections::BTreeSet<crate::digest::Digest>,
+    args: &GcArgs,
+) -> anyhow::Result<Result<RemoteDoc, ExitStatus>> {
+    let jobs = remote.jobs(args.jobs);
+    // What would go, first: the confirmation names it.
+    let planned = match crate::sync::gc_remote(remote, state, roots, true, jobs) {
+        Ok(p) => p,
+        Err(e) => return super::remote_failed(e, s.printer).map(Err),
+    };
+    let bytes: u64 = planned.blobs.iter().map(|(_, n)| n).sum();
+    if !args.dry_run && !args.force && !planned.blobs.is_empty() {
+        use std::io::IsTerminal;
+        if !std::io::stdin().is_terminal() {
+            return Err(hinted(
+                format!(
+                    "`gc --remote {}` would delete {} file(s) ({}) that everyone using the remote shares; not asking without a terminal",
+                    remote.name,
+                    planned.blobs.len(),
+                    megabytes(bytes)
+                ),
+                "pass `-f` to delete them, or `-n` to list them",
+            ));
+        }
+        crate::printer::stderr_partial!(
+            "Delete {} file(s) ({}) from remote '{}' for everyone who uses it? [y/N] ",
+            planned.blobs.len(),
+            megabytes(bytes),
+            remote.name
+        );
+        let mut answer = String::new();
+        let _ = std::io::stdin().read_line(&mut answer);
+        if !matches!(answer.trim(), "y" | "Y" | "yes" | "Yes") {
+            s.printer.info("Nothing deleted from the remote");
+            return Ok(Err(ExitStatus::Failure));
+        }
+    }
+    let done = if args.dry_run {
+        planned
+    } else {
+        match crate::sync::gc_remote(remote, state, roots, false, jobs) {
+            Ok(d) => d,
+            Err(e) => {
+                state.flush().ok();
+                return super::remote_failed(e, s.printer).map(Err);
+            }
+        }
+    };
+    state.flush()?;
+    let removed: Vec<Blob> = done
+        .blobs
+        .iter()
+        .map(|(d, n)| Blob {
+            digest: d.clone(),
+            size: *n,
+        })
+        .collect();
+    Ok(Ok(RemoteDoc {
+        name: remote.name.clone(),
+        count: removed.len(),
+        bytes: removed.iter().map(|b| b.size).sum(),
+        removed,
+        run_cache_entries: done.runs.len(),
+    }))
 }
 
 /// The summary on stderr.

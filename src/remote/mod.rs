@@ -212,19 +212,23 @@ impl Remote {
             let listed = futures::stream::iter(prefixes)
                 .map(|p| list_blobs(&store, Some(p)))
                 .buffer_unordered(jobs)
-                .try_collect::<Vec<Vec<Digest>>>()
+                .try_collect::<Vec<Vec<(Digest, u64)>>>()
                 .await
                 .map_err(|e| self.backend(e))?;
             Ok(listed
                 .into_iter()
                 .flatten()
+                .map(|(d, _)| d)
                 .filter(|d| wanted.contains(d))
                 .collect())
         })
     }
 
-    /// Every blob on the remote.
-    pub(crate) fn list_blobs(&self, jobs: usize) -> Result<BTreeSet<Digest>, RemoteError> {
+    /// Every blob on the remote, with its size.
+    pub(crate) fn list_blobs(
+        &self,
+        jobs: usize,
+    ) -> Result<std::collections::BTreeMap<Digest, u64>, RemoteError> {
         self.require_writable("listed")?;
         self.run(|store| async move {
             // One listing per two-character prefix, in parallel: 256 short listings beat one
@@ -236,7 +240,7 @@ impl Remote {
                     async move { list_blobs(store, Some(&p)).await }
                 })
                 .buffer_unordered(jobs)
-                .try_collect::<Vec<Vec<Digest>>>()
+                .try_collect::<Vec<Vec<(Digest, u64)>>>()
                 .await
                 .map_err(|e| self.backend(e))?;
             Ok(listed.into_iter().flatten().collect())
@@ -402,7 +406,10 @@ impl Remote {
 }
 
 /// The blobs under `files/<two>/` (all of `files/` when `two` is None).
-async fn list_blobs(store: &Store, two: Option<&str>) -> object_store::Result<Vec<Digest>> {
+async fn list_blobs(
+    store: &Store,
+    two: Option<&str>,
+) -> object_store::Result<Vec<(Digest, u64)>> {
     let key = match two {
         Some(p) => store.key(&format!("files/{p}")),
         None => store.key("files"),
@@ -410,7 +417,7 @@ async fn list_blobs(store: &Store, two: Option<&str>) -> object_store::Result<Ve
     let metas: Vec<object_store::ObjectMeta> = store.inner.list(Some(&key)).try_collect().await?;
     Ok(metas
         .iter()
-        .filter_map(|m| store.digest_of(&m.location))
+        .filter_map(|m| Some((store.digest_of(&m.location)?, m.size)))
         .collect())
 }
 

@@ -338,7 +338,17 @@ fn options(
                     format!("`{full}` is a credential, and `.pivot/config.yaml` is committed to git: it is refused there"),
                 ));
             }
-            o.secrets.insert(key.clone(), string()?);
+            // A credential's value is never quoted, not even a wrong one.
+            let secret = match value {
+                YamlValue::Str(s) if !s.is_empty() => s.clone(),
+                _ => {
+                    return Err((
+                        path(key),
+                        format!("`{full}` must be a string (its value is not shown: it is a credential)"),
+                    ))
+                }
+            };
+            o.secrets.insert(key.clone(), secret);
             continue;
         }
         match key.as_str() {
@@ -356,7 +366,7 @@ fn options(
             "skip_signature" => o.skip_signature = Some(flag()?),
             "virtual_hosted_style" => o.virtual_hosted_style = Some(flag()?),
             _ => {
-                let hint = crate::pipeline::did_you_mean(key, &mut OPTION_KEYS.iter().copied())
+                let hint = crate::pipeline::did_you_mean(key, OPTION_KEYS.iter().copied())
                     .map(|m| format!("; did you mean `{m}`?"))
                     .unwrap_or_default();
                 return Err((path(key), format!("unknown remote option `{full}`{hint}")));
@@ -439,5 +449,7 @@ mod tests {
         .unwrap_err();
         assert!(tracked.1.contains("is a credential"), "{}", tracked.1);
         assert!(!tracked.1.contains("s3cr3t"), "{}", tracked.1);
+        let wrong_type = refusal("remote_options:\n  a:\n    secret_access_key: 12345678\n").1;
+        assert!(!wrong_type.contains("12345678"), "{wrong_type}");
     }
 }

@@ -417,3 +417,116 @@ impl Drop for HttpServer {
         let _ = self.child.wait();
     }
 }
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .args(["-c", "user.email=t@t", "-c", "user.name=t"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The blob digests under a directory remote's `files/`.
+fn remote_blobs(dir: &Path) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for two in fs::read_dir(dir.join("files")).unwrap().flatten() {
+        for f in fs::read_dir(two.path()).unwrap().flatten() {
+            out.insert(format!(
+                "{}{}",
+                two.file_name().to_string_lossy(),
+                f.file_name().to_string_lossy()
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn gc_remote_deletes_only_what_no_commit_refers_to_with_its_run_cache_entries() {
+    let (_d, dir) = remote_dir();
+    let p = origin(&dir_config(&dir));
+    fs::write(p.path(".gitignore"), "data/clean.txt\nmodel/\nother.txt\nruns.log\n").unwrap();
+    git(p.root(), &["init", "-q"]);
+    git(p.root(), &["add", "-A"]);
+    git(p.root(), &["commit", "-qm", "v1"]);
+    let v1 = blob_digest(&p, "data/clean.txt");
+    p.write("data/raw.txt", "v2\n");
+    p.pivot(&["repro"]).success();
+    git(p.root(), &["commit", "-qam", "v2"]);
+    // v3 runs and is pushed with its run-cache entry, then the workspace goes back to v2: v3's
+    // blobs are named by no commit, only by run-cache entries.
+    p.write("data/raw.txt", "v3\n");
+    p.pivot(&["repro"]).success();
+    let v3 = blob_digest(&p, "data/clean.txt");
+    p.pivot(&["push", "--run-cache"]).success();
+    p.write("data/raw.txt", "v2\n");
+    p.pivot(&["repro"]).success();
+    assert!(remote_blobs(&dir).contains(&v3));
+    assert!(dir.join("runs/prep").read_dir().unwrap().count() >= 2);
+
+    // A remote gc needs --all-commits, and a confirmation it cannot ask for without a terminal.
+    p.pivot(&["gc", "--remote", "origin"]).code(2);
+    let unasked = p.pivot(&["gc", "--all-commits", "--no-run-cache", "--remote", "origin"]);
+    unasked.code(2);
+    assert!(unasked.stderr.contains("-f"), "{}", unasked.stderr);
+    assert!(remote_blobs(&dir).contains(&v3), "nothing deleted without confirmation");
+
+    let before = remote_blobs(&dir);
+    let dry = p.pivot(&["gc", "--all-commits", "--no-run-cache", "--remote", "origin", "-n", "--json"]);
+    dry.success();
+    let listed: std::collections::BTreeSet<String> = dry.json()["remote"]["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["digest"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(listed.contains(&v3), "{listed:?}");
+    assert!(!listed.contains(&v1), "an older commit's blob is kept");
+    assert_eq!(remote_blobs(&dir), before, "a dry run deletes nothing");
+
+    // Another clone whose remote index says the remote has v3 (a copy of this one, state and
+    // all, made before the gc).
+    let other = tempfile::tempdir().unwrap();
+    let x = other.path().join("x");
+    let cp = std::process::Command::new("cp").arg("-a").arg(p.root()).arg(&x).status().unwrap();
+    assert!(cp.success());
+
+    let gc = p.pivot(&["gc", "--all-commits", "--no-run-cache", "--remote", "origin", "-f", "--json"]);
+    gc.success();
+    let after = remote_blobs(&dir);
+    assert_eq!(after, before.difference(&listed).cloned().collect());
+    assert!(after.contains(&v1));
+    assert!(dir.join("gc-epoch").is_file());
+    assert!(gc.json()["remote"]["run_cache_entries"].as_u64().unwrap() >= 1);
+    // No run-cache entry on the remote names a deleted blob.
+    for stage in fs::read_dir(dir.join("runs")).unwrap().flatten() {
+        for e in fs::read_dir(stage.path()).unwrap().flatten() {
+            let text = fs::read_to_string(e.path()).unwrap();
+            assert!(!text.contains(&v3), "{}", e.path().display());
+        }
+    }
+    // The other clone goes back to v3 (its cache has it) and pushes: the remote's gc epoch makes
+    // it check again instead of trusting its index, so v3 is sent again.
+    fs::write(x.join("data/raw.txt"), "v3\n").unwrap();
+    let in_x = |args: &[&str]| {
+        let mut cmd = p.command(args);
+        cmd.current_dir(&x);
+        crate::support::Run::from(cmd.output().unwrap())
+    };
+    in_x(&["repro"]).success();
+    let pushed = in_x(&["push", "--json"]);
+    pushed.success();
+    assert!(pushed.json()["transferred"].as_u64().unwrap() >= 1, "{}", pushed.stdout);
+    assert!(remote_blobs(&dir).contains(&v3));
+
+    // The workspace is still up to date, and a fresh clone still pulls.
+    p.take_runs();
+    p.pivot(&["repro"]).success();
+    assert!(p.take_runs().is_empty());
+    let q = clone_of(&p);
+    q.pivot(&["pull"]).success();
+    // A push after the gc sends what the remote lost and is needed again.
+    p.pivot(&["push"]).success();
+}
