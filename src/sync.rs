@@ -523,10 +523,15 @@ pub(crate) fn gc_remote(
     let mut run_keys = Vec::new();
     if !doomed.is_empty() {
         for (key, stage, hash, entry) in remote_runs(remote, jobs)? {
-            let needs_doomed = entry.outputs.iter().filter(|o| o.cached).any(|o| match &o.manifest {
-                Some(files) => files.iter().any(|f| doomed.contains_key(&f.hash)),
-                None => Digest::parse(&o.hash).is_some_and(|d| doomed.contains_key(&d)),
-            });
+            let needs_doomed =
+                entry
+                    .outputs
+                    .iter()
+                    .filter(|o| o.cached)
+                    .any(|o| match &o.manifest {
+                        Some(files) => files.iter().any(|f| doomed.contains_key(&f.hash)),
+                        None => Digest::parse(&o.hash).is_some_and(|d| doomed.contains_key(&d)),
+                    });
             if needs_doomed {
                 run_keys.push(key);
                 runs.push((stage, hash));
@@ -546,7 +551,10 @@ pub(crate) fn gc_remote(
     let digests: Vec<Digest> = doomed.keys().cloned().collect();
     remote.delete_blobs(&digests)?;
     let epoch = index::now_ms();
-    remote.put_objects(vec![(GC_EPOCH.to_owned(), epoch.to_string().into_bytes())], 1)?;
+    remote.put_objects(
+        vec![(GC_EPOCH.to_owned(), epoch.to_string().into_bytes())],
+        1,
+    )?;
     index::honour_epoch(state, &id, epoch)?;
     let kept = listed.keys().filter(|d| !doomed.contains_key(*d));
     index::record(state, &id, kept)?;

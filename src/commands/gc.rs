@@ -161,7 +161,11 @@ pub(super) fn run(globals: &Globals, args: GcArgs) -> anyhow::Result<ExitStatus>
     }
     render(&s, &doc);
     if let Some(r) = &doc.remote {
-        let verb = if doc.dry_run { "Would remove" } else { "Removed" };
+        let verb = if doc.dry_run {
+            "Would remove"
+        } else {
+            "Removed"
+        };
         s.printer.info(format!(
             "{verb} {} file(s) ({}) from remote '{}'{}",
             r.count,

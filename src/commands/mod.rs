@@ -652,7 +652,9 @@ pub(crate) fn load_settings(
     // existed lack the `.gitignore` entry).
     if project.pivot_dir().join("config.local.yaml").exists() {
         if let Err(e) = project.ensure_ignored("/config.local.yaml") {
-            printer.warn(format!("cannot add `/config.local.yaml` to `.pivot/.gitignore`: {e}"));
+            printer.warn(format!(
+                "cannot add `/config.local.yaml` to `.pivot/.gitignore`: {e}"
+            ));
         }
     }
     Ok(settings)

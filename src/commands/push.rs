@@ -86,7 +86,8 @@ pub(super) fn run(globals: &Globals, args: PushArgs) -> anyhow::Result<ExitStatu
             Err(e) => return super::remote_failed(e.into(), printer),
         };
         index::clear(&state, &remote.identity()).context("cannot write the state")?;
-        index::record(&state, &remote.identity(), listed.keys()).context("cannot write the state")?;
+        index::record(&state, &remote.identity(), listed.keys())
+            .context("cannot write the state")?;
         printer.info(format!(
             "Remote index of '{}' rebuilt: {} file(s) on the remote",
             remote.name,

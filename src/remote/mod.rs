@@ -406,10 +406,7 @@ impl Remote {
 }
 
 /// The blobs under `files/<two>/` (all of `files/` when `two` is None).
-async fn list_blobs(
-    store: &Store,
-    two: Option<&str>,
-) -> object_store::Result<Vec<(Digest, u64)>> {
+async fn list_blobs(store: &Store, two: Option<&str>) -> object_store::Result<Vec<(Digest, u64)>> {
     let key = match two {
         Some(p) => store.key(&format!("files/{p}")),
         None => store.key("files"),

@@ -40,6 +40,7 @@ mod plan_agrees;
 mod processes;
 mod python_command;
 mod remote;
+mod remote_cloud;
 mod remote_servers;
 mod run_cache;
 mod stat_identity;

@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::support::{snapshot, Project, PRELUDE};
+use crate::support::{snapshot, HttpServer, Project, PRELUDE};
 
 /// A pipeline with a file output (`prep`), a directory output (`train`), a stage nobody asks
 /// for (`other`) and a metric (`score`: never pushed, it is not cached).
@@ -357,7 +357,7 @@ fn an_http_remote_serves_pull_and_refuses_push() {
     let p = origin(&dir_config(&dir));
     p.pivot(&["push", "--run-cache"]).success();
     let server = HttpServer::start(&dir);
-    let config = format!("remotes:\n  origin: {}\n", server.url());
+    let config = format!("remotes:\n  origin: {}\n", server.endpoint());
     let q = clone_of(&p);
     q.write(".pivot/config.yaml", &config);
     let pushed = q.pivot(&["push"]);
@@ -372,52 +372,6 @@ fn an_http_remote_serves_pull_and_refuses_push() {
     assert_eq!(r.read("other.txt"), "other\n");
 }
 
-/// `python3 -m http.server` serving a directory, on a free port.
-pub(crate) struct HttpServer {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl HttpServer {
-    pub(crate) fn start(dir: &Path) -> HttpServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = std::process::Command::new("python3")
-            .args([
-                "-m",
-                "http.server",
-                "--bind",
-                "127.0.0.1",
-                &port.to_string(),
-                "--directory",
-            ])
-            .arg(dir)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("python3 -m http.server");
-        crate::support::wait_for(
-            || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
-            "the HTTP server",
-        );
-        HttpServer { child, port }
-    }
-
-    pub(crate) fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn git(dir: &Path, args: &[&str]) {
     let out = std::process::Command::new("git")
         .args(["-c", "user.email=t@t", "-c", "user.name=t"])
@@ -425,7 +379,11 @@ fn git(dir: &Path, args: &[&str]) {
         .current_dir(dir)
         .output()
         .expect("git");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The blob digests under a directory remote's `files/`.
@@ -447,7 +405,11 @@ fn remote_blobs(dir: &Path) -> std::collections::BTreeSet<String> {
 fn gc_remote_deletes_only_what_no_commit_refers_to_with_its_run_cache_entries() {
     let (_d, dir) = remote_dir();
     let p = origin(&dir_config(&dir));
-    fs::write(p.path(".gitignore"), "data/clean.txt\nmodel/\nother.txt\nruns.log\n").unwrap();
+    fs::write(
+        p.path(".gitignore"),
+        "data/clean.txt\nmodel/\nother.txt\nruns.log\n",
+    )
+    .unwrap();
     git(p.root(), &["init", "-q"]);
     git(p.root(), &["add", "-A"]);
     git(p.root(), &["commit", "-qm", "v1"]);
@@ -468,13 +430,30 @@ fn gc_remote_deletes_only_what_no_commit_refers_to_with_its_run_cache_entries() 
 
     // A remote gc needs --all-commits, and a confirmation it cannot ask for without a terminal.
     p.pivot(&["gc", "--remote", "origin"]).code(2);
-    let unasked = p.pivot(&["gc", "--all-commits", "--no-run-cache", "--remote", "origin"]);
+    let unasked = p.pivot(&[
+        "gc",
+        "--all-commits",
+        "--no-run-cache",
+        "--remote",
+        "origin",
+    ]);
     unasked.code(2);
     assert!(unasked.stderr.contains("-f"), "{}", unasked.stderr);
-    assert!(remote_blobs(&dir).contains(&v3), "nothing deleted without confirmation");
+    assert!(
+        remote_blobs(&dir).contains(&v3),
+        "nothing deleted without confirmation"
+    );
 
     let before = remote_blobs(&dir);
-    let dry = p.pivot(&["gc", "--all-commits", "--no-run-cache", "--remote", "origin", "-n", "--json"]);
+    let dry = p.pivot(&[
+        "gc",
+        "--all-commits",
+        "--no-run-cache",
+        "--remote",
+        "origin",
+        "-n",
+        "--json",
+    ]);
     dry.success();
     let listed: std::collections::BTreeSet<String> = dry.json()["remote"]["removed"]
         .as_array()
@@ -490,10 +469,23 @@ fn gc_remote_deletes_only_what_no_commit_refers_to_with_its_run_cache_entries() 
     // all, made before the gc).
     let other = tempfile::tempdir().unwrap();
     let x = other.path().join("x");
-    let cp = std::process::Command::new("cp").arg("-a").arg(p.root()).arg(&x).status().unwrap();
+    let cp = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(p.root())
+        .arg(&x)
+        .status()
+        .unwrap();
     assert!(cp.success());
 
-    let gc = p.pivot(&["gc", "--all-commits", "--no-run-cache", "--remote", "origin", "-f", "--json"]);
+    let gc = p.pivot(&[
+        "gc",
+        "--all-commits",
+        "--no-run-cache",
+        "--remote",
+        "origin",
+        "-f",
+        "--json",
+    ]);
     gc.success();
     let after = remote_blobs(&dir);
     assert_eq!(after, before.difference(&listed).cloned().collect());
@@ -518,7 +510,11 @@ fn gc_remote_deletes_only_what_no_commit_refers_to_with_its_run_cache_entries() 
     in_x(&["repro"]).success();
     let pushed = in_x(&["push", "--json"]);
     pushed.success();
-    assert!(pushed.json()["transferred"].as_u64().unwrap() >= 1, "{}", pushed.stdout);
+    assert!(
+        pushed.json()["transferred"].as_u64().unwrap() >= 1,
+        "{}",
+        pushed.stdout
+    );
     assert!(remote_blobs(&dir).contains(&v3));
 
     // The workspace is still up to date, and a fresh clone still pulls.
