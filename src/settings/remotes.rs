@@ -341,12 +341,14 @@ fn options(
             // A credential's value is never quoted, not even a wrong one.
             let secret = match value {
                 YamlValue::Str(s) if !s.is_empty() => s.clone(),
-                _ => return Err((
-                    path(key),
-                    format!(
+                _ => {
+                    return Err((
+                        path(key),
+                        format!(
                         "`{full}` must be a string (its value is not shown: it is a credential)"
                     ),
-                )),
+                    ))
+                }
             };
             o.secrets.insert(key.clone(), secret);
             continue;

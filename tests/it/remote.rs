@@ -258,7 +258,9 @@ fn pull_over_existing_files_follows_checkouts_rules() {
     q.pivot(&["pull", "--only-missing"]).success();
     assert_eq!(q.read("other.txt"), "mine\n");
     assert_eq!(q.read("data/clean.txt"), p.read("data/clean.txt"));
-    q.pivot(&["pull", "--force"]).success();
+    let forced = q.pivot(&["pull", "--force", "--json"]);
+    forced.success();
+    assert_eq!(forced.json()["failed"], 0);
     assert_eq!(q.read("other.txt"), "other\n");
 }
 
@@ -463,6 +465,32 @@ fn gc_remote_deletes_only_what_no_commit_refers_to_with_its_run_cache_entries() 
         .collect();
     assert!(listed.contains(&v3), "{listed:?}");
     assert!(!listed.contains(&v1), "an older commit's blob is kept");
+    // Exactly the remote's blobs that no lock file names, in either commit or the workspace
+    // (computed here from the lock files' text, not by pivot).
+    let mut named = std::collections::BTreeSet::new();
+    let mut locks: Vec<String> = Vec::new();
+    for rev in ["HEAD", "HEAD~1"] {
+        for stage in ["prep", "train", "other", "score"] {
+            let out = std::process::Command::new("git")
+                .args(["show", &format!("{rev}:.pivot/stages/{stage}.lock")])
+                .current_dir(p.root())
+                .output()
+                .unwrap();
+            locks.push(String::from_utf8_lossy(&out.stdout).into_owned());
+        }
+    }
+    for e in fs::read_dir(p.path(".pivot/stages")).unwrap().flatten() {
+        locks.push(fs::read_to_string(e.path()).unwrap_or_default());
+    }
+    for text in &locks {
+        for word in text.split(|c: char| !c.is_ascii_hexdigit()) {
+            if word.len() == 16 {
+                named.insert(word.to_owned());
+            }
+        }
+    }
+    let expected: std::collections::BTreeSet<String> = before.difference(&named).cloned().collect();
+    assert_eq!(listed, expected);
     assert_eq!(remote_blobs(&dir), before, "a dry run deletes nothing");
 
     // Another clone whose remote index says the remote has v3 (a copy of this one, state and
