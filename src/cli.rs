@@ -462,6 +462,13 @@ pub(crate) struct TrackArgs {
 pub(crate) struct CheckoutArgs {
     /// Tracked paths (`data.csv` or `data.csv.pvt`) or cached stage outputs (default: all).
     pub targets: Vec<String>,
+    #[command(flatten)]
+    pub restore: RestoreFlags,
+}
+
+/// How a restore treats what is already there (`checkout`, `pull`).
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct RestoreFlags {
     /// Restore only what is missing; leave files that exist (even modified ones) alone.
     #[arg(long, conflicts_with = "force")]
     pub only_missing: bool,
@@ -554,16 +561,8 @@ pub(crate) struct PullArgs {
     /// Also download the remote's run-cache entries.
     #[arg(long)]
     pub run_cache: bool,
-    /// Restore only what is missing; leave files that exist (even modified ones) alone.
-    #[arg(long, conflicts_with = "force")]
-    pub only_missing: bool,
-    /// Replace files that differ from what is pulled (local changes are lost).
-    #[arg(short, long)]
-    pub force: bool,
-    /// How restored files appear: hardlink, symlink, copy or reflink (default:
-    /// `cache.checkout_mode`).
-    #[arg(long, value_name = "MODE", value_parser = parse_checkout_mode)]
-    pub checkout_mode: Option<crate::cache::CheckoutMode>,
+    #[command(flatten)]
+    pub restore: RestoreFlags,
 }
 
 /// `pivot gc`: what to keep and how to report.

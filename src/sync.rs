@@ -31,45 +31,52 @@ pub(crate) struct Wanted {
     pub required: bool,
 }
 
+/// The blobs of one file (its digest) or one directory (each file of its manifest), named by
+/// their workspace path under `base`.
+fn blobs_of(
+    base: &str,
+    hash: &Digest,
+    manifest: Option<&[crate::digest::ManifestEntry]>,
+    required: bool,
+    out: &mut Vec<Wanted>,
+) {
+    let base = base.trim_end_matches('/');
+    match manifest {
+        Some(files) => out.extend(files.iter().map(|f| Wanted {
+            digest: f.hash.clone(),
+            shown: format!("{base}/{}", f.relpath),
+            required,
+        })),
+        None => out.push(Wanted {
+            digest: hash.clone(),
+            shown: base.to_owned(),
+            required,
+        }),
+    }
+}
+
 /// The blobs of a restore plan: each file target's digest, each file of a directory target.
 pub(crate) fn plan_blobs(plan: &Plan) -> Vec<Wanted> {
     let mut out = Vec::new();
     for t in &plan.targets {
-        match &t.manifest {
-            Some(files) => out.extend(files.iter().map(|f| Wanted {
-                digest: f.hash.clone(),
-                shown: format!("{}/{}", t.dest, f.relpath),
-                required: true,
-            })),
-            None => out.push(Wanted {
-                digest: t.hash.clone(),
-                shown: t.dest.to_string(),
-                required: true,
-            }),
-        }
+        blobs_of(
+            &t.dest.to_string(),
+            &t.hash,
+            t.manifest.as_deref(),
+            true,
+            &mut out,
+        );
     }
     dedup(out)
 }
 
-/// The blobs the lock entries of deps name (optional: see [`Wanted::required`]).
-pub(crate) fn dep_blobs(deps: &[LockEntry]) -> Vec<Wanted> {
+/// The blobs lock entries name: `required` for outputs, not for deps (see [`Wanted::required`]).
+pub(crate) fn entry_blobs(entries: &[LockEntry], required: bool) -> Vec<Wanted> {
     let mut out = Vec::new();
-    for d in deps {
-        let base = d.path.trim_end_matches('/');
-        match &d.manifest {
-            Some(files) => out.extend(files.iter().map(|f| Wanted {
-                digest: f.hash.clone(),
-                shown: format!("{base}/{}", f.relpath),
-                required: false,
-            })),
-            None => out.push(Wanted {
-                digest: d.hash.clone(),
-                shown: base.to_owned(),
-                required: false,
-            }),
-        }
+    for e in entries {
+        blobs_of(&e.path, &e.hash, e.manifest.as_deref(), required, &mut out);
     }
-    out
+    dedup(out)
 }
 
 /// Each digest once; a required mention wins over an optional one.
@@ -423,30 +430,21 @@ pub(crate) fn fetch_run(
     let Ok(entry) = ledger::parse_run_cache_bytes(&raw) else {
         return Ok(false);
     };
-    let mut wanted = Vec::new();
-    for o in entry.outputs.iter().filter(|o| o.cached) {
-        match &o.manifest {
-            Some(files) => wanted.extend(files.iter().map(|f| Wanted {
-                digest: f.hash.clone(),
-                shown: format!("{}/{}", o.path.trim_end_matches('/'), f.relpath),
-                required: true,
-            })),
-            None => {
-                if let Some(d) = Digest::parse(&o.hash) {
-                    wanted.push(Wanted {
-                        digest: d,
-                        shown: o.path.clone(),
-                        required: true,
-                    });
-                }
-            }
-        }
-    }
+    // A valid entry's hashes are digests (`parse_run_cache_bytes` checked them).
+    let Some(outputs) = entry.lock_entries() else {
+        return Ok(false);
+    };
+    let cached: Vec<LockEntry> = outputs
+        .into_iter()
+        .zip(&entry.outputs)
+        .filter(|(_, o)| o.cached)
+        .map(|(e, _)| e)
+        .collect();
     let got = fetch(
         remote,
         state,
         cache,
-        dedup(wanted),
+        entry_blobs(&cached, true),
         jobs,
         &crate::remote::Quiet,
     )?;
@@ -465,23 +463,7 @@ pub(crate) fn fetch_entries(
     entries: &[LockEntry],
     jobs: usize,
 ) -> Result<bool, SyncError> {
-    let mut wanted = Vec::new();
-    for e in entries {
-        let base = e.path.trim_end_matches('/');
-        match &e.manifest {
-            Some(files) => wanted.extend(files.iter().map(|f| Wanted {
-                digest: f.hash.clone(),
-                shown: format!("{base}/{}", f.relpath),
-                required: true,
-            })),
-            None => wanted.push(Wanted {
-                digest: e.hash.clone(),
-                shown: base.to_owned(),
-                required: true,
-            }),
-        }
-    }
-    let wanted: Vec<Wanted> = dedup(wanted)
+    let wanted: Vec<Wanted> = entry_blobs(entries, true)
         .into_iter()
         .filter(|w| !cache.contains(&w.digest))
         .collect();

@@ -10,7 +10,7 @@ use std::fs;
 use anyhow::Context;
 
 use super::{Globals, Session};
-use crate::cache::{Cache, Materialiser, Policy};
+use crate::cache::{Cache, Materialiser};
 use crate::cli::CheckoutArgs;
 use crate::error::ExitStatus;
 use crate::restore::{self, Plan};
@@ -18,17 +18,7 @@ use crate::restore::{self, Plan};
 pub(super) fn run(globals: &Globals, args: CheckoutArgs) -> anyhow::Result<ExitStatus> {
     let s = Session::load(globals)?;
     let settings = super::load_settings(&s.project, s.printer)?;
-    let modes = match args.checkout_mode {
-        Some(mode) => vec![mode],
-        None => settings.checkout_modes.clone(),
-    };
-    let policy = if args.force {
-        Policy::Replace
-    } else if args.only_missing {
-        Policy::OnlyMissing
-    } else {
-        Policy::Refuse
-    };
+    let (modes, policy) = super::restore_policy(&args.restore, &settings);
     // Lock files and `.pvt` files are read under the project lock, so a checkout beside a
     // running repro or track waits and then restores what that one recorded.
     let _lock = s.lock_project(false, settings.lock_timeout)?;

@@ -4,6 +4,7 @@ mod checkout;
 mod config;
 mod dag;
 mod fetch;
+mod fetching;
 mod fingerprint;
 mod gc;
 mod history;
@@ -460,53 +461,24 @@ pub(crate) fn open_state_locked(project: &Project, printer: Printer) -> anyhow::
     Ok(state)
 }
 
-/// What `fetch` and `pull` bring for TARGETS, under the project lock: the restore plan (a stage
-/// name: its cached outputs; default: every cached output and tracked item), the blobs it
-/// needs plus, for stage names, the blobs their locks record for their deps; and the stage
-/// names among TARGETS (for `--run-cache`).
-pub(crate) fn transfer_plan(
-    s: &Session,
-    targets: &[String],
-    state: &State,
-) -> anyhow::Result<(
-    restore::Plan,
-    Vec<crate::sync::Wanted>,
-    Option<std::collections::BTreeSet<String>>,
-)> {
-    let tracked = s.locked_tracked(state);
-    if targets.is_empty() {
-        let mut plan = restore::everything(&s.project, &s.dag.stages, tracked, state);
-        s.warn_skipped(std::mem::take(&mut plan.skipped));
-        let wanted = crate::sync::plan_blobs(&plan);
-        return Ok((plan, wanted, None));
-    }
-    let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let cwd = std::fs::canonicalize(&cwd).unwrap_or(cwd);
-    let (mut plan, deps) =
-        restore::stages_or_named(&s.project, &s.dag.stages, tracked, &cwd, targets, state)
-            .map_err(target_error)?;
-    s.warn_skipped(std::mem::take(&mut plan.skipped));
-    let mut wanted = crate::sync::plan_blobs(&plan);
-    wanted.extend(crate::sync::dep_blobs(&deps));
-    let stages = targets
-        .iter()
-        .filter(|t| s.dag.stages.iter().any(|st| st.name == **t))
-        .cloned()
-        .collect();
-    Ok((plan, crate::sync::dedup(wanted), Some(stages)))
-}
-
-/// `Run cache: N entries pulled` (and how many were refused as invalid).
-pub(crate) fn report_runs_pulled(printer: Printer, stored: usize, refused: usize) {
-    printer.result(format!(
-        "Run cache: {stored} entr{} pulled{}",
-        if stored == 1 { "y" } else { "ies" },
-        if refused > 0 {
-            format!(", {refused} refused (not valid entries)")
-        } else {
-            String::new()
-        }
-    ));
+/// How a restore writes (`checkout`, `pull`): the flag's mode or the configured ones, and what
+/// happens to an existing path that differs.
+pub(crate) fn restore_policy(
+    flags: &crate::cli::RestoreFlags,
+    settings: &crate::settings::Settings,
+) -> (Vec<CheckoutMode>, crate::cache::Policy) {
+    let modes = match flags.checkout_mode {
+        Some(mode) => vec![mode],
+        None => settings.checkout_modes.clone(),
+    };
+    let policy = if flags.force {
+        crate::cache::Policy::Replace
+    } else if flags.only_missing {
+        crate::cache::Policy::OnlyMissing
+    } else {
+        crate::cache::Policy::Refuse
+    };
+    (modes, policy)
 }
 
 /// The remote a transfer command uses: `-r NAME`, else the default, else the only one. A bad

@@ -57,6 +57,35 @@ enum Outcome {
     Skipped,
 }
 
+/// Runs `one` on every item, `jobs` at a time, telling `progress`; items not started when a
+/// SIGINT/SIGTERM arrives are left (the report says so).
+async fn each<I, F, Fut>(items: Vec<I>, jobs: usize, progress: &dyn Progress, one: F) -> Report
+where
+    F: Fn(I) -> Fut,
+    Fut: std::future::Future<Output = Outcome>,
+{
+    let outcomes = futures::stream::iter(items)
+        .map(|item| {
+            let run = (!crate::interrupt::interrupted()).then(|| one(item));
+            async move {
+                let Some(run) = run else {
+                    return Outcome::Skipped;
+                };
+                let out = run.await;
+                progress.advance(match &out {
+                    Outcome::Done(_, b) => *b,
+                    _ => 0,
+                });
+                out
+            }
+        })
+        .buffer_unordered(jobs)
+        .collect::<Vec<_>>()
+        .await;
+    progress.finish();
+    collect(outcomes)
+}
+
 pub(super) async fn upload(
     store: &Store,
     items: Vec<Upload>,
@@ -70,31 +99,17 @@ pub(super) async fn upload(
         .map(|m| m.len())
         .sum();
     progress.start(items.len(), Some(total));
-    let outcomes = futures::stream::iter(items)
-        .map(|item| async move {
-            if crate::interrupt::interrupted() {
-                return Outcome::Skipped;
-            }
-            let out = match upload_one(store, &item).await {
-                Ok(bytes) => Outcome::Done(item.digest.clone(), bytes),
-                Err(message) => Outcome::Failed(Failure {
-                    shown: item.shown.clone(),
-                    digest: item.digest.clone(),
-                    message: explain(message),
-                }),
-            };
-            if let Outcome::Done(_, b) = &out {
-                progress.advance(*b);
-            } else {
-                progress.advance(0);
-            }
-            out
-        })
-        .buffer_unordered(jobs)
-        .collect::<Vec<_>>()
-        .await;
-    progress.finish();
-    collect(outcomes)
+    each(items, jobs, progress, |item| async move {
+        match upload_one(store, &item).await {
+            Ok(bytes) => Outcome::Done(item.digest, bytes),
+            Err(message) => Outcome::Failed(Failure {
+                shown: item.shown,
+                digest: item.digest,
+                message: explain(message),
+            }),
+        }
+    })
+    .await
 }
 
 fn collect(outcomes: Vec<Outcome>) -> Report {
@@ -204,36 +219,19 @@ pub(super) async fn download(
     explain: Explain<'_>,
 ) -> Report {
     progress.start(items.len(), None);
-    let outcomes = futures::stream::iter(items)
-        .map(|item| async move {
-            if crate::interrupt::interrupted() {
-                return Outcome::Skipped;
-            }
-            let out = match download_one(store, &item, cache).await {
-                Ok(bytes) => Outcome::Done(item.digest.clone(), bytes),
-                Err(Fault::Remote(message)) => Outcome::Failed(Failure {
-                    shown: item.shown.clone(),
-                    digest: item.digest.clone(),
-                    message: explain(message),
-                }),
-                Err(Fault::Local(message)) => Outcome::Failed(Failure {
-                    shown: item.shown.clone(),
-                    digest: item.digest.clone(),
-                    message,
-                }),
-            };
-            if let Outcome::Done(_, b) = &out {
-                progress.advance(*b);
-            } else {
-                progress.advance(0);
-            }
-            out
+    each(items, jobs, progress, |item| async move {
+        let message = match download_one(store, &item, cache).await {
+            Ok(bytes) => return Outcome::Done(item.digest, bytes),
+            Err(Fault::Remote(message)) => explain(message),
+            Err(Fault::Local(message)) => message,
+        };
+        Outcome::Failed(Failure {
+            shown: item.shown,
+            digest: item.digest,
+            message,
         })
-        .buffer_unordered(jobs)
-        .collect::<Vec<_>>()
-        .await;
-    progress.finish();
-    collect(outcomes)
+    })
+    .await
 }
 
 enum Fault {
