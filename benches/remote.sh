@@ -115,16 +115,28 @@ printf '[default]\nregion = us-east-1\ns3 =\n  max_concurrent_requests = %s\n' "
 : >"$AWS_SHARED_CREDENTIALS_FILE"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 endpoint=http://127.0.0.1:$port
-mkdir -p "$tmp/s3"
-"$s3s" --host 127.0.0.1 --port "$port" --access-key "$AWS_ACCESS_KEY_ID" \
-    --secret-key "$AWS_SECRET_ACCESS_KEY" "$tmp/s3" >"$tmp/s3s.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 100); do
-    python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && break
-    sleep 0.1
-done
 awsc() { "$aws" --endpoint-url "$endpoint" "$@"; }
-awsc s3 mb s3://bench >/dev/null
+# A new server with an empty data dir for each data set: s3s-fs keeps two metadata files per
+# object in one flat directory, and gets slower as it fills (deleting 60k objects over S3 is
+# slower still).
+start_server() {
+    rm -rf "$tmp/s3"
+    mkdir -p "$tmp/s3"
+    "$s3s" --host 127.0.0.1 --port "$port" --access-key "$AWS_ACCESS_KEY_ID" \
+        --secret-key "$AWS_SECRET_ACCESS_KEY" "$tmp/s3" >"$tmp/s3s.log" 2>&1 &
+    server_pid=$!
+    for _ in $(seq 100); do
+        python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && break
+        sleep 0.1
+    done
+    awsc s3 mb s3://bench >/dev/null
+}
+stop_server() {
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=
+    rm -rf "$tmp/s3"
+}
 
 # --- measuring ---------------------------------------------------------------------------
 results="$tmp/results.tsv" # data set, tool, operation, seconds, MB
@@ -182,6 +194,7 @@ bench() { # bench NAME COUNT BYTES
     mb=$(awk -v n="$n" -v b="$bytes" 'BEGIN {printf "%.1f", n * b / 1048576}')
     local w="$tmp/$ds"
     echo "data set $ds: $n files of $bytes bytes ($mb MB)" >&2
+    start_server
     mkdir -p "$w/orig"
     gen "$w/orig/data" "$n" "$bytes"
     sync
@@ -247,7 +260,7 @@ EOF
     same "$w/orig/data" "$w/dvc-clone/data"
     cd "$tmp"
     rm -rf "$w"
-    awsc s3 rm --recursive --quiet s3://bench/ || true
+    stop_server
 }
 
 for ds in $datasets; do
