@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::{PutPayload, WriteMultipart};
 use xxhash_rust::xxh64::Xxh64;
 
@@ -99,8 +99,10 @@ pub(super) async fn upload(
         .map(|m| m.len())
         .sum();
     progress.start(items.len(), Some(total));
+    let limits = Limits::new(false);
+    let limits = &limits;
     each(items, jobs, progress, |item| async move {
-        match upload_one(store, &item).await {
+        match upload_one(store, &item, limits).await {
             Ok(bytes) => Outcome::Done(item.digest, bytes),
             Err(message) => Outcome::Failed(Failure {
                 shown: item.shown,
@@ -129,7 +131,7 @@ fn collect(outcomes: Vec<Outcome>) -> Report {
 
 /// Sends one file; its bytes are hashed as they are read, and an upload whose content is not
 /// its digest is aborted (a corrupt local blob must not spread).
-async fn upload_one(store: &Store, item: &Upload) -> Result<u64, String> {
+async fn upload_one(store: &Store, item: &Upload, limits: &Limits) -> Result<u64, String> {
     let key = store.blob_key(&item.digest);
     let mut file = std::fs::File::open(&item.path)
         .map_err(|e| format!("cannot read `{}`: {e}", item.path.display()))?;
@@ -160,6 +162,7 @@ async fn upload_one(store: &Store, item: &Upload) -> Result<u64, String> {
             .map_err(|e| e.to_string())?;
         return Ok(n);
     }
+    let _big = limits.big.acquire().await.expect("never closed");
     let upload = store
         .inner
         .put_multipart(&key)
@@ -210,17 +213,21 @@ fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize>
     Ok(n)
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn download(
     store: &Store,
     items: Vec<Download>,
     cache: &Cache,
+    ranges: bool,
     jobs: usize,
     progress: &dyn Progress,
     explain: Explain<'_>,
 ) -> Report {
     progress.start(items.len(), None);
+    let limits = Limits::new(ranges);
+    let limits = &limits;
     each(items, jobs, progress, |item| async move {
-        let message = match download_one(store, &item, cache).await {
+        let message = match download_one(store, &item, cache, limits).await {
             Ok(bytes) => return Outcome::Done(item.digest, bytes),
             Err(Fault::Remote(message)) => explain(message),
             Err(Fault::Local(message)) => message,
@@ -242,8 +249,14 @@ enum Fault {
 }
 
 /// Streams one blob into a temp file in the cache, hashing it; it becomes the blob only if
-/// the bytes are its digest.
-async fn download_one(store: &Store, item: &Download, cache: &Cache) -> Result<u64, Fault> {
+/// the bytes are its digest. A large blob (over two parts, where the backend serves ranges) is
+/// fetched as parallel byte ranges written at their offsets, then hashed from the file.
+async fn download_one(
+    store: &Store,
+    item: &Download,
+    cache: &Cache,
+    limits: &Limits,
+) -> Result<u64, Fault> {
     let key = store.blob_key(&item.digest);
     let got = match store.inner.get(&key).await {
         Ok(g) => g,
@@ -255,10 +268,11 @@ async fn download_one(store: &Store, item: &Download, cache: &Cache) -> Result<u
         }
         Err(e) => return Err(Fault::Remote(e.to_string())),
     };
+    let size = got.meta.size;
     let tmp = cache
         .incoming(&item.digest)
         .map_err(|e| Fault::Local(e.to_string()))?;
-    let mut file = std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&tmp)
@@ -267,22 +281,41 @@ async fn download_one(store: &Store, item: &Download, cache: &Cache) -> Result<u
         let _ = std::fs::remove_file(&tmp);
         f
     };
-    let mut hasher = Xxh64::new(0);
-    let mut n = 0u64;
-    let mut stream = got.into_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| remove(Fault::Remote(e.to_string())))?;
-        hasher.update(&chunk);
-        n += chunk.len() as u64;
-        file.write_all(&chunk).map_err(|e| {
-            remove(Fault::Local(format!(
-                "cannot write `{}`: {e}",
-                tmp.display()
-            )))
-        })?;
-    }
-    drop(file);
-    let digest = Digest::from_u64(hasher.digest());
+    let wrote = if limits.ranges && size > 2 * PART as u64 {
+        let _big = limits.big.acquire().await.expect("never closed");
+        ranged(store, &key, got, std::sync::Arc::new(file), size)
+            .await
+            .map_err(|f| remove(f))?;
+        let path = tmp.clone();
+        let digest = tokio::task::spawn_blocking(move || crate::digest::hash_file(&path))
+            .await
+            .map_err(|e| remove(Fault::Local(e.to_string())))?
+            .map_err(|e| {
+                remove(Fault::Local(format!(
+                    "cannot read `{}`: {e}",
+                    tmp.display()
+                )))
+            })?;
+        (digest, size)
+    } else {
+        let mut file = file;
+        let mut hasher = Xxh64::new(0);
+        let mut n = 0u64;
+        let mut stream = got.into_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| remove(Fault::Remote(e.to_string())))?;
+            hasher.update(&chunk);
+            n += chunk.len() as u64;
+            file.write_all(&chunk).map_err(|e| {
+                remove(Fault::Local(format!(
+                    "cannot write `{}`: {e}",
+                    tmp.display()
+                )))
+            })?;
+        }
+        (Digest::from_u64(hasher.digest()), n)
+    };
+    let (digest, n) = wrote;
     if digest != item.digest {
         return Err(remove(Fault::Local(format!(
             "corrupt on the remote: blob {} holds content {digest} ({n} bytes); not stored",
@@ -293,4 +326,87 @@ async fn download_one(store: &Store, item: &Download, cache: &Cache) -> Result<u
         .adopt(&tmp, &item.digest)
         .map_err(|e| Fault::Local(e.to_string()))?;
     Ok(n)
+}
+
+/// Byte ranges of one large blob in flight at once.
+const RANGES_IN_FLIGHT: usize = 4;
+/// Large blobs (multipart uploads, ranged downloads) in flight at once: each holds up to
+/// `PARTS_IN_FLIGHT` (or `RANGES_IN_FLIGHT`) parts of `PART` bytes in memory.
+const BIG_IN_FLIGHT: usize = 4;
+
+/// What bounds a batch's memory: large transfers share `big`'s permits; `ranges` is whether the
+/// backend serves byte ranges (a plain web server need not).
+pub(super) struct Limits {
+    pub big: tokio::sync::Semaphore,
+    pub ranges: bool,
+}
+
+impl Limits {
+    pub(super) fn new(ranges: bool) -> Limits {
+        Limits {
+            big: tokio::sync::Semaphore::new(BIG_IN_FLIGHT),
+            ranges,
+        }
+    }
+}
+
+/// The rest of a large blob after the first part of `first`'s stream: ranges fetched in
+/// parallel, each written at its offset off the async threads.
+async fn ranged(
+    store: &Store,
+    key: &object_store::path::Path,
+    first: object_store::GetResult,
+    file: std::sync::Arc<std::fs::File>,
+    size: u64,
+) -> Result<(), Fault> {
+    use std::os::unix::fs::FileExt;
+    let write = |bytes: bytes::Bytes, at: u64| {
+        let file = file.clone();
+        async move {
+            tokio::task::spawn_blocking(move || file.write_all_at(&bytes, at))
+                .await
+                .map_err(|e| Fault::Local(e.to_string()))?
+                .map_err(|e| Fault::Local(format!("cannot write the download: {e}")))
+        }
+    };
+    // The first part from the request already made; the connection is dropped after it.
+    let mut at = 0u64;
+    let mut stream = first.into_stream();
+    while at < PART as u64 {
+        match stream.next().await {
+            Some(chunk) => {
+                let chunk = chunk.map_err(|e| Fault::Remote(e.to_string()))?;
+                let n = chunk.len() as u64;
+                write(chunk, at).await?;
+                at += n;
+            }
+            None => break,
+        }
+    }
+    drop(stream);
+    let ranges: Vec<std::ops::Range<u64>> = (at..size)
+        .step_by(PART)
+        .map(|a| a..(a + PART as u64).min(size))
+        .collect();
+    futures::stream::iter(ranges)
+        .map(|r| async move {
+            let start = r.start;
+            let want = r.end - r.start;
+            let bytes = store
+                .inner
+                .get_range(key, r)
+                .await
+                .map_err(|e| Fault::Remote(e.to_string()))?;
+            if bytes.len() as u64 != want {
+                return Err(Fault::Local(format!(
+                    "the remote sent {} bytes for a range of {want}: truncated",
+                    bytes.len()
+                )));
+            }
+            write(bytes, start).await
+        })
+        .buffer_unordered(RANGES_IN_FLIGHT)
+        .try_collect::<Vec<()>>()
+        .await
+        .map(|_| ())
 }

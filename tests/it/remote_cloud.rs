@@ -304,3 +304,22 @@ fn an_aws_profile_from_the_shared_files_supplies_the_keys_and_region() {
         missing.stderr
     );
 }
+
+#[test]
+fn s3_large_files_multipart_up_and_ranged_down() {
+    let Some(moto) = Moto::start() else { return };
+    moto.create_bucket("pivot-big");
+    let proxy = Proxy::start(moto.addr(), FaultPlan::none());
+    crate::remote::big_round_trip(&s3_config("pivot-big/x", &proxy.endpoint(), ""), AWS_ENV);
+    let requests = proxy.requests();
+    assert!(
+        requests.iter().any(|r| r.contains("uploads")),
+        "multipart: {requests:?}"
+    );
+    // The first part with the object's GET, the rest as ranges (20 MiB: two more requests).
+    let gets = requests
+        .iter()
+        .filter(|r| r.starts_with("GET /pivot-big/x/files/"))
+        .count();
+    assert!(gets >= 3, "{requests:?}");
+}
