@@ -514,7 +514,7 @@ pub(crate) struct TransferArgs {
     #[arg(short = 'r', long = "remote", value_name = "NAME")]
     pub remote: Option<String>,
     /// Transfers in flight at once (default: the remote's `jobs` option, else `remote.jobs`,
-    /// else 20).
+    /// else 64).
     #[arg(short = 'j', long, value_name = "N", value_parser = parse_jobs)]
     pub jobs: Option<usize>,
     /// Say how many files would be transferred, transfer nothing.
