@@ -329,7 +329,7 @@ async fn download_one(
 }
 
 /// Byte ranges of one large blob in flight at once.
-const RANGES_IN_FLIGHT: usize = 4;
+const RANGES_IN_FLIGHT: usize = 8;
 /// Large blobs (multipart uploads, ranged downloads) in flight at once: each holds up to
 /// `PARTS_IN_FLIGHT` (or `RANGES_IN_FLIGHT`) parts of `PART` bytes in memory.
 const BIG_IN_FLIGHT: usize = 4;
@@ -351,7 +351,7 @@ impl Limits {
 }
 
 /// The rest of a large blob after the first part of `first`'s stream: ranges fetched in
-/// parallel, each written at its offset off the async threads.
+/// parallel, each streamed to its offset as it arrives (no part is held in memory whole).
 async fn ranged(
     store: &Store,
     key: &object_store::path::Path,
@@ -360,14 +360,9 @@ async fn ranged(
     size: u64,
 ) -> Result<(), Fault> {
     use std::os::unix::fs::FileExt;
-    let write = |bytes: bytes::Bytes, at: u64| {
-        let file = file.clone();
-        async move {
-            tokio::task::spawn_blocking(move || file.write_all_at(&bytes, at))
-                .await
-                .map_err(|e| Fault::Local(e.to_string()))?
-                .map_err(|e| Fault::Local(format!("cannot write the download: {e}")))
-        }
+    let write = |bytes: &[u8], at: u64| {
+        file.write_all_at(bytes, at)
+            .map_err(|e| Fault::Local(format!("cannot write the download: {e}")))
     };
     // The first part from the request already made; the connection is dropped after it.
     let mut at = 0u64;
@@ -376,9 +371,8 @@ async fn ranged(
         match stream.next().await {
             Some(chunk) => {
                 let chunk = chunk.map_err(|e| Fault::Remote(e.to_string()))?;
-                let n = chunk.len() as u64;
-                write(chunk, at).await?;
-                at += n;
+                write(&chunk, at)?;
+                at += chunk.len() as u64;
             }
             None => break,
         }
@@ -390,20 +384,28 @@ async fn ranged(
         .collect();
     futures::stream::iter(ranges)
         .map(|r| async move {
-            let start = r.start;
-            let want = r.end - r.start;
-            let bytes = store
+            let (mut at, end) = (r.start, r.end);
+            let options = object_store::GetOptions {
+                range: Some(r.into()),
+                ..Default::default()
+            };
+            let got = store
                 .inner
-                .get_range(key, r)
+                .get_opts(key, options)
                 .await
                 .map_err(|e| Fault::Remote(e.to_string()))?;
-            if bytes.len() as u64 != want {
+            let mut stream = got.into_stream();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| Fault::Remote(e.to_string()))?;
+                write(&chunk, at)?;
+                at += chunk.len() as u64;
+            }
+            if at != end {
                 return Err(Fault::Local(format!(
-                    "the remote sent {} bytes for a range of {want}: truncated",
-                    bytes.len()
+                    "the remote sent a range short of its end ({at} of {end}): truncated"
                 )));
             }
-            write(bytes, start).await
+            Ok(())
         })
         .buffer_unordered(RANGES_IN_FLIGHT)
         .try_collect::<Vec<()>>()
