@@ -285,7 +285,7 @@ async fn download_one(
         let _big = limits.big.acquire().await.expect("never closed");
         ranged(store, &key, got, std::sync::Arc::new(file), size)
             .await
-            .map_err(|f| remove(f))?;
+            .map_err(&remove)?;
         let path = tmp.clone();
         let digest = tokio::task::spawn_blocking(move || crate::digest::hash_file(&path))
             .await
