@@ -148,6 +148,9 @@ timed() {
     shift 4
     local t0 t1
     echo "== $ds $tool $op: $*" >>"$log"
+    # Untimed: write back what earlier steps left dirty (gigabytes of generated data, uploads),
+    # so no step pays for another's writeback through the kernel's dirty-page throttling.
+    sync
     t0=$(date +%s.%N)
     if ! "$@" >>"$log" 2>&1; then
         echo "failed: $ds $tool $op: $*" >&2
