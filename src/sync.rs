@@ -593,22 +593,13 @@ pub(crate) fn remote_status(
     wanted: &[Wanted],
     jobs: usize,
 ) -> Result<RemoteStatus, SyncError> {
-    let id = remote.identity();
-    let known = match state {
-        Some(st) => index::known(st, &id)?,
-        None => HashSet::new(),
-    };
-    let unsure: Vec<Digest> = wanted
-        .iter()
-        .filter(|w| !known.contains(&w.digest))
-        .map(|w| w.digest.clone())
-        .collect();
-    let present = remote.exists(&unsure, jobs)?;
+    let digests: Vec<Digest> = wanted.iter().map(|w| w.digest.clone()).collect();
+    let found = on_remote(remote, state, &digests, jobs)?;
     if let Some(st) = state.filter(|st| !st.is_read_only()) {
-        index::record(st, &id, &present)?;
+        index::record(st, &remote.identity(), &found.checked)?;
         st.flush()?;
     }
-    let on_remote: HashSet<&Digest> = known.iter().chain(present.iter()).collect();
+    let on_remote = &found.present;
     let mut s = RemoteStatus::default();
     for w in wanted {
         match (cache.contains(&w.digest), on_remote.contains(&w.digest)) {
@@ -624,6 +615,41 @@ pub(crate) fn remote_status(
         }
     }
     Ok(s)
+}
+
+/// Which of some digests a remote has ([`on_remote`]).
+pub(crate) struct OnRemote {
+    /// Every one of them the remote has.
+    pub present: HashSet<Digest>,
+    /// Those of them the existence check found (not already in the index): what a caller that
+    /// writes the state records.
+    pub checked: HashSet<Digest>,
+}
+
+/// Which of `digests` the remote has: the remote index answers first (no state: nothing
+/// known), one existence check the rest. Records nothing.
+pub(crate) fn on_remote(
+    remote: &Remote,
+    state: Option<&State>,
+    digests: &[Digest],
+    jobs: usize,
+) -> Result<OnRemote, SyncError> {
+    let known = match state {
+        Some(st) => index::known(st, &remote.identity())?,
+        None => HashSet::new(),
+    };
+    let unsure: Vec<Digest> = digests
+        .iter()
+        .filter(|d| !known.contains(*d))
+        .cloned()
+        .collect();
+    let checked = remote.exists(&unsure, jobs)?;
+    let present = digests
+        .iter()
+        .filter(|d| known.contains(*d) || checked.contains(*d))
+        .cloned()
+        .collect();
+    Ok(OnRemote { present, checked })
 }
 
 /// Joins a relative remote directory against the project root (for messages).

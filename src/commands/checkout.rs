@@ -5,8 +5,6 @@
 //! `--force` (replace it) or `--only-missing` (leave every existing file alone, without
 //! comparing).
 
-use std::fs;
-
 use anyhow::Context;
 
 use super::{Globals, Session};
@@ -28,8 +26,7 @@ pub(super) fn run(globals: &Globals, args: CheckoutArgs) -> anyhow::Result<ExitS
     let plan = if args.targets.is_empty() {
         restore::everything(&s.project, &s.dag.stages, tracked, &state)
     } else {
-        let cwd = std::env::current_dir().context("cannot read the current directory")?;
-        let cwd = fs::canonicalize(&cwd).unwrap_or(cwd);
+        let cwd = super::canonical_cwd()?;
         restore::named(
             &s.project,
             &s.dag.stages,

@@ -35,7 +35,7 @@ pub(super) fn fetch(
 ) -> anyhow::Result<Result<Fetched, ExitStatus>> {
     let printer = s.printer;
     let jobs = remote.jobs(transfer.jobs);
-    let (plan, wanted, stages) = transfer_plan(s, targets, state)?;
+    let (plan, wanted, stages) = super::transfer_plan(s, targets, state, true)?;
     if run_cache {
         match sync::pull_runs(remote, state, stages.as_ref(), jobs) {
             Ok((stored, refused)) => report_runs_pulled(printer, stored, refused),
@@ -77,42 +77,6 @@ pub(super) fn fetch(
         return Ok(Err(ExitStatus::Interrupted));
     }
     Ok(Ok(Fetched { plan, outcome }))
-}
-
-/// What `fetch` and `pull` bring for TARGETS, under the project lock: the restore plan (a stage
-/// name: its cached outputs; default: every cached output and tracked item), the blobs it
-/// needs plus, for stage names, the blobs their locks record for their deps; and the stage
-/// names among TARGETS (for `--run-cache`).
-fn transfer_plan(
-    s: &Session,
-    targets: &[String],
-    state: &State,
-) -> anyhow::Result<(
-    restore::Plan,
-    Vec<crate::sync::Wanted>,
-    Option<std::collections::BTreeSet<String>>,
-)> {
-    let tracked = s.locked_tracked(state);
-    if targets.is_empty() {
-        let mut plan = restore::everything(&s.project, &s.dag.stages, tracked, state);
-        s.warn_skipped(std::mem::take(&mut plan.skipped));
-        let wanted = crate::sync::plan_blobs(&plan);
-        return Ok((plan, wanted, None));
-    }
-    let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let cwd = std::fs::canonicalize(&cwd).unwrap_or(cwd);
-    let (mut plan, deps) =
-        restore::stages_or_named(&s.project, &s.dag.stages, tracked, &cwd, targets, state)
-            .map_err(super::target_error)?;
-    s.warn_skipped(std::mem::take(&mut plan.skipped));
-    let mut wanted = crate::sync::plan_blobs(&plan);
-    wanted.extend(crate::sync::entry_blobs(&deps, false));
-    let stages = targets
-        .iter()
-        .filter(|t| s.dag.stages.iter().any(|st| st.name == **t))
-        .cloned()
-        .collect();
-    Ok((plan, crate::sync::dedup(wanted), Some(stages)))
 }
 
 /// `Run cache: N entries pulled` (and how many were refused as invalid).

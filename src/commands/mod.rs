@@ -461,6 +461,50 @@ pub(crate) fn open_state_locked(project: &Project, printer: Printer) -> anyhow::
     Ok(state)
 }
 
+/// What a transfer of TARGETS moves, under the project lock: the restore plan (a stage name:
+/// its cached outputs; default: every cached output and tracked item), the blobs it needs plus,
+/// with `deps` (fetch, pull), the blobs stage names' locks record for their deps; and the stage
+/// names among TARGETS (for `--run-cache`).
+pub(crate) fn transfer_plan(
+    s: &Session,
+    targets: &[String],
+    state: &State,
+    deps: bool,
+) -> anyhow::Result<(
+    restore::Plan,
+    Vec<crate::sync::Wanted>,
+    Option<std::collections::BTreeSet<String>>,
+)> {
+    let tracked = s.locked_tracked(state);
+    if targets.is_empty() {
+        let mut plan = restore::everything(&s.project, &s.dag.stages, tracked, state);
+        s.warn_skipped(std::mem::take(&mut plan.skipped));
+        let wanted = crate::sync::plan_blobs(&plan);
+        return Ok((plan, wanted, None));
+    }
+    let cwd = canonical_cwd()?;
+    let (mut plan, dep_entries) =
+        restore::stages_or_named(&s.project, &s.dag.stages, tracked, &cwd, targets, state)
+            .map_err(target_error)?;
+    s.warn_skipped(std::mem::take(&mut plan.skipped));
+    let mut wanted = crate::sync::plan_blobs(&plan);
+    if deps {
+        wanted.extend(crate::sync::entry_blobs(&dep_entries, false));
+    }
+    let stages = targets
+        .iter()
+        .filter(|t| s.dag.stages.iter().any(|st| st.name == **t))
+        .cloned()
+        .collect();
+    Ok((plan, crate::sync::dedup(wanted), Some(stages)))
+}
+
+/// The current directory, resolved (paths the user names are taken against it).
+pub(crate) fn canonical_cwd() -> anyhow::Result<PathBuf> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    Ok(std::fs::canonicalize(&cwd).unwrap_or(cwd))
+}
+
 /// How a restore writes (`checkout`, `pull`): the flag's mode or the configured ones, and what
 /// happens to an existing path that differs.
 pub(crate) fn restore_policy(
@@ -654,8 +698,7 @@ pub(crate) struct ConfigFiles {
 
 impl ConfigFiles {
     pub(crate) fn locate(globals: &Globals) -> anyhow::Result<ConfigFiles> {
-        let cwd = std::env::current_dir().context("cannot read the current directory")?;
-        let cwd = std::fs::canonicalize(&cwd).unwrap_or(cwd);
+        let cwd = canonical_cwd()?;
         let pivot_dir = match &globals.pipeline {
             Some(file) => Some(project::locate(&cwd, Some(file))?.pivot_dir()),
             None => project::find_root(&cwd).map(|root| root.join(project::PIVOT_DIR)),

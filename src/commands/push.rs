@@ -1,8 +1,6 @@
 //! `pivot push [TARGETS]`: upload blobs to a remote (SPEC.md 9.3), and with `--run-cache` the
 //! run-cache entries whose outputs are all there.
 
-use std::collections::BTreeSet;
-
 use anyhow::Context;
 use serde::Serialize;
 
@@ -42,26 +40,8 @@ pub(super) fn run(globals: &Globals, args: PushArgs) -> anyhow::Result<ExitStatu
     let (wanted, stages) = if args.targets.is_empty() {
         (sync::local_blobs(&cache), None)
     } else {
-        let cwd = std::env::current_dir().context("cannot read the current directory")?;
-        let cwd = std::fs::canonicalize(&cwd).unwrap_or(cwd);
-        let tracked = s.locked_tracked(&state);
-        let (mut plan, _deps) = crate::restore::stages_or_named(
-            &s.project,
-            &s.dag.stages,
-            tracked,
-            &cwd,
-            &args.targets,
-            &state,
-        )
-        .map_err(super::target_error)?;
-        s.warn_skipped(std::mem::take(&mut plan.skipped));
-        let stages: BTreeSet<String> = args
-            .targets
-            .iter()
-            .filter(|t| s.dag.stages.iter().any(|st| st.name == **t))
-            .cloned()
-            .collect();
-        (sync::plan_blobs(&plan), Some(stages))
+        let (_plan, wanted, stages) = super::transfer_plan(&s, &args.targets, &state, false)?;
+        (wanted, stages)
     };
     let printer = s.printer;
     if args.transfer.dry_run {

@@ -18,8 +18,7 @@ use crate::tracked::{self, PvtFile};
 
 pub(super) fn run(globals: &Globals, args: TrackArgs) -> anyhow::Result<ExitStatus> {
     let s = Session::load(globals)?;
-    let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let cwd = fs::canonicalize(&cwd).unwrap_or(cwd);
+    let cwd = super::canonical_cwd()?;
     let settings = super::load_settings(&s.project, s.printer)?;
     let _lock = s.lock_project(false, settings.lock_timeout)?;
     let state = super::open_state_locked(&s.project, s.printer)?;

@@ -178,29 +178,18 @@ fn on_remote(
         state: state.as_ref(),
     };
     let refs = referenced_blobs(&sources, &Scope::outputs_of(order.to_vec()));
-    let missing: BTreeSet<Digest> = refs
+    let missing: Vec<Digest> = refs
         .blobs
         .into_iter()
         .map(|b| b.digest)
         .filter(|d| !cache.contains(d))
-        .collect();
-    let known = match &state {
-        Some(st) => crate::remote::index::known(st, &remote.identity())?,
-        None => HashSet::new(),
-    };
-    let unsure: Vec<Digest> = missing
-        .iter()
-        .filter(|d| !known.contains(*d))
-        .cloned()
-        .collect();
-    let present = match remote.exists(&unsure, remote.jobs(None)) {
-        Ok(p) => p,
-        Err(e) => return super::remote_failed(e.into(), s.printer).map(Err),
-    };
-    Ok(Ok(missing
+        .collect::<BTreeSet<Digest>>()
         .into_iter()
-        .filter(|d| known.contains(d) || present.contains(d))
-        .collect()))
+        .collect();
+    match crate::sync::on_remote(&remote, state.as_ref(), &missing, remote.jobs(None)) {
+        Ok(found) => Ok(Ok(found.present)),
+        Err(e) => super::remote_failed(e, s.printer).map(Err),
+    }
 }
 
 /// The files of stage `i`'s cached outputs (as its lock records them) whose blob is not in the
