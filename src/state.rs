@@ -546,7 +546,24 @@ fn base_options() -> Options {
     opts.set_max_log_file_size(1 << 20);
     opts.set_log_level(rocksdb::LogLevel::Warn);
     opts.set_skip_stats_update_on_db_open(true);
+    opts.set_block_based_table_factory(&table_options());
     opts
+}
+
+/// How tables are read. Most lookups are memo probes for paths the state may not hold (a blob
+/// just downloaded, a file never hashed): a Bloom filter answers those without reading a data
+/// block. A directory's memo is one value of its whole manifest (740 KB for 20,000 files), and
+/// the data block holding it is as large; RocksDB's default 8 MB cache is split into 512 KB
+/// shards, which cannot keep such a block, so every probe that landed on it read it from disk
+/// again (measured: 20,000 reads of 740 KB in one `pull`). A 64 MB cache has 1 MB shards; the
+/// filter keeps absent keys away from large blocks whatever their size.
+fn table_options() -> rocksdb::BlockBasedOptions {
+    let mut table = rocksdb::BlockBasedOptions::default();
+    table.set_bloom_filter(10.0, false);
+    if let Ok(cache) = rocksdb::Cache::new_lru_cache(64 << 20) {
+        table.set_block_cache(&cache);
+    }
+    table
 }
 
 fn open_error(path: &Path, e: rocksdb::Error) -> StateError {
