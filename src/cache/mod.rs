@@ -18,7 +18,7 @@ pub mod materialise;
 
 use std::fs::{self, File, Metadata};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use xxhash_rust::xxh64::Xxh64;
@@ -390,9 +390,8 @@ impl Cache {
     ) -> Result<bool, CacheError> {
         let blob = self.blob_path(d);
         let dir = blob.parent().expect("invariant: blob paths have a parent");
-        fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
         // What a killed writer left here goes before this one adds its own temp file.
-        crate::tempname::clean_once(dir);
+        crate::tempname::prepare_dir(dir).map_err(io_err("create directory", dir))?;
         let tmp = checkout::temp_path(&blob);
         let is_file = fs::symlink_metadata(src)
             .map_err(io_err("read", src))?
@@ -504,31 +503,53 @@ impl Cache {
 
     /// A fresh temp path beside where blob `d` goes (its directory created, stale debris of
     /// killed writers removed), for content arriving from elsewhere (a remote).
-    pub(crate) fn incoming(&self, d: &Digest) -> Result<PathBuf, CacheError> {
+    pub(crate) fn incoming(&self, d: &Digest) -> Result<(PathBuf, fs::File), CacheError> {
         let blob = self.blob_path(d);
         let dir = blob.parent().expect("invariant: blob paths have a parent");
-        fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
-        crate::tempname::clean_once(dir);
-        Ok(dir.join(crate::tempname::fresh()))
+        crate::tempname::prepare_dir(dir).map_err(io_err("create directory", dir))?;
+        let tmp = dir.join(crate::tempname::fresh());
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o444)
+            .open(&tmp)
+            .map_err(io_err("create", &tmp))?;
+        // Explicit, so the umask does not decide (blobs are readable by all, written by none).
+        if let Err(e) = file.set_permissions(fs::Permissions::from_mode(0o444)) {
+            checkout::remove_quietly(&tmp);
+            return Err(io_err("write", &tmp)(e));
+        }
+        Ok((tmp, file))
     }
 
     /// Makes `tmp` (from [`Cache::incoming`], whose bytes the caller hashed to `d` while writing
     /// them) blob `d`: read-only, then linked to its name unless a blob of that name exists.
     /// `tmp` is gone afterwards either way.
     pub(crate) fn adopt(&self, tmp: &Path, d: &Digest) -> Result<(), CacheError> {
-        if let Err(e) = fs::set_permissions(tmp, fs::Permissions::from_mode(0o444)) {
-            checkout::remove_quietly(tmp);
-            return Err(io_err("write", tmp)(e));
-        }
         self.publish(tmp, &self.blob_path(d)).map(|_| ())
     }
 
-    /// Gives the prepared `tmp` its blob name unless the name exists, then drops `tmp`.
+    /// Gives the prepared `tmp` its blob name unless the name exists, then drops `tmp`: one
+    /// `rename` that refuses to replace, or where the filesystem cannot refuse, a link and an
+    /// unlink.
     fn publish(&self, tmp: &Path, blob: &Path) -> Result<bool, CacheError> {
         crate::testhook::pause("temp-written", &blob.to_string_lossy());
-        let linked = fs::hard_link(tmp, blob);
+        let cwd = rustix::fs::CWD;
+        let placed = match rustix::fs::renameat_with(
+            cwd,
+            tmp,
+            cwd,
+            blob,
+            rustix::fs::RenameFlags::NOREPLACE,
+        ) {
+            Ok(()) => return Ok(true),
+            Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {
+                fs::hard_link(tmp, blob)
+            }
+            Err(e) => Err(io::Error::from(e)),
+        };
         checkout::remove_quietly(tmp);
-        match linked {
+        match placed {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
             Err(e) => Err(io_err("write", blob)(e)),
