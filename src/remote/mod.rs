@@ -97,6 +97,7 @@ pub(crate) struct Remote {
 }
 
 /// One blob to upload from a local file.
+#[derive(Clone)]
 pub(crate) struct Upload {
     pub digest: Digest,
     pub path: PathBuf,

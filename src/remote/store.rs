@@ -21,6 +21,7 @@ pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A client and the prefix every key of the remote starts with.
+#[derive(Clone)]
 pub(crate) struct Store {
     pub inner: Arc<dyn ObjectStore>,
     /// `""` or `a/b` (no slashes around it).

@@ -3,6 +3,7 @@
 //! others go on; retries with backoff are the client's (`RetryConfig`).
 
 use std::io::{Read, Write};
+use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
 use object_store::{PutPayload, WriteMultipart};
@@ -57,27 +58,40 @@ enum Outcome {
     Skipped,
 }
 
-/// Runs `one` on every item, `jobs` at a time, telling `progress`; items not started when a
-/// SIGINT/SIGTERM arrives are left (the report says so).
-async fn each<I, F, Fut>(items: Vec<I>, jobs: usize, progress: &dyn Progress, one: F) -> Report
+/// Runs `one` on every item, `jobs` at a time, each as a task on the runtime's workers (the
+/// file work of thousands of small transfers is spread over every core, not left to the thread
+/// that waits), then `done` on the item and what its task returned, telling `progress`. Items
+/// not started when a SIGINT/SIGTERM arrives are left (the report says so).
+async fn each<I, R, F, Fut, D>(
+    items: Vec<I>,
+    jobs: usize,
+    progress: &dyn Progress,
+    one: F,
+    done: D,
+) -> Report
 where
-    F: Fn(I) -> Fut,
-    Fut: std::future::Future<Output = Outcome>,
+    F: Fn(&I) -> Fut,
+    Fut: std::future::Future<Output = R> + Send + 'static,
+    R: Send + 'static,
+    D: Fn(I, R) -> Outcome,
 {
+    let (one, done) = (&one, &done);
     let outcomes = futures::stream::iter(items)
-        .map(|item| {
-            let run = (!crate::interrupt::interrupted()).then(|| one(item));
-            async move {
-                let Some(run) = run else {
-                    return Outcome::Skipped;
-                };
-                let out = run.await;
-                progress.advance(match &out {
-                    Outcome::Done(_, b) => *b,
-                    _ => 0,
-                });
-                out
+        .map(|item| async move {
+            if crate::interrupt::interrupted() {
+                return Outcome::Skipped;
             }
+            let result = match tokio::spawn(one(&item)).await {
+                Ok(r) => r,
+                // A transfer that panicked is a bug: it is not hidden as a failed item.
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            };
+            let out = done(item, result);
+            progress.advance(match &out {
+                Outcome::Done(_, b) => *b,
+                _ => 0,
+            });
+            out
         })
         .buffer_unordered(jobs)
         .collect::<Vec<_>>()
@@ -99,18 +113,24 @@ pub(super) async fn upload(
         .map(|m| m.len())
         .sum();
     progress.start(items.len(), Some(total));
-    let limits = Limits::new(false);
-    let limits = &limits;
-    each(items, jobs, progress, |item| async move {
-        match upload_one(store, &item, limits).await {
+    let limits = Arc::new(Limits::new(false));
+    each(
+        items,
+        jobs,
+        progress,
+        |item| {
+            let (store, item, limits) = (store.clone(), item.clone(), limits.clone());
+            async move { upload_one(&store, &item, &limits).await }
+        },
+        |item, result| match result {
             Ok(bytes) => Outcome::Done(item.digest, bytes),
             Err(message) => Outcome::Failed(Failure {
                 shown: item.shown,
                 digest: item.digest,
                 message: explain(message),
             }),
-        }
-    })
+        },
+    )
     .await
 }
 
@@ -224,20 +244,29 @@ pub(super) async fn download(
     explain: Explain<'_>,
 ) -> Report {
     progress.start(items.len(), None);
-    let limits = Limits::new(ranges);
-    let limits = &limits;
-    each(items, jobs, progress, |item| async move {
-        let message = match download_one(store, &item, cache, limits).await {
-            Ok(bytes) => return Outcome::Done(item.digest, bytes),
-            Err(Fault::Remote(message)) => explain(message),
-            Err(Fault::Local(message)) => message,
-        };
-        Outcome::Failed(Failure {
-            shown: item.shown,
-            digest: item.digest,
-            message,
-        })
-    })
+    let limits = Arc::new(Limits::new(ranges));
+    each(
+        items,
+        jobs,
+        progress,
+        |item| {
+            let (store, cache, limits) = (store.clone(), cache.clone(), limits.clone());
+            let digest = item.digest.clone();
+            async move { download_one(&store, &digest, &cache, &limits).await }
+        },
+        |item, result| {
+            let message = match result {
+                Ok(bytes) => return Outcome::Done(item.digest, bytes),
+                Err(Fault::Remote(message)) => explain(message),
+                Err(Fault::Local(message)) => message,
+            };
+            Outcome::Failed(Failure {
+                shown: item.shown,
+                digest: item.digest,
+                message,
+            })
+        },
+    )
     .await
 }
 
@@ -253,30 +282,22 @@ enum Fault {
 /// fetched as parallel byte ranges written at their offsets, then hashed from the file.
 async fn download_one(
     store: &Store,
-    item: &Download,
+    digest: &Digest,
     cache: &Cache,
     limits: &Limits,
 ) -> Result<u64, Fault> {
-    let key = store.blob_key(&item.digest);
+    let key = store.blob_key(digest);
     let got = match store.inner.get(&key).await {
         Ok(g) => g,
         Err(object_store::Error::NotFound { .. }) => {
-            return Err(Fault::Local(format!(
-                "not on the remote (blob {})",
-                item.digest
-            )))
+            return Err(Fault::Local(format!("not on the remote (blob {digest})")))
         }
         Err(e) => return Err(Fault::Remote(e.to_string())),
     };
     let size = got.meta.size;
-    let tmp = cache
-        .incoming(&item.digest)
+    let (tmp, file) = cache
+        .incoming(digest)
         .map_err(|e| Fault::Local(e.to_string()))?;
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .map_err(|e| Fault::Local(format!("cannot create `{}`: {e}", tmp.display())))?;
     let remove = |f: Fault| {
         let _ = std::fs::remove_file(&tmp);
         f
@@ -315,15 +336,14 @@ async fn download_one(
         }
         (Digest::from_u64(hasher.digest()), n)
     };
-    let (digest, n) = wrote;
-    if digest != item.digest {
+    let (got, n) = wrote;
+    if got != *digest {
         return Err(remove(Fault::Local(format!(
-            "corrupt on the remote: blob {} holds content {digest} ({n} bytes); not stored",
-            item.digest
+            "corrupt on the remote: blob {digest} holds content {got} ({n} bytes); not stored"
         ))));
     }
     cache
-        .adopt(&tmp, &item.digest)
+        .adopt(&tmp, digest)
         .map_err(|e| Fault::Local(e.to_string()))?;
     Ok(n)
 }
